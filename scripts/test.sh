@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of the repository: typecheck, lint, unit, integration, e2e
+# (real Chromium, real coturn, real redis-server, the NAT lab).
+# Installs the Debian packages the tests need when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v turnserver >/dev/null || need+=(coturn)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v iptables >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
+if ((${#need[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian packages: ${need[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+  else
+    echo "missing Debian packages: ${need[*]} — install them (sudo apt-get install ${need[*]}) and run again" >&2
+    exit 1
+  fi
+fi
+
+[ -d node_modules ] || npm ci
+
+echo "== typecheck"
+npx tsc -p tsconfig.json
+echo "== build web client"
+npm run build -w @peerway/web-client --if-present
+echo "== tests"
+npx vitest run "$@"
