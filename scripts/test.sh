@@ -15,7 +15,7 @@ if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${need[*]}"
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
   else
     echo "missing Debian packages: ${need[*]} — install them (sudo apt-get install ${need[*]}) and run again" >&2
     exit 1
