@@ -1,3 +1,4 @@
 export * from './errors';
 export * from './names';
 export * from './signaling';
+export * from './tunnel';

@@ -1,0 +1,6 @@
+export * from './frame';
+export * from './head';
+export * from './channel';
+export * from './errors';
+export * from './socket';
+export * from './mux';
