@@ -378,10 +378,13 @@ export class TunnelMux {
     }
     if (this.role !== 'server') return this.resetById(f.streamId, ResetCode.PROTOCOL_ERROR, 'only the client role opens streams');
     if (existing) return this.protocolReset(existing, `stream id ${f.streamId} reused while open`);
-    if (f.streamId % 2 === 0 || f.streamId <= this.lastId) {
-      return this.resetById(f.streamId, ResetCode.PROTOCOL_ERROR, `stream id ${f.streamId} is not a new odd id`);
+    // Clients open odd ids in increasing order. An opening head on an id that
+    // ended before is taken as a new stream (the only harm is to the client's
+    // own session); one on an id that is open resets that stream (above).
+    if (f.streamId % 2 === 0) {
+      return this.resetById(f.streamId, ResetCode.PROTOCOL_ERROR, `stream id ${f.streamId} is not odd`);
     }
-    this.lastId = f.streamId;
+    this.lastId = Math.max(this.lastId, f.streamId);
     if (this.streams.size >= this.maxStreams) {
       return this.sendReset(f.streamId, ResetCode.REFUSED, 'too many concurrent streams');
     }
