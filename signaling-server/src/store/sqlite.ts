@@ -1,0 +1,335 @@
+/**
+ * The embedded default store: one SQLite file in the data directory (WAL).
+ * better-sqlite3 is synchronous; each method is one statement or one
+ * transaction, so the atomic methods are atomic.
+ */
+import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PeerwayError } from '@peerway/protocol';
+import type {
+  AccessTokenRecord,
+  ClaimResult,
+  NodeRecord,
+  NodeServiceRecord,
+  ReserveResult,
+  ServiceAccess,
+  ServiceRecord,
+  Store,
+  User,
+} from './store';
+
+/** Versioned migrations; each runs once, in order, in a transaction. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE users (
+     id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT,
+     is_admin INTEGER NOT NULL, external_subject TEXT UNIQUE, created_at INTEGER NOT NULL);
+   CREATE TABLE access_tokens (
+     id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE, name TEXT NOT NULL,
+     token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL, last_used_at INTEGER);
+   CREATE TABLE nodes (
+     id TEXT PRIMARY KEY, short_id TEXT NOT NULL, name TEXT NOT NULL, owner_id TEXT REFERENCES users(id),
+     is_public INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+   CREATE INDEX nodes_short ON nodes(short_id);
+   CREATE INDEX nodes_owner ON nodes(owner_id);
+   CREATE TABLE services (
+     name TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES users(id), access TEXT NOT NULL, created_at INTEGER NOT NULL);
+   CREATE INDEX services_owner ON services(owner_id);
+   CREATE TABLE node_services (
+     node_id TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE, name TEXT NOT NULL, description TEXT,
+     PRIMARY KEY (node_id, name));
+   CREATE INDEX node_services_name ON node_services(name);
+   CREATE TABLE shares (service TEXT NOT NULL, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     PRIMARY KEY (service, user_id));
+   CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE one_time (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at INTEGER NOT NULL,
+     PRIMARY KEY (kind, key));`,
+];
+
+interface UserRow {
+  id: string;
+  email: string;
+  password_hash: string | null;
+  is_admin: number;
+  external_subject: string | null;
+  created_at: number;
+}
+interface NodeRow {
+  id: string;
+  short_id: string;
+  name: string;
+  owner_id: string | null;
+  is_public: number;
+  created_at: number;
+  last_seen: number;
+}
+interface TokenRow {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+interface ServiceRow {
+  name: string;
+  owner_id: string;
+  access: string;
+  created_at: number;
+}
+
+const toUser = (r: UserRow): User => ({
+  id: r.id,
+  email: r.email,
+  passwordHash: r.password_hash,
+  isAdmin: r.is_admin === 1,
+  externalSubject: r.external_subject,
+  createdAt: r.created_at,
+});
+const toNode = (r: NodeRow): NodeRecord => ({
+  id: r.id,
+  shortId: r.short_id,
+  name: r.name,
+  ownerId: r.owner_id,
+  isPublic: r.is_public === 1,
+  createdAt: r.created_at,
+  lastSeen: r.last_seen,
+});
+const toToken = (r: TokenRow): AccessTokenRecord => ({
+  id: r.id,
+  userId: r.user_id,
+  name: r.name,
+  tokenHash: r.token_hash,
+  createdAt: r.created_at,
+  lastUsedAt: r.last_used_at,
+});
+const toService = (r: ServiceRow): ServiceRecord => ({
+  name: r.name,
+  ownerId: r.owner_id,
+  access: r.access as ServiceAccess,
+  createdAt: r.created_at,
+});
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+
+  /** Opens (creating) `<dataDir>/peerway.db`; `':memory:'` for a throwaway store. */
+  constructor(dataDir: string | ':memory:') {
+    if (dataDir === ':memory:') this.db = new Database(':memory:');
+    else {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      this.db = new Database(join(dataDir, 'peerway.db'));
+    }
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+    const current = row.v ?? 0;
+    MIGRATIONS.forEach((sql, i) => {
+      const version = i + 1;
+      if (version <= current) return;
+      this.db.transaction(() => {
+        this.db.exec(sql);
+        this.db.prepare('INSERT INTO schema_migrations VALUES (?, ?)').run(version, Date.now());
+      })();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  // users
+  async createUser(u: Omit<User, 'id' | 'createdAt'>): Promise<User> {
+    const user: User = { ...u, id: randomUUID(), createdAt: Date.now() };
+    try {
+      this.db
+        .prepare('INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)')
+        .run(user.id, user.email, user.passwordHash, user.isAdmin ? 1 : 0, user.externalSubject, user.createdAt);
+    } catch (cause) {
+      if ((cause as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new PeerwayError('conflict', `a user with email ${u.email} already exists`, { cause });
+      }
+      throw cause;
+    }
+    return user;
+  }
+  async getUserById(id: string) {
+    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
+    return r ? toUser(r) : null;
+  }
+  async getUserByEmail(email: string) {
+    const r = this.db.prepare('SELECT * FROM users WHERE email = ?').get(email) as UserRow | undefined;
+    return r ? toUser(r) : null;
+  }
+  async getUserByExternalSubject(subject: string) {
+    const r = this.db.prepare('SELECT * FROM users WHERE external_subject = ?').get(subject) as UserRow | undefined;
+    return r ? toUser(r) : null;
+  }
+  async listUsers() {
+    return (this.db.prepare('SELECT * FROM users ORDER BY created_at').all() as UserRow[]).map(toUser);
+  }
+  async countUsers() {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+  }
+
+  // tokens
+  async createAccessToken(t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt'>) {
+    const rec: AccessTokenRecord = { ...t, createdAt: Date.now(), lastUsedAt: null };
+    this.db.prepare('INSERT INTO access_tokens VALUES (?, ?, ?, ?, ?, NULL)').run(rec.id, rec.userId, rec.name, rec.tokenHash, rec.createdAt);
+    return rec;
+  }
+  async findAccessTokenByHash(tokenHash: string) {
+    const r = this.db.prepare('SELECT * FROM access_tokens WHERE token_hash = ?').get(tokenHash) as TokenRow | undefined;
+    return r ? toToken(r) : null;
+  }
+  async touchAccessToken(id: string, now: number) {
+    this.db.prepare('UPDATE access_tokens SET last_used_at = ? WHERE id = ?').run(now, id);
+  }
+  async listAccessTokens(userId: string) {
+    return (this.db.prepare('SELECT * FROM access_tokens WHERE user_id = ? ORDER BY created_at').all(userId) as TokenRow[]).map(toToken);
+  }
+  async deleteAccessToken(userId: string, id: string) {
+    return this.db.prepare('DELETE FROM access_tokens WHERE user_id = ? AND id = ?').run(userId, id).changes > 0;
+  }
+
+  // nodes
+  async upsertNode(n: { id: string; shortId: string; name: string; now: number }) {
+    this.db
+      .prepare(
+        `INSERT INTO nodes (id, short_id, name, owner_id, is_public, created_at, last_seen) VALUES (?, ?, ?, NULL, 0, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET name = excluded.name, last_seen = excluded.last_seen`,
+      )
+      .run(n.id, n.shortId, n.name, n.now, n.now);
+    return (await this.getNode(n.id))!;
+  }
+  async getNode(id: string) {
+    const r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+    return r ? toNode(r) : null;
+  }
+  async getNodeByShortId(shortId: string) {
+    const r = this.db.prepare('SELECT * FROM nodes WHERE short_id = ? LIMIT 1').get(shortId) as NodeRow | undefined;
+    return r ? toNode(r) : null;
+  }
+  async listNodesByOwner(ownerId: string) {
+    return (this.db.prepare('SELECT * FROM nodes WHERE owner_id = ? ORDER BY created_at').all(ownerId) as NodeRow[]).map(toNode);
+  }
+  async listPublicNodes() {
+    return (this.db.prepare('SELECT * FROM nodes WHERE is_public = 1 AND owner_id IS NOT NULL ORDER BY created_at').all() as NodeRow[]).map(toNode);
+  }
+  async listAllNodes() {
+    return (this.db.prepare('SELECT * FROM nodes ORDER BY created_at').all() as NodeRow[]).map(toNode);
+  }
+  async claimNode(id: string, ownerId: string, create?: { shortId: string; name: string; now: number }): Promise<ClaimResult> {
+    return this.db.transaction((): ClaimResult => {
+      let r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+      if (!r && create) {
+        this.db
+          .prepare('INSERT INTO nodes (id, short_id, name, owner_id, is_public, created_at, last_seen) VALUES (?, ?, ?, NULL, 0, ?, ?)')
+          .run(id, create.shortId, create.name, create.now, create.now);
+        r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow;
+      }
+      if (!r) return { ok: false, reason: 'not_found' };
+      if (r.owner_id === ownerId) return { ok: true, node: toNode(r), alreadyYours: true };
+      if (r.owner_id !== null) return { ok: false, reason: 'claimed_by_other' };
+      this.db.prepare('UPDATE nodes SET owner_id = ? WHERE id = ?').run(ownerId, id);
+      return { ok: true, node: toNode({ ...r, owner_id: ownerId }), alreadyYours: false };
+    })();
+  }
+  async setNodeVisibility(id: string, isPublic: boolean) {
+    this.db.prepare('UPDATE nodes SET is_public = ? WHERE id = ?').run(isPublic ? 1 : 0, id);
+  }
+  async setNodeLastSeen(id: string, now: number) {
+    this.db.prepare('UPDATE nodes SET last_seen = ? WHERE id = ?').run(now, id);
+  }
+  async deleteNode(id: string) {
+    this.db.prepare('DELETE FROM nodes WHERE id = ?').run(id);
+  }
+
+  // services
+  async reserveService(name: string, ownerId: string, access: ServiceAccess, now: number): Promise<ReserveResult> {
+    return this.db.transaction((): ReserveResult => {
+      const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as ServiceRow | undefined;
+      if (r) return r.owner_id === ownerId ? { ok: true, service: toService(r) } : { ok: false, ownerId: r.owner_id };
+      this.db.prepare('INSERT INTO services VALUES (?, ?, ?, ?)').run(name, ownerId, access, now);
+      return { ok: true, service: { name, ownerId, access, createdAt: now } };
+    })();
+  }
+  async getService(name: string) {
+    const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as ServiceRow | undefined;
+    return r ? toService(r) : null;
+  }
+  async listServicesByOwner(ownerId: string) {
+    return (this.db.prepare('SELECT * FROM services WHERE owner_id = ? ORDER BY name').all(ownerId) as ServiceRow[]).map(toService);
+  }
+  async setServiceAccess(name: string, access: ServiceAccess) {
+    this.db.prepare('UPDATE services SET access = ? WHERE name = ?').run(access, name);
+  }
+  async setNodeServices(nodeId: string, services: { name: string; description: string | null }[]) {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM node_services WHERE node_id = ?').run(nodeId);
+      const ins = this.db.prepare('INSERT INTO node_services VALUES (?, ?, ?)');
+      for (const s of services) ins.run(nodeId, s.name, s.description);
+    })();
+  }
+  async listNodeServices(nodeId: string): Promise<NodeServiceRecord[]> {
+    return (this.db.prepare('SELECT * FROM node_services WHERE node_id = ? ORDER BY name').all(nodeId) as {
+      node_id: string;
+      name: string;
+      description: string | null;
+    }[]).map((r) => ({ nodeId: r.node_id, name: r.name, description: r.description }));
+  }
+  async listServiceNodes(name: string) {
+    return (this.db.prepare('SELECT node_id FROM node_services WHERE name = ?').all(name) as { node_id: string }[]).map((r) => r.node_id);
+  }
+
+  // shares
+  async addShare(service: string, userId: string) {
+    this.db.prepare('INSERT OR IGNORE INTO shares VALUES (?, ?)').run(service, userId);
+  }
+  async removeShare(service: string, userId: string) {
+    this.db.prepare('DELETE FROM shares WHERE service = ? AND user_id = ?').run(service, userId);
+  }
+  async listShares(service: string) {
+    return (this.db.prepare('SELECT user_id FROM shares WHERE service = ?').all(service) as { user_id: string }[]).map((r) => r.user_id);
+  }
+  async hasShare(service: string, userId: string) {
+    return this.db.prepare('SELECT 1 FROM shares WHERE service = ? AND user_id = ?').get(service, userId) !== undefined;
+  }
+
+  // settings
+  async getSetting(key: string) {
+    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
+    return r?.value ?? null;
+  }
+  async setSettingIfAbsent(key: string, value: string) {
+    this.db.prepare('INSERT OR IGNORE INTO settings VALUES (?, ?)').run(key, value);
+    return (await this.getSetting(key))!;
+  }
+
+  // one-time values
+  async putOneTime(kind: string, key: string, value: string, expiresAt: number) {
+    this.db.prepare('INSERT OR REPLACE INTO one_time VALUES (?, ?, ?, ?)').run(kind, key, value, expiresAt);
+  }
+  async peekOneTime(kind: string, key: string, now: number) {
+    const r = this.db.prepare('SELECT value, expires_at FROM one_time WHERE kind = ? AND key = ?').get(kind, key) as
+      | { value: string; expires_at: number }
+      | undefined;
+    return r && r.expires_at > now ? r.value : null;
+  }
+  async takeOneTime(kind: string, key: string, now: number) {
+    return this.db.transaction(() => {
+      const r = this.db.prepare('SELECT value, expires_at FROM one_time WHERE kind = ? AND key = ?').get(kind, key) as
+        | { value: string; expires_at: number }
+        | undefined;
+      if (!r) return null;
+      this.db.prepare('DELETE FROM one_time WHERE kind = ? AND key = ?').run(kind, key);
+      return r.expires_at > now ? r.value : null;
+    })();
+  }
+}

@@ -1,0 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
+import { runStoreContract } from '../src/store/contract';
+import { SqliteStore } from '../src/store/sqlite';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+runStoreContract('SQLite', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'peerway-store-'));
+  dirs.push(dir);
+  const s = new SqliteStore(dir);
+  await s.migrate();
+  await s.migrate(); // idempotent
+  return s;
+});
