@@ -1,0 +1,142 @@
+/**
+ * Who is calling: built-in accounts (email + scrypt password) with session
+ * JWTs in an HttpOnly cookie, personal access tokens for automation, and
+ * bearer JWTs from an external identity provider (Clerk, Auth0, Keycloak…)
+ * verified against its JWKS.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { SignJWT, createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { PeerwayError } from '@peerway/protocol';
+import type { Store, User } from '../store/store';
+import type { ServerKeys } from './keys';
+import { hashPassword, verifyPassword } from './password';
+import { logger } from '../logger';
+
+const log = logger('auth');
+
+export const SESSION_COOKIE = 'pw_session';
+export const SESSION_TTL_S = 7 * 24 * 3600;
+const SIGNUP_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
+const TOKEN_PREFIX = 'pwt_';
+
+export interface AuthConfig {
+  publicUrl: string;
+  openSignup: boolean;
+  authJwksUrl?: string | undefined;
+  authIssuer?: string | undefined;
+  authAudience?: string | undefined;
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
+
+export class Auth {
+  private readonly jwks: JWTVerifyGetKey | null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly keys: ServerKeys,
+    private readonly config: AuthConfig,
+  ) {
+    this.jwks = config.authJwksUrl ? createRemoteJWKSet(new URL(config.authJwksUrl)) : null;
+  }
+
+  /** On a store with no users, makes a one-time admin sign-up link (else null). */
+  async ensureAdminInvite(): Promise<string | null> {
+    if ((await this.store.countUsers()) > 0) return null;
+    const invite = randomBytes(18).toString('base64url');
+    await this.store.putOneTime('signup', invite, 'admin', Date.now() + SIGNUP_INVITE_TTL_MS);
+    return `${this.config.publicUrl}/signup?invite=${invite}`;
+  }
+
+  /** Creates a built-in account. The admin invite makes an admin; otherwise open sign-up must be on. */
+  async signup(email: string, password: string, invite?: string): Promise<User> {
+    if (!EMAIL_RE.test(email)) throw new PeerwayError('bad_request', 'enter a valid email address');
+    if (password.length < 8) throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
+    let isAdmin = false;
+    if (invite) {
+      const kind = await this.store.takeOneTime('signup', invite, Date.now());
+      if (!kind) throw new PeerwayError('expired', 'this sign-up link was already used or has expired');
+      isAdmin = kind === 'admin';
+    } else if (!this.config.openSignup) {
+      throw new PeerwayError('forbidden', 'sign-up is by invitation only on this server');
+    } else if ((await this.store.countUsers()) === 0) {
+      throw new PeerwayError('forbidden', 'the first account must be made with the admin sign-up link the server printed');
+    }
+    return this.store.createUser({ email, passwordHash: await hashPassword(password), isAdmin, externalSubject: null });
+  }
+
+  async login(email: string, password: string): Promise<User> {
+    const user = await this.store.getUserByEmail(email);
+    const ok = user?.passwordHash ? await verifyPassword(password, user.passwordHash) : false;
+    if (!user || !ok) throw new PeerwayError('unauthorized', 'wrong email or password');
+    return user;
+  }
+
+  /** A session JWT for the cookie. */
+  async sessionToken(user: User): Promise<string> {
+    return new SignJWT({ typ: 'session' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(user.id)
+      .setIssuer(this.config.publicUrl)
+      .setIssuedAt()
+      .setExpirationTime(`${SESSION_TTL_S}s`)
+      .sign(this.keys.sessionSecret);
+  }
+
+  /** Makes a personal access token; the secret is returned once and only its hash is kept. */
+  async createAccessToken(userId: string, name: string): Promise<{ id: string; token: string }> {
+    const id = randomBytes(6).toString('hex');
+    const token = `${TOKEN_PREFIX}${id}_${randomBytes(24).toString('base64url')}`;
+    await this.store.createAccessToken({ id, userId, name, tokenHash: sha256(token) });
+    return { id, token };
+  }
+
+  /** Resolves a session JWT, a personal access token or an external JWT to a user (null if none fits). */
+  async authenticate(token: string | undefined): Promise<User | null> {
+    if (!token || token.length > 8192) return null;
+    if (token.startsWith(TOKEN_PREFIX)) {
+      const rec = await this.store.findAccessTokenByHash(sha256(token));
+      if (!rec) return null;
+      void this.store.touchAccessToken(rec.id, Date.now());
+      return this.store.getUserById(rec.userId);
+    }
+    try {
+      const { payload } = await jwtVerify(token, this.keys.sessionSecret, {
+        issuer: this.config.publicUrl,
+        algorithms: ['HS256'],
+      });
+      if (payload.typ === 'session' && payload.sub) return this.store.getUserById(payload.sub);
+    } catch {
+      // not one of ours: maybe the external provider's
+    }
+    return this.external(token);
+  }
+
+  private async external(token: string): Promise<User | null> {
+    if (!this.jwks) return null;
+    try {
+      const { payload } = await jwtVerify(token, this.jwks, {
+        issuer: this.config.authIssuer!,
+        audience: this.config.authAudience!,
+      });
+      if (!payload.sub) return null;
+      const subject = `${payload.iss}|${payload.sub}`;
+      const existing = await this.store.getUserByExternalSubject(subject);
+      if (existing) return existing;
+      const email = typeof payload.email === 'string' && EMAIL_RE.test(payload.email) ? payload.email : `${payload.sub}@external.invalid`;
+      try {
+        return await this.store.createUser({ email, passwordHash: null, isAdmin: false, externalSubject: subject });
+      } catch (err) {
+        if (err instanceof PeerwayError && err.code === 'conflict') {
+          // Two first requests raced; the other one made the user.
+          return this.store.getUserByExternalSubject(subject);
+        }
+        throw err;
+      }
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, 'external token refused');
+      return null;
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Server configuration: raw input (flags, environment) is parsed once into a
+ * validated ServerConfig. Defaults live in DEFAULTS; components receive only
+ * the slice they need.
+ */
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { PeerwayError } from '@peerway/protocol';
+
+export const DEFAULTS = {
+  port: 8080,
+  host: '127.0.0.1',
+  dataDir: './.peerway-data',
+  baseDomain: 'localhost',
+  presenceTimeoutMs: 30_000,
+  heartbeatIntervalMs: 10_000,
+  turnCredentialTtlS: 600,
+  openSignup: true,
+} as const;
+
+/** What flags and environment variables may say, before validation. */
+export interface RawServerConfig {
+  port?: string | number;
+  host?: string;
+  dataDir?: string;
+  publicUrl?: string;
+  baseDomain?: string;
+  redisUrl?: string;
+  turnSecret?: string;
+  turnUrls?: string[] | string;
+  stunUrls?: string[] | string;
+  authJwksUrl?: string;
+  authIssuer?: string;
+  authAudience?: string;
+  presenceTimeoutMs?: string | number;
+  heartbeatIntervalMs?: string | number;
+  openSignup?: boolean | string;
+}
+
+const list = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) => (v === undefined ? [] : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)));
+
+const Schema = z
+  .object({
+    port: z.coerce.number().int().min(0).max(65535).default(DEFAULTS.port),
+    host: z.string().default(DEFAULTS.host),
+    dataDir: z.string().default(DEFAULTS.dataDir),
+    publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+    baseDomain: z.string().regex(/^[a-z0-9.-]+$/i).default(DEFAULTS.baseDomain),
+    redisUrl: z.string().optional(),
+    turnSecret: z.string().min(8, 'the TURN secret must be at least 8 characters').optional(),
+    turnUrls: list.pipe(z.array(z.string().regex(/^turns?:/, 'TURN URLs start with turn: or turns:'))),
+    stunUrls: list.pipe(z.array(z.string().regex(/^stun:/, 'STUN URLs start with stun:'))),
+    authJwksUrl: z.url().optional(),
+    authIssuer: z.string().optional(),
+    authAudience: z.string().optional(),
+    presenceTimeoutMs: z.coerce.number().int().min(100).default(DEFAULTS.presenceTimeoutMs),
+    heartbeatIntervalMs: z.coerce.number().int().min(50).default(DEFAULTS.heartbeatIntervalMs),
+    openSignup: z
+      .union([z.boolean(), z.string().transform((s) => s !== 'false' && s !== '0')])
+      .default(DEFAULTS.openSignup),
+  })
+  .refine((c) => c.turnUrls.length === 0 || c.turnSecret, { message: '--turn-url needs --turn-secret', path: ['turnSecret'] })
+  .refine((c) => !c.authJwksUrl || (c.authIssuer && c.authAudience), {
+    message: '--auth-jwks-url needs --auth-issuer and --auth-audience',
+    path: ['authJwksUrl'],
+  });
+
+export type ServerConfig = Omit<z.output<typeof Schema>, 'publicUrl'> & {
+  /** Where browsers and agents reach this server; without a trailing slash. */
+  publicUrl: string;
+  /** True when publicUrl was derived from the port (it follows the actual port after listen). */
+  publicUrlDerived: boolean;
+};
+
+/** Validates raw configuration; throws PeerwayError('bad_request') naming the bad option. */
+export function parseConfig(raw: RawServerConfig): ServerConfig {
+  const cleaned = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== ''));
+  const r = Schema.safeParse(cleaned);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new PeerwayError('bad_request', `invalid server option ${i.path.join('.') || ''}: ${i.message}`);
+  }
+  const c = r.data;
+  return {
+    ...c,
+    dataDir: resolve(c.dataDir),
+    publicUrl: (c.publicUrl ?? `http://localhost:${c.port}`).replace(/\/+$/, ''),
+    publicUrlDerived: c.publicUrl === undefined,
+  };
+}
+
+/** Reads the documented environment variables. */
+export function configFromEnv(env: NodeJS.ProcessEnv): RawServerConfig {
+  return {
+    port: env.PORT,
+    host: env.PEERWAY_HOST,
+    dataDir: env.PEERWAY_DATA_DIR,
+    publicUrl: env.PEERWAY_PUBLIC_URL,
+    baseDomain: env.PEERWAY_BASE_DOMAIN,
+    redisUrl: env.PEERWAY_REDIS_URL,
+    turnSecret: env.PEERWAY_TURN_SECRET,
+    turnUrls: env.PEERWAY_TURN_URLS,
+    stunUrls: env.PEERWAY_STUN_URLS,
+    authJwksUrl: env.PEERWAY_AUTH_JWKS_URL,
+    authIssuer: env.PEERWAY_AUTH_ISSUER,
+    authAudience: env.PEERWAY_AUTH_AUDIENCE,
+  };
+}

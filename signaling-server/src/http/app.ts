@@ -1,0 +1,370 @@
+/**
+ * The HTTP API under /api (JSON; bearer token or session cookie), plus
+ * /healthz and /metrics. Every body is validated with zod; every error
+ * leaves as `{ error: { code, message } }`.
+ */
+import express, { type Request, type Response, type NextFunction } from 'express';
+import { parse as parseCookie } from 'cookie';
+import { z } from 'zod';
+import { PeerwayError, isValidServiceName } from '@peerway/protocol';
+import { signServiceAccessToken, verifyClaimToken, shortIdOf } from '@peerway/protocol/node';
+import type { Registry } from 'prom-client';
+import type { NodeRecord, Store, User } from '../store/store';
+import { SESSION_COOKIE, SESSION_TTL_S, type Auth } from '../auth/auth';
+import type { ServerKeys } from '../auth/keys';
+import { body, errorHandler, route } from './errors';
+
+/** What the HTTP layer needs to know about live connections. */
+export interface PresenceView {
+  isOnline(nodeId: string): boolean;
+}
+
+export interface HttpDeps {
+  store: Store;
+  auth: Auth;
+  keys: ServerKeys;
+  presence: PresenceView;
+  metrics: Registry;
+  config: { publicUrl: string; baseDomain: string; port: number };
+  /** Told when a node gets claimed over HTTP, so its live connection learns it. */
+  onNodeClaimed(nodeId: string): void;
+  /** Extra read-only figures for the admin view. */
+  adminStats(): unknown;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    user?: User | null;
+  }
+}
+
+const Credentials = z.object({ email: z.string().max(320), password: z.string().max(1024) });
+const SignupBody = Credentials.extend({ invite: z.string().max(128).optional() });
+const ClaimBody = z.object({ claimToken: z.string().min(1).max(4096) });
+const VisibilityBody = z.object({ isPublic: z.boolean() });
+const AccessBody = z.object({ access: z.enum(['private', 'public', 'shared']) });
+const ShareBody = z.object({ email: z.string().max(320) });
+const TokenBody = z.object({ name: z.string().min(1).max(64).default('token') });
+
+/** Builds the express app. */
+export function createApp(deps: HttpDeps): express.Express {
+  const { store, auth, presence, config } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use(express.json({ limit: '64kb' }));
+
+  // Who is calling: bearer first, then the session cookie.
+  app.use(
+    route(async (req, _res, next) => {
+      const h = req.headers.authorization;
+      const bearer = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+      const cookie = req.headers.cookie ? parseCookie(req.headers.cookie)[SESSION_COOKIE] : undefined;
+      req.user = await auth.authenticate(bearer ?? cookie);
+      next();
+    }),
+  );
+
+  const needUser = (req: Request): User => {
+    if (!req.user) throw new PeerwayError('unauthorized', 'sign in, or send an access token as "Authorization: Bearer …"');
+    return req.user;
+  };
+  const needAdmin = (req: Request): User => {
+    const u = needUser(req);
+    if (!u.isAdmin) throw new PeerwayError('forbidden', 'this needs an admin account');
+    return u;
+  };
+  const setSession = async (res: Response, user: User) => {
+    // No Domain attribute: the cookie stays on the gateway host and is never
+    // sent to service subdomains.
+    res.cookie(SESSION_COOKIE, await auth.sessionToken(user), {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: config.publicUrl.startsWith('https:'),
+      path: '/',
+      maxAge: SESSION_TTL_S * 1000,
+    });
+  };
+  const serviceUrl = (name: string) => {
+    const u = new URL(config.publicUrl);
+    return `${u.protocol}//${name}.${config.baseDomain}${u.port ? `:${u.port}` : ''}/`;
+  };
+  const ownNode = async (req: Request): Promise<NodeRecord> => {
+    const user = needUser(req);
+    const id = String(req.params.id);
+    const node = (await store.getNode(id)) ?? (await store.getNodeByShortId(id));
+    if (!node || node.ownerId !== user.id) throw new PeerwayError('not_found', `you have no node ${id}`);
+    return node;
+  };
+  const nodeView = async (n: NodeRecord) => {
+    const services = await store.listNodeServices(n.id);
+    return {
+      id: n.id,
+      shortId: n.shortId,
+      name: n.name,
+      online: presence.isOnline(n.id),
+      lastSeen: n.lastSeen,
+      isPublic: n.isPublic,
+      services: await Promise.all(
+        services.map(async (s) => ({
+          name: s.name,
+          description: s.description,
+          url: serviceUrl(s.name),
+          access: (await store.getService(s.name))?.access ?? 'private',
+        })),
+      ),
+    };
+  };
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.get(
+    '/metrics',
+    route(async (_req, res) => {
+      res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
+    }),
+  );
+
+  // --- accounts
+  app.post(
+    '/api/auth/signup',
+    route(async (req, res) => {
+      const b = body(SignupBody, req);
+      const user = await auth.signup(b.email, b.password, b.invite);
+      await setSession(res, user);
+      res.status(201).json({ user: publicUser(user) });
+    }),
+  );
+  app.post(
+    '/api/auth/login',
+    route(async (req, res) => {
+      const b = body(Credentials, req);
+      const user = await auth.login(b.email, b.password);
+      await setSession(res, user);
+      res.json({ user: publicUser(user) });
+    }),
+  );
+  app.post('/api/auth/logout', (_req, res) => {
+    res.clearCookie(SESSION_COOKIE, { path: '/' });
+    res.json({ ok: true });
+  });
+  app.get(
+    '/api/me',
+    route(async (req, res) => {
+      res.json({ user: publicUser(needUser(req)) });
+    }),
+  );
+
+  // --- personal access tokens
+  app.post(
+    '/api/tokens',
+    route(async (req, res) => {
+      const user = needUser(req);
+      const t = await auth.createAccessToken(user.id, body(TokenBody, req).name);
+      res.status(201).json(t);
+    }),
+  );
+  app.get(
+    '/api/tokens',
+    route(async (req, res) => {
+      const user = needUser(req);
+      const list = await store.listAccessTokens(user.id);
+      res.json({ tokens: list.map((t) => ({ id: t.id, name: t.name, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt })) });
+    }),
+  );
+  app.delete(
+    '/api/tokens/:id',
+    route(async (req, res) => {
+      const user = needUser(req);
+      if (!(await store.deleteAccessToken(user.id, String(req.params.id)))) throw new PeerwayError('not_found', 'no such token');
+      res.json({ ok: true });
+    }),
+  );
+
+  // --- nodes
+  app.post(
+    '/api/nodes/claim',
+    route(async (req, res) => {
+      const user = needUser(req);
+      const claim = verifyClaimToken(body(ClaimBody, req).claimToken, Date.now());
+      const r = await store.claimNode(claim.nodeId, user.id, { shortId: shortIdOf(claim.nodeId), name: claim.name, now: Date.now() });
+      if (!r.ok) {
+        throw new PeerwayError('conflict', 'this node is already claimed by another account; its owner must remove it first');
+      }
+      deps.onNodeClaimed(claim.nodeId);
+      res.json({ node: await nodeView(r.node), alreadyYours: r.alreadyYours });
+    }),
+  );
+  app.get(
+    '/api/nodes/claim-info',
+    route(async (req, res) => {
+      // Lets the add-node page name the node before the user confirms.
+      const claim = verifyClaimToken(String(req.query.token ?? ''), Date.now());
+      const node = await store.getNode(claim.nodeId);
+      res.json({ name: claim.name, shortId: shortIdOf(claim.nodeId), expiresAt: claim.exp * 1000, claimed: Boolean(node?.ownerId) });
+    }),
+  );
+  app.get(
+    '/api/nodes',
+    route(async (req, res) => {
+      const user = needUser(req);
+      res.json({ nodes: await Promise.all((await store.listNodesByOwner(user.id)).map(nodeView)) });
+    }),
+  );
+  app.get(
+    '/api/nodes/public',
+    route(async (_req, res) => {
+      const nodes = await store.listPublicNodes();
+      res.json({
+        nodes: await Promise.all(
+          nodes.map(async (n) => {
+            const v = await nodeView(n);
+            return { shortId: v.shortId, name: v.name, online: v.online, lastSeen: v.lastSeen, services: v.services.filter((s) => s.access === 'public') };
+          }),
+        ),
+      });
+    }),
+  );
+  app.put(
+    '/api/nodes/:id/visibility',
+    route(async (req, res) => {
+      const node = await ownNode(req);
+      await store.setNodeVisibility(node.id, body(VisibilityBody, req).isPublic);
+      res.json({ node: await nodeView((await store.getNode(node.id))!) });
+    }),
+  );
+  app.delete(
+    '/api/nodes/:id',
+    route(async (req, res) => {
+      const node = await ownNode(req);
+      await store.deleteNode(node.id);
+      res.json({ ok: true });
+    }),
+  );
+
+  // --- services
+  const ownService = async (req: Request) => {
+    const user = needUser(req);
+    const s = await store.getService(String(req.params.name));
+    if (!s || s.ownerId !== user.id) throw new PeerwayError('not_found', `you have no service ${req.params.name}`);
+    return s;
+  };
+  app.get(
+    '/api/services',
+    route(async (req, res) => {
+      const user = needUser(req);
+      const services = await store.listServicesByOwner(user.id);
+      res.json({
+        services: await Promise.all(
+          services.map(async (s) => {
+            const nodes = await store.listServiceNodes(s.name);
+            const shares = await store.listShares(s.name);
+            const emails = await Promise.all(shares.map(async (id) => (await store.getUserById(id))?.email));
+            return {
+              name: s.name,
+              url: serviceUrl(s.name),
+              access: s.access,
+              sharedWith: emails.filter(Boolean),
+              nodes: nodes.length,
+              online: nodes.some((n) => presence.isOnline(n)),
+            };
+          }),
+        ),
+      });
+    }),
+  );
+  app.put(
+    '/api/services/:name/access',
+    route(async (req, res) => {
+      const s = await ownService(req);
+      await store.setServiceAccess(s.name, body(AccessBody, req).access);
+      res.json({ ok: true });
+    }),
+  );
+  app.post(
+    '/api/services/:name/shares',
+    route(async (req, res) => {
+      const s = await ownService(req);
+      const u = await store.getUserByEmail(body(ShareBody, req).email);
+      if (!u) throw new PeerwayError('not_found', 'no user with that email on this server');
+      await store.addShare(s.name, u.id);
+      res.status(201).json({ ok: true });
+    }),
+  );
+  app.delete(
+    '/api/services/:name/shares/:email',
+    route(async (req, res) => {
+      const s = await ownService(req);
+      const u = await store.getUserByEmail(String(req.params.email));
+      if (u) await store.removeShare(s.name, u.id);
+      res.json({ ok: true });
+    }),
+  );
+  app.options('/api/services/:name/access-token', (_req, res) => {
+    cors(res);
+    res.sendStatus(204);
+  });
+  app.post(
+    '/api/services/:name/access-token',
+    route(async (req, res) => {
+      cors(res);
+      const name = String(req.params.name);
+      const s = isValidServiceName(name) ? await store.getService(name) : null;
+      if (!s) throw new PeerwayError('service_unknown', `there is no service "${name}" on this server`);
+      let subject = 'anonymous';
+      if (s.access !== 'public') {
+        const user = needUser(req);
+        const allowed = user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(name, user.id)));
+        if (!allowed) throw new PeerwayError('forbidden', `${user.email} has no access to "${name}"; ask its owner to share it`);
+        subject = user.id;
+      } else if (req.user) subject = req.user.id;
+      const token = await signServiceAccessToken({
+        privateKey: deps.keys.accessPrivateKey,
+        issuer: config.publicUrl,
+        service: name,
+        subject,
+      });
+      res.json({ token, service: name });
+    }),
+  );
+
+  // --- admin
+  app.get(
+    '/api/admin/users',
+    route(async (req, res) => {
+      needAdmin(req);
+      res.json({ users: (await store.listUsers()).map(publicUser) });
+    }),
+  );
+  app.get(
+    '/api/admin/nodes',
+    route(async (req, res) => {
+      needAdmin(req);
+      res.json({ nodes: await Promise.all((await store.listAllNodes()).map(async (n) => ({ ...(await nodeView(n)), ownerId: n.ownerId }))) });
+    }),
+  );
+  app.get(
+    '/api/admin/signaling',
+    route(async (req, res) => {
+      needAdmin(req);
+      res.json(deps.adminStats());
+    }),
+  );
+
+  app.use('/api', (_req: Request, _res: Response, next: NextFunction) => next(new PeerwayError('not_found', 'no such API route')));
+  app.use(errorHandler);
+  return app;
+}
+
+function cors(res: Response): void {
+  // Service origins (other subdomains) fetch access tokens for public
+  // services; never with credentials, so `*` exposes nothing.
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader('Access-Control-Allow-Headers', 'authorization, content-type');
+  res.setHeader('Access-Control-Allow-Methods', 'POST, OPTIONS');
+}
+
+function publicUser(u: User) {
+  return { id: u.id, email: u.email, isAdmin: u.isAdmin, createdAt: u.createdAt };
+}

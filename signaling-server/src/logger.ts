@@ -1,0 +1,13 @@
+/** One pino root; modules take a named child (`logger('broker')`). */
+import pino from 'pino';
+
+const root = pino({
+  level: process.env.PEERWAY_LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info'),
+  base: { app: 'peerway-server' },
+});
+
+export type Logger = pino.Logger;
+
+export function logger(module: string): Logger {
+  return root.child({ module });
+}

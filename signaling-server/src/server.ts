@@ -1,0 +1,106 @@
+/**
+ * Wires a Peerway server: store, auth, HTTP API, WebSocket signaling.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ServerConfig } from './config';
+import { SqliteStore } from './store/sqlite';
+import type { Store } from './store/store';
+import { Auth } from './auth/auth';
+import { loadServerKeys, type ServerKeys } from './auth/keys';
+import { createApp } from './http/app';
+import { attachSignaling, DEFAULT_LIMITS, type Signaling, type SignalingConfig } from './ws/index';
+import { logger } from './logger';
+import type { Clock } from './ws/clock';
+
+const log = logger('server');
+
+export interface PeerwayServer {
+  config: ServerConfig;
+  httpServer: Server;
+  store: Store;
+  auth: Auth;
+  keys: ServerKeys;
+  signaling: Signaling;
+  /** The admin sign-up link, on a first start with no users. */
+  adminInvite: string | null;
+  /** Base URL actually listened on (after port 0 resolves). */
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface ServerOptions {
+  store?: Store;
+  clock?: Clock;
+  limits?: Partial<SignalingConfig['limits']>;
+}
+
+/** Starts a server and resolves once it listens. */
+export async function startPeerwayServer(config: ServerConfig, opts: ServerOptions = {}): Promise<PeerwayServer> {
+  const store = opts.store ?? new SqliteStore(config.dataDir);
+  await store.migrate();
+  const keys = await loadServerKeys(store);
+  const httpServer = createServer();
+  // Port 0: learn the real port first, so URLs the server hands out are right.
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => resolve());
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  if (config.publicUrlDerived) config = { ...config, port, publicUrl: `http://localhost:${port}` };
+  else config = { ...config, port };
+
+  const auth = new Auth(store, keys, config);
+  const signaling = attachSignaling(httpServer, {
+    config: {
+      publicUrl: config.publicUrl,
+      presenceTimeoutMs: config.presenceTimeoutMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      stunUrls: config.stunUrls,
+      turnUrls: config.turnUrls,
+      turnSecret: config.turnSecret,
+      turnCredentialTtlS: 600,
+      limits: { ...DEFAULT_LIMITS, ...opts.limits },
+    },
+    store,
+    logger: logger('signaling'),
+    serverKeys: { publicJwk: keys.accessPublicJwk, issuer: config.publicUrl },
+    authenticateBearer: (t) => auth.authenticate(t),
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
+  const app = createApp({
+    store,
+    auth,
+    keys,
+    presence: signaling.presence,
+    metrics: signaling.metrics.registry,
+    config,
+    onNodeClaimed: (id) => signaling.onNodeClaimed(id),
+    adminStats: () => signaling.stats(),
+  });
+  httpServer.on('request', app);
+  const adminInvite = await auth.ensureAdminInvite();
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  log.info({ url, publicUrl: config.publicUrl, dataDir: config.dataDir }, 'listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    httpServer,
+    store,
+    auth,
+    keys,
+    signaling,
+    adminInvite,
+    url,
+    close() {
+      closing ??= (async () => {
+        await signaling.close();
+        httpServer.closeAllConnections();
+        await new Promise<void>((r) => httpServer.close(() => r()));
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * One agent connection: challenge → auth (signed proof) → welcome, then
+ * heartbeats, service announcements and its half of session signaling.
+ */
+import { randomBytes } from 'node:crypto';
+import { PeerwayError, type AgentToServer, type NodeLoad, type ServerToAgent, type ServiceAnnouncement } from '@peerway/protocol';
+import { newNonce, shortIdOf, verifyChallenge, verifyClaimToken } from '@peerway/protocol/node';
+import type { Peer } from './peer';
+import { CloseCode } from './peer';
+import type { SignalingContext } from './context';
+
+/** How long an agent has to answer the challenge. */
+export const AUTH_TIMEOUT_MS = 10_000;
+const CLAIM_LINK_TTL_MS = 24 * 3600 * 1000;
+
+export class AgentConnection {
+  nodeId = '';
+  shortId = '';
+  name = '';
+  authed = false;
+  draining = false;
+  load: NodeLoad | undefined;
+  announced: ServiceAnnouncement[] = [];
+  /** Services the server accepted for routing. */
+  accepted = new Set<string>();
+  private readonly nonce = newNonce();
+  private authTimer: unknown;
+  readonly onPresenceTimeout = () => this.peer.close(CloseCode.PRESENCE_TIMEOUT, 'no heartbeat within the presence timeout');
+
+  constructor(
+    readonly peer: Peer<AgentToServer, ServerToAgent>,
+    private readonly ctx: SignalingContext,
+  ) {}
+
+  start(): void {
+    this.peer.send({ type: 'challenge', nonce: this.nonce, serverUrl: this.ctx.config.publicUrl });
+    this.authTimer = this.ctx.clock.setTimeout(() => {
+      if (!this.authed) this.peer.close(CloseCode.AUTH_TIMEOUT, 'no auth within 10 s');
+    }, AUTH_TIMEOUT_MS);
+    this.peer.ws.on('close', () => this.closed());
+    this.peer.listen((m) => this.handle(m));
+  }
+
+  private async handle(m: AgentToServer): Promise<void> {
+    if (m.type === 'auth') return this.auth(m);
+    if (!this.authed) throw new PeerwayError('unauthorized', 'answer the challenge first');
+    switch (m.type) {
+      case 'heartbeat':
+        if (m.load) this.load = m.load;
+        this.ctx.presence.heartbeat(this.nodeId);
+        this.peer.send({ type: 'heartbeat-ack', serverTime: this.ctx.clock.now() });
+        return;
+      case 'services':
+        this.announced = m.services;
+        await this.evaluateServices();
+        return;
+      case 'drain':
+        this.draining = m.draining;
+        return;
+      case 'answer':
+      case 'candidate':
+      case 'session-reject':
+      case 'session-closed':
+      case 'session-stats':
+        return this.ctx.broker.fromAgent(this, m);
+      default: {
+        const never: never = m;
+        throw new PeerwayError('bad_message', `unhandled ${(never as { type: string }).type}`);
+      }
+    }
+  }
+
+  private async auth(m: Extract<AgentToServer, { type: 'auth' }>): Promise<void> {
+    if (this.authed) throw new PeerwayError('bad_message', 'already authenticated');
+    const now = this.ctx.clock.now();
+    try {
+      verifyChallenge({ nodeId: m.nodeId, serverUrl: this.ctx.config.publicUrl, nonce: this.nonce, timestamp: m.timestamp, signature: m.signature, now });
+    } catch (err) {
+      const e = err instanceof PeerwayError ? err : new PeerwayError('invalid_signature', 'bad proof');
+      this.ctx.log.warn({ ip: this.peer.ip, code: e.code }, 'agent proof refused');
+      this.peer.send({ type: 'error', code: e.code, message: e.message });
+      this.peer.close(CloseCode.BAD_AUTH, e.message);
+      return;
+    }
+    this.ctx.clock.clearTimeout(this.authTimer);
+    this.authed = true;
+    this.nodeId = m.nodeId;
+    this.shortId = shortIdOf(m.nodeId);
+    this.name = m.name;
+    this.announced = m.services;
+    await this.ctx.store.upsertNode({ id: this.nodeId, shortId: this.shortId, name: m.name, now });
+    this.ctx.registerAgent(this);
+
+    if (m.token) {
+      const user = await this.ctx.authenticateBearer(m.token);
+      if (!user) this.peer.send({ type: 'error', code: 'unauthorized', message: 'the access token is not valid; run `peerway-agent login` with a fresh one' });
+      else {
+        const r = await this.ctx.store.claimNode(this.nodeId, user.id);
+        if (!r.ok) this.peer.send({ type: 'error', code: 'conflict', message: 'this node is claimed by another account' });
+      }
+    }
+    const node = await this.ctx.store.getNode(this.nodeId);
+    let claimUrl: string | undefined;
+    let shortClaimUrl: string | undefined;
+    if (!node?.ownerId && m.claimToken) {
+      try {
+        const claim = verifyClaimToken(m.claimToken, now);
+        if (claim.nodeId === this.nodeId) {
+          const code = randomBytes(6).toString('base64url');
+          await this.ctx.store.putOneTime('claim', code, m.claimToken, Math.min(claim.exp * 1000, now + CLAIM_LINK_TTL_MS));
+          claimUrl = `${this.ctx.config.publicUrl}/add-node#claim=${m.claimToken}`;
+          shortClaimUrl = `${this.ctx.config.publicUrl}/c/${code}`;
+        }
+      } catch {
+        // A bad claim token only means no short link.
+      }
+    }
+    const owner = node?.ownerId ? (await this.ctx.store.getUserById(node.ownerId))?.email : undefined;
+    const statuses = await this.serviceStatuses(node?.ownerId ?? null);
+    this.peer.send({
+      type: 'welcome',
+      nodeId: this.nodeId,
+      shortId: this.shortId,
+      claimed: Boolean(node?.ownerId),
+      ...(owner ? { owner } : {}),
+      ...(claimUrl ? { claimUrl, shortClaimUrl } : {}),
+      serverKey: this.ctx.serverKeys.publicJwk,
+      tokenIssuer: this.ctx.serverKeys.issuer,
+      heartbeatIntervalMs: this.ctx.config.heartbeatIntervalMs,
+      services: statuses,
+    });
+    this.ctx.log.info({ node: this.shortId, name: this.name, claimed: Boolean(node?.ownerId), ip: this.peer.ip }, 'agent connected');
+  }
+
+  /** Re-evaluates routable services (after a claim or an announcement) and tells the agent. */
+  async evaluateServices(): Promise<void> {
+    const node = await this.ctx.store.getNode(this.nodeId);
+    const statuses = await this.serviceStatuses(node?.ownerId ?? null);
+    this.peer.send({ type: 'services-ack', services: statuses });
+  }
+
+  /** Claimed node → reserve each name for the owner; returns what was accepted. */
+  private async serviceStatuses(ownerId: string | null) {
+    const now = this.ctx.clock.now();
+    const statuses: { name: string; accepted: boolean; reason?: string }[] = [];
+    const accepted: { name: string; description: string | null }[] = [];
+    for (const s of this.announced) {
+      if (!ownerId) {
+        statuses.push({ name: s.name, accepted: false, reason: 'the node is not claimed yet: open the claim URL' });
+        continue;
+      }
+      const r = await this.ctx.store.reserveService(s.name, ownerId, s.public ? 'public' : 'private', now);
+      if (r.ok) {
+        statuses.push({ name: s.name, accepted: true });
+        accepted.push({ name: s.name, description: s.description ?? null });
+      } else {
+        statuses.push({ name: s.name, accepted: false, reason: `the name "${s.name}" belongs to another account` });
+      }
+    }
+    if (ownerId) await this.ctx.store.setNodeServices(this.nodeId, accepted);
+    this.accepted = new Set(accepted.map((a) => a.name));
+    return statuses;
+  }
+
+  private closed(): void {
+    this.ctx.clock.clearTimeout(this.authTimer);
+    if (this.authed) this.ctx.unregisterAgent(this);
+  }
+}

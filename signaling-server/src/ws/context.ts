@@ -1,0 +1,45 @@
+/** What the signaling components share (one per server). */
+import type { User, Store } from '../store/store';
+import type { Logger } from '../logger';
+import type { Clock } from './clock';
+import type { Presence } from './presence';
+import type { SignalingMetrics } from './metrics';
+import type { AgentConnection } from './agent-handler';
+import type { Broker } from './broker';
+import type { IceConfig } from './ice';
+import type { PeerLimits } from './peer';
+
+/** The slice of server configuration signaling needs. */
+export interface SignalingConfig extends IceConfig {
+  publicUrl: string;
+  presenceTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  limits: PeerLimits & {
+    connectionsPerMinutePerIp: number;
+    maxSessionsPerClient: number;
+  };
+}
+
+export const DEFAULT_LIMITS: SignalingConfig['limits'] = {
+  messagesPerSecond: 50,
+  messageBurst: 200,
+  maxBadMessages: 50,
+  badWindowMs: 10_000,
+  connectionsPerMinutePerIp: 600,
+  maxSessionsPerClient: 32,
+};
+
+export interface SignalingContext {
+  config: SignalingConfig;
+  store: Store;
+  log: Logger;
+  clock: Clock;
+  presence: Presence;
+  metrics: SignalingMetrics;
+  broker: Broker;
+  serverKeys: { publicJwk: Record<string, unknown>; issuer: string };
+  authenticateBearer(token: string): Promise<User | null>;
+  registerAgent(a: AgentConnection): void;
+  unregisterAgent(a: AgentConnection): void;
+  agents: Map<string, AgentConnection>;
+}
