@@ -2,3 +2,4 @@ export * from './errors';
 export * from './names';
 export * from './signaling';
 export * from './tunnel';
+export * from './stats';

@@ -1,0 +1,217 @@
+/**
+ * The node agent: keeps its server connection, verifies each session's
+ * access token itself, answers the browser's WebRTC offer (werift), and
+ * serves the tunnel from the declared upstreams only.
+ */
+import { PeerwayError, TunnelMux, type IceCandidate, type ServerToAgent } from '@peerway/protocol';
+import { createClaimToken, importServerKey, verifyServiceAccessToken, type NodeIdentity } from '@peerway/protocol/node';
+import type { CryptoKey } from 'jose';
+import type { RTCPeerConnection } from 'werift';
+import type { Logger } from 'pino';
+import { ServerConnection } from './connection';
+import { LoadMeter } from './load';
+import { connectionStats, createPeerConnection, TUNNEL_LABEL, tunnelChannel } from './rtc';
+import { Upstream } from './upstream';
+import type { ServiceConfig } from './home';
+
+export const AGENT_VERSION = '0.1.0';
+/** Most concurrent sessions one agent serves. */
+export const MAX_SESSIONS = 200;
+/** A session whose data channel is not open by then is dropped. */
+const SESSION_SETUP_TIMEOUT_MS = 30_000;
+
+export interface AgentOptions {
+  serverUrl: string;
+  identity: NodeIdentity;
+  name: string;
+  token?: string | undefined;
+  services: ServiceConfig[];
+  log: Logger;
+  onWelcome?: (m: Extract<ServerToAgent, { type: 'welcome' }>) => void;
+  onServices?: (s: { name: string; accepted: boolean; reason?: string | undefined }[]) => void;
+  onClaimed?: (owner: string) => void;
+}
+
+interface Session {
+  id: string;
+  service: string;
+  pc: RTCPeerConnection;
+  mux: TunnelMux | null;
+  pending: IceCandidate[];
+  remoteSet: boolean;
+  timer: NodeJS.Timeout;
+}
+
+export class Agent {
+  readonly conn: ServerConnection;
+  private readonly upstreams = new Map<string, Upstream>();
+  private readonly sessions = new Map<string, Session>();
+  private serverKey: { key: Promise<CryptoKey>; issuer: string } | null = null;
+  private readonly load = new LoadMeter();
+  private txTotal = 0;
+  private rxTotal = 0;
+
+  constructor(private readonly o: AgentOptions) {
+    for (const s of o.services) this.upstreams.set(s.name, new Upstream(s.name, s.target, o.log.child({ service: s.name })));
+    this.conn = new ServerConnection({
+      serverUrl: o.serverUrl,
+      identity: o.identity,
+      name: o.name,
+      version: AGENT_VERSION,
+      token: o.token,
+      claimToken: () => createClaimToken(o.identity, o.name, Date.now()),
+      services: () => o.services.map((s) => ({ name: s.name, public: s.public, ...(s.description ? { description: s.description } : {}) })),
+      load: () => {
+        let tx = this.txTotal;
+        let rx = this.rxTotal;
+        for (const s of this.sessions.values()) {
+          tx += s.mux?.bytesSent ?? 0;
+          rx += s.mux?.bytesReceived ?? 0;
+        }
+        return this.load.sample(this.sessions.size, tx, rx);
+      },
+      onMessage: (m) => this.onServerMessage(m),
+      onState: (s, d) => o.log.info({ state: s, detail: d }, 'server connection'),
+      log: o.log.child({ module: 'connection' }),
+    });
+  }
+
+  get identity(): NodeIdentity {
+    return this.o.identity;
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  start(): void {
+    this.conn.start();
+  }
+
+  stop(): void {
+    this.conn.stop();
+    for (const s of [...this.sessions.values()]) this.endSession(s, 'agent stopping', false);
+    for (const u of this.upstreams.values()) u.close();
+  }
+
+  private onServerMessage(m: Exclude<ServerToAgent, { type: 'challenge' | 'heartbeat-ack' }>): void {
+    switch (m.type) {
+      case 'welcome':
+        this.serverKey = { key: importServerKey(m.serverKey), issuer: m.tokenIssuer };
+        this.o.onWelcome?.(m);
+        this.o.onServices?.(m.services);
+        return;
+      case 'services-ack':
+        this.o.onServices?.(m.services);
+        return;
+      case 'claimed':
+        this.o.onClaimed?.(m.owner);
+        return;
+      case 'session':
+        this.openSession(m).catch((err: unknown) => {
+          this.o.log.warn({ err: (err as Error).message, session: m.sessionId }, 'session setup failed');
+          const s = this.sessions.get(m.sessionId);
+          if (s) this.endSession(s, 'setup failed', true);
+        });
+        return;
+      case 'candidate': {
+        const s = this.sessions.get(m.sessionId);
+        if (!s) return;
+        if (!s.remoteSet) s.pending.push(m.candidate);
+        else void this.addCandidate(s, m.candidate);
+        return;
+      }
+      case 'session-close': {
+        const s = this.sessions.get(m.sessionId);
+        if (s) this.endSession(s, m.reason, false);
+        return;
+      }
+      case 'error':
+        this.o.log.warn({ code: m.code }, `server: ${m.message}`);
+        return;
+      default: {
+        const never: never = m;
+        this.o.log.warn({ type: (never as { type: string }).type }, 'unhandled server message');
+      }
+    }
+  }
+
+  private reject(sessionId: string, err: PeerwayError): void {
+    this.o.log.info({ session: sessionId, code: err.code }, `session refused: ${err.message}`);
+    this.conn.send({ type: 'session-reject', sessionId, code: err.code, message: err.message.slice(0, 500) });
+  }
+
+  private async openSession(m: Extract<ServerToAgent, { type: 'session' }>): Promise<void> {
+    // The token is checked here, by the node, before anything is served.
+    const upstream = this.upstreams.get(m.service);
+    if (!upstream) return this.reject(m.sessionId, new PeerwayError('service_unknown', `this node does not serve "${m.service}"`));
+    if (!this.serverKey) return this.reject(m.sessionId, new PeerwayError('unauthorized', 'the node has no server key yet'));
+    try {
+      await verifyServiceAccessToken(m.token, { publicKey: await this.serverKey.key, issuer: this.serverKey.issuer, service: m.service });
+    } catch (err) {
+      return this.reject(m.sessionId, err instanceof PeerwayError ? err : new PeerwayError('unauthorized', 'bad token'));
+    }
+    if (this.sessions.size >= MAX_SESSIONS) return this.reject(m.sessionId, new PeerwayError('rate_limited', 'this node is at its session limit'));
+    if (this.sessions.has(m.sessionId)) return;
+
+    const pc = createPeerConnection(m.iceServers);
+    const s: Session = {
+      id: m.sessionId,
+      service: m.service,
+      pc,
+      mux: null,
+      pending: [],
+      remoteSet: false,
+      timer: setTimeout(() => {
+        if (!s.mux) this.endSession(s, 'the data channel did not open in time', true);
+      }, SESSION_SETUP_TIMEOUT_MS),
+    };
+    this.sessions.set(s.id, s);
+    const started = performance.now();
+    pc.onDataChannel.subscribe((dc) => {
+      if (dc.label !== TUNNEL_LABEL || s.mux) return dc.close();
+      const mux = new TunnelMux(tunnelChannel(dc), {
+        role: 'server',
+        onProtocolError: (id, reason) => this.o.log.debug({ session: s.id, stream: id, reason }, 'tunnel protocol error'),
+      });
+      s.mux = mux;
+      mux.onRequest((req) => {
+        upstream.handleRequest(req).catch((err: unknown) => this.o.log.warn({ err }, 'request failed'));
+      });
+      mux.onWebSocket((inc) => upstream.handleWebSocket(inc));
+      mux.onClose(() => this.endSession(s, 'the data channel closed', true));
+      void connectionStats(pc).then((stats) => {
+        if (stats) this.conn.send({ type: 'session-stats', sessionId: s.id, stats: { ...stats, setupMs: performance.now() - started } });
+      });
+    });
+    pc.connectionStateChange.subscribe((state) => {
+      if (state === 'failed' || state === 'closed') this.endSession(s, `peer connection ${state}`, true);
+    });
+    await pc.setRemoteDescription({ type: 'offer', sdp: m.offer });
+    s.remoteSet = true;
+    for (const c of s.pending.splice(0)) await this.addCandidate(s, c);
+    const answer = await pc.createAnswer();
+    // werift waits for ICE gathering here: the answer carries its candidates.
+    await pc.setLocalDescription(answer);
+    this.conn.send({ type: 'answer', sessionId: s.id, sdp: pc.localDescription!.sdp });
+  }
+
+  private async addCandidate(s: Session, c: IceCandidate): Promise<void> {
+    try {
+      await s.pc.addIceCandidate(c ?? undefined);
+    } catch (err) {
+      this.o.log.debug({ err: (err as Error).message }, 'bad ICE candidate ignored');
+    }
+  }
+
+  private endSession(s: Session, reason: string, tellServer: boolean): void {
+    if (!this.sessions.delete(s.id)) return;
+    clearTimeout(s.timer);
+    this.txTotal += s.mux?.bytesSent ?? 0;
+    this.rxTotal += s.mux?.bytesReceived ?? 0;
+    s.mux?.close(reason);
+    s.pc.close().catch(() => {});
+    if (tellServer) this.conn.send({ type: 'session-closed', sessionId: s.id, reason });
+    this.o.log.info({ session: s.id, reason }, 'session ended');
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The Node tunnel client: opens a session to a service exactly as the
+ * browser shell does (access token → /ws/client open → werift offer →
+ * answer → data channel) and issues requests through it. Used by tests and
+ * benchmarks.
+ */
+import WebSocket from 'ws';
+import {
+  PeerwayError,
+  TunnelMux,
+  encodeMessage,
+  parseServerToClient,
+  type ClientToServer,
+  type ConnectionStats,
+  type ServerToClient,
+  type TunnelResponse,
+  type HeaderPairs,
+  type BodySource,
+} from '@peerway/protocol';
+import { connectionStats, createPeerConnection, TUNNEL_LABEL, tunnelChannel, waitOpen } from '../rtc';
+
+export interface ConnectOptions {
+  serverUrl: string;
+  service: string;
+  /** A user token (PAT or session) for private services. */
+  userToken?: string;
+  /** A ready service access token (skips fetching one). */
+  accessToken?: string;
+  avoid?: string[];
+  timeoutMs?: number;
+}
+
+export interface TunnelTimings {
+  tokenMs: number;
+  signalingMs: number;
+  iceMs: number;
+  dtlsSctpMs: number;
+  totalMs: number;
+}
+
+export interface TunnelClient {
+  mux: TunnelMux;
+  sessionId: string;
+  node: { shortId: string; name: string };
+  timings: TunnelTimings;
+  stats(): Promise<ConnectionStats | null>;
+  /** A small fetch-like helper: collects nothing, returns the streaming response. */
+  request(method: string, path: string, opts?: { headers?: HeaderPairs; body?: BodySource; signal?: AbortSignal }): Promise<TunnelResponse>;
+  close(): void;
+}
+
+/** Fetches a service access token from the server. */
+export async function fetchAccessToken(serverUrl: string, service: string, userToken?: string): Promise<string> {
+  const res = await fetch(new URL(`/api/services/${encodeURIComponent(service)}/access-token`, serverUrl), {
+    method: 'POST',
+    headers: userToken ? { authorization: `Bearer ${userToken}` } : {},
+  });
+  const body = (await res.json().catch(() => ({}))) as { token?: string; error?: { code: PeerwayError['code']; message: string } };
+  if (!res.ok || !body.token) throw new PeerwayError(body.error?.code ?? 'internal', body.error?.message ?? `HTTP ${res.status}`);
+  return body.token;
+}
+
+/** Opens a tunnel to `service`. */
+export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
+  const t0 = performance.now();
+  const timeoutMs = o.timeoutMs ?? 20_000;
+  const token = o.accessToken ?? (await fetchAccessToken(o.serverUrl, o.service, o.userToken));
+  const tToken = performance.now();
+  const wsUrl = new URL('/ws/client', o.serverUrl);
+  wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(wsUrl);
+  const send = (m: ClientToServer) => ws.readyState === WebSocket.OPEN && ws.send(encodeMessage(m));
+  const messages: ((m: ServerToClient) => void)[] = [];
+  ws.on('message', (raw) => {
+    const r = parseServerToClient(raw as Buffer);
+    if (r.ok) for (const cb of messages) cb(r.value);
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const ref = Math.random().toString(36).slice(2);
+  const session = await new Promise<Extract<ServerToClient, { type: 'session' }>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new PeerwayError('session_failed', 'no answer from the server')), timeoutMs);
+    messages.push((m) => {
+      if (m.type === 'session' && m.ref === ref) (clearTimeout(timer), resolve(m));
+      if (m.type === 'session-error' && m.ref === ref) (clearTimeout(timer), reject(new PeerwayError(m.code, m.message)));
+    });
+    send({ type: 'open', ref, service: o.service, token, ...(o.avoid ? { avoid: o.avoid } : {}) });
+  }).catch((err: unknown) => {
+    ws.close();
+    throw err;
+  });
+
+  const pc = createPeerConnection(session.iceServers);
+  const dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
+  let failure: PeerwayError | null = null;
+  const failed = new Promise<never>((_, reject) => {
+    messages.push((m) => {
+      if (m.type === 'session-error' && m.sessionId === session.sessionId) {
+        failure = new PeerwayError(m.code, m.message);
+        reject(failure);
+      }
+    });
+  });
+  failed.catch(() => {});
+  const answered = new Promise<string>((resolve) => {
+    messages.push((m) => {
+      if (m.type === 'answer' && m.sessionId === session.sessionId) resolve(m.sdp);
+      if (m.type === 'candidate' && m.sessionId === session.sessionId) void pc.addIceCandidate(m.candidate ?? undefined).catch(() => {});
+    });
+  });
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer); // werift: gathers; the SDP holds the candidates
+  send({ type: 'offer', sessionId: session.sessionId, sdp: pc.localDescription!.sdp });
+  const sdp = await Promise.race([answered, failed]);
+  const tAnswer = performance.now();
+  let tIce = tAnswer;
+  pc.iceConnectionStateChange.subscribe((s) => {
+    if (s === 'connected') tIce = performance.now();
+  });
+  await pc.setRemoteDescription({ type: 'answer', sdp });
+  try {
+    await Promise.race([waitOpen(dc, timeoutMs), failed]);
+  } catch (err) {
+    await pc.close().catch(() => {});
+    ws.close();
+    throw failure ?? new PeerwayError('session_failed', (err as Error).message);
+  }
+  const tOpen = performance.now();
+  const mux = new TunnelMux(tunnelChannel(dc), { role: 'client' });
+  void connectionStats(pc).then((stats) => {
+    if (stats) send({ type: 'session-stats', sessionId: session.sessionId, stats: { ...stats, setupMs: tOpen - t0 } });
+  });
+  let closed = false;
+  return {
+    mux,
+    sessionId: session.sessionId,
+    node: session.node,
+    timings: {
+      tokenMs: tToken - t0,
+      signalingMs: tAnswer - tToken,
+      iceMs: Math.max(0, tIce - tAnswer),
+      dtlsSctpMs: tOpen - Math.max(tIce, tAnswer),
+      totalMs: tOpen - t0,
+    },
+    stats: () => connectionStats(pc),
+    request: (method, path, opts = {}) =>
+      mux.request({ method, path, headers: opts.headers ?? [] }, opts.body ?? null, opts.signal ? { signal: opts.signal } : {}),
+    close() {
+      if (closed) return;
+      closed = true;
+      mux.close('client closing');
+      void pc.close().catch(() => {});
+      send({ type: 'close', sessionId: session.sessionId });
+      ws.close();
+    },
+  };
+}

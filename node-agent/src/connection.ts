@@ -1,0 +1,158 @@
+/**
+ * The agent's connection to the server: connect, answer the challenge,
+ * heartbeat, and reconnect forever with backoff (also when the very first
+ * attempt fails). Liveness is its own concern here: no message from the
+ * server for `livenessTimeoutMs` drops the socket and reconnects. Open data
+ * channels do not depend on this connection.
+ */
+import WebSocket from 'ws';
+import {
+  encodeMessage,
+  parseServerToAgent,
+  type AgentToServer,
+  type ServerToAgent,
+  type ServiceAnnouncement,
+} from '@peerway/protocol';
+import { signChallenge, type NodeIdentity } from '@peerway/protocol/node';
+import type { Logger } from 'pino';
+import { nextDelay } from './policy';
+
+export interface ConnectionOptions {
+  serverUrl: string;
+  identity: NodeIdentity;
+  name: string;
+  version: string;
+  token?: string | undefined;
+  claimToken?: () => string;
+  services: () => ServiceAnnouncement[];
+  load: () => Extract<AgentToServer, { type: 'heartbeat' }>['load'];
+  onMessage: (m: Exclude<ServerToAgent, { type: 'challenge' | 'heartbeat-ack' }>) => void;
+  onState?: (state: 'connecting' | 'connected' | 'disconnected', detail?: string) => void;
+  log: Logger;
+  rand?: () => number;
+}
+
+export class ServerConnection {
+  private ws: WebSocket | null = null;
+  private attempt = 0;
+  private stopped = false;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private livenessTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private heartbeatMs = 10_000;
+  connected = false;
+
+  constructor(private readonly o: ConnectionOptions) {}
+
+  start(): void {
+    this.connect();
+  }
+
+  send(m: AgentToServer): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(encodeMessage(m));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clearTimers();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.ws?.close(1000, 'agent stopping');
+    this.ws?.terminate();
+  }
+
+  private wsUrl(): string {
+    const u = new URL('/ws/agent', this.o.serverUrl);
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    return u.toString();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.o.onState?.('connecting');
+    const ws = new WebSocket(this.wsUrl(), { handshakeTimeout: 10_000 });
+    this.ws = ws;
+    let authed = false;
+    this.armLiveness(20_000);
+    ws.on('message', (raw) => {
+      this.armLiveness(Math.max(3 * this.heartbeatMs, 15_000));
+      const r = parseServerToAgent(raw as Buffer);
+      if (!r.ok) {
+        this.o.log.warn({ err: r.error.message }, r.unknownType ? 'ignoring unknown message from server' : 'bad message from server');
+        return;
+      }
+      const m = r.value;
+      switch (m.type) {
+        case 'challenge': {
+          const timestamp = Date.now();
+          const auth: AgentToServer = {
+            type: 'auth',
+            nodeId: this.o.identity.nodeId,
+            timestamp,
+            signature: signChallenge(this.o.identity, m.serverUrl, m.nonce, timestamp),
+            name: this.o.name,
+            version: this.o.version,
+            services: this.o.services(),
+            ...(this.o.token ? { token: this.o.token } : {}),
+            ...(this.o.claimToken ? { claimToken: this.o.claimToken() } : {}),
+          };
+          this.send(auth);
+          return;
+        }
+        case 'welcome':
+          authed = true;
+          this.attempt = 0;
+          this.connected = true;
+          this.heartbeatMs = m.heartbeatIntervalMs;
+          this.startHeartbeat();
+          this.o.onState?.('connected');
+          this.o.onMessage(m);
+          return;
+        case 'heartbeat-ack':
+          return;
+        default:
+          this.o.onMessage(m);
+      }
+    });
+    ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'server connection error'));
+    ws.on('close', (code, reason) => {
+      if (this.ws !== ws) return;
+      this.connected = false;
+      this.clearTimers();
+      this.o.onState?.('disconnected', `${code} ${reason.toString()}`.trim());
+      if (!authed && code === 4001) this.o.log.error({ reason: reason.toString() }, 'the server refused this node\'s proof');
+      this.scheduleRetry();
+    });
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped) return;
+    const delay = nextDelay(this.attempt++, this.o.rand);
+    this.o.log.info({ delayMs: delay, attempt: this.attempt }, 'reconnecting to the server');
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => {
+      const load = this.o.load();
+      this.send({ type: 'heartbeat', ...(load ? { load } : {}) });
+    }, this.heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private armLiveness(ms: number): void {
+    if (this.livenessTimer) clearTimeout(this.livenessTimer);
+    this.livenessTimer = setTimeout(() => {
+      this.o.log.warn('the server went quiet; reconnecting');
+      this.ws?.terminate();
+    }, ms);
+    this.livenessTimer.unref();
+  }
+
+  private clearTimers(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.livenessTimer) clearTimeout(this.livenessTimer);
+    this.heartbeatTimer = null;
+    this.livenessTimer = null;
+  }
+}

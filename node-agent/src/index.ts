@@ -1,0 +1,3 @@
+export { Agent, type AgentOptions } from './agent';
+export { nextDelay } from './policy';
+export { normaliseTarget, loadConfig, loadOrCreateIdentity } from './home';

@@ -1,0 +1,190 @@
+/**
+ * The agent's upstream side: each tunnel request goes only to the upstream
+ * its owner declared for the service. The host is fixed here, never taken
+ * from the request; absolute-form targets and CONNECT are refused (no open
+ * proxy). Keep-alive connections are reused; redirects are passed back, not
+ * followed; bodies stream both ways with backpressure.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import WebSocket from 'ws';
+import type { IncomingTunnelRequest, IncomingTunnelSocket, HeaderPairs } from '@peerway/protocol';
+import type { Logger } from 'pino';
+
+/** Headers that describe one hop, not the message (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+]);
+const WS_OWN = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept']);
+const REFUSED_METHODS = new Set(['CONNECT', 'TRACE']);
+
+/** How long the upstream may take to answer with a head. */
+export const UPSTREAM_HEAD_TIMEOUT_MS = 30_000;
+
+function filterHeaders(h: HeaderPairs, extraDrop?: Set<string>): HeaderPairs {
+  const connectionListed = new Set(
+    h.filter(([k]) => k.toLowerCase() === 'connection').flatMap(([, v]) => v.split(',').map((s) => s.trim().toLowerCase())),
+  );
+  return h.filter(([k]) => {
+    const l = k.toLowerCase();
+    return !HOP_BY_HOP.has(l) && !connectionListed.has(l) && !extraDrop?.has(l);
+  });
+}
+
+/** Why a request target is refused, or null when it is a plain origin-form path. */
+export function refuseTarget(method: string, path: string): string | null {
+  if (REFUSED_METHODS.has(method.toUpperCase())) return `${method} is not allowed through Peerway`;
+  if (!path.startsWith('/') || path.startsWith('//')) return 'the request target must be a path starting with a single "/"';
+  if (/[\s\u0000-\u001f\u007f]/.test(path)) return 'the request target contains control characters or spaces';
+  return null;
+}
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+export class Upstream {
+  private readonly base: URL;
+  private readonly agent: http.Agent;
+  private readonly mod: typeof http | typeof https;
+
+  constructor(
+    readonly service: string,
+    target: string,
+    private readonly log: Logger,
+  ) {
+    this.base = new URL(target);
+    this.mod = this.base.protocol === 'https:' ? https : http;
+    this.agent = new this.mod.Agent({ keepAlive: true, maxSockets: 128 });
+  }
+
+  private pathFor(path: string): string {
+    const prefix = this.base.pathname === '/' ? '' : this.base.pathname;
+    return prefix + path;
+  }
+
+  /** Serves one tunnel request from the upstream. */
+  async handleRequest(req: IncomingTunnelRequest): Promise<void> {
+    const { method, path } = req.head;
+    const refused = refuseTarget(method, path);
+    if (refused) {
+      await req.respond({ status: 400, statusText: 'Bad Request', headers: [['content-type', 'text/plain; charset=utf-8']] }, text(`Peerway: ${refused}\n`));
+      return;
+    }
+    const headers = filterHeaders(req.head.headers);
+    const flat: string[] = [];
+    for (const [k, v] of headers) flat.push(k, v);
+    flat.push('host', this.base.host);
+    const hasBody = !['GET', 'HEAD'].includes(method.toUpperCase()) || headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k));
+
+    await new Promise<void>((resolve) => {
+      let answered = false;
+      const up = this.mod.request({
+        protocol: this.base.protocol,
+        hostname: this.base.hostname,
+        port: this.base.port,
+        method,
+        path: this.pathFor(path),
+        headers: flat,
+        agent: this.agent,
+        timeout: UPSTREAM_HEAD_TIMEOUT_MS,
+      });
+      const fail = (status: number, statusText: string, body: string) => {
+        if (answered) return;
+        answered = true;
+        req
+          .respond({ status, statusText, headers: [['content-type', 'text/plain; charset=utf-8']] }, text(body))
+          .finally(resolve);
+      };
+      req.signal.addEventListener('abort', () => {
+        up.destroy();
+        resolve();
+      });
+      up.on('timeout', () => {
+        up.destroy(new Error('timeout'));
+        fail(504, 'Gateway Timeout', `Peerway: the service's upstream at ${this.base.host} did not answer within ${UPSTREAM_HEAD_TIMEOUT_MS / 1000} s\n`);
+      });
+      up.on('error', (err: NodeJS.ErrnoException) => {
+        if (req.signal.aborted) return resolve();
+        if (answered) {
+          req.reset(8, `upstream failed: ${err.code ?? err.message}`);
+          return resolve();
+        }
+        this.log.warn({ service: this.service, err: err.code ?? err.message }, 'upstream error');
+        fail(502, 'Bad Gateway', `Peerway: the service's upstream at ${this.base.host} is not answering (${err.code ?? err.message})\n`);
+      });
+      up.on('response', (res) => {
+        answered = true;
+        up.setTimeout(0);
+        const pairs: HeaderPairs = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+        const body = method.toUpperCase() === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        if (!body) res.resume();
+        req
+          .respond({ status: res.statusCode ?? 502, statusText: res.statusMessage ?? '', headers: filterHeaders(pairs) }, body)
+          .catch(() => res.destroy())
+          .finally(resolve);
+      });
+      if (hasBody) {
+        Readable.fromWeb(req.body as import('node:stream/web').ReadableStream<Uint8Array>)
+          .on('error', () => up.destroy())
+          .pipe(up);
+      } else {
+        req.body.cancel().catch(() => {});
+        up.end();
+      }
+    });
+  }
+
+  /** Bridges a tunnel WebSocket to the upstream's WebSocket at the same path. */
+  handleWebSocket(inc: IncomingTunnelSocket): void {
+    const refused = refuseTarget('GET', inc.head.path);
+    if (refused) return inc.reject(400, refused);
+    const url = new URL(this.pathFor(inc.head.path), this.base);
+    url.protocol = this.base.protocol === 'https:' ? 'wss:' : 'ws:';
+    const headers: Record<string, string> = {};
+    for (const [k, v] of filterHeaders(inc.head.headers, WS_OWN)) headers[k] = v;
+    const up = new WebSocket(url, inc.head.protocols ?? [], { headers, perMessageDeflate: false });
+    let tunnel: ReturnType<IncomingTunnelSocket['accept']> | null = null;
+    inc.signal.addEventListener('abort', () => up.terminate());
+    up.on('unexpected-response', (_r, res) => {
+      inc.reject(res.statusCode ?? 502, res.statusMessage ?? 'Bad Gateway');
+      up.terminate();
+    });
+    up.on('error', (err) => {
+      if (!tunnel) {
+        try {
+          inc.reject(502, `upstream WebSocket failed: ${err.message}`);
+        } catch {
+          // already answered
+        }
+      } else tunnel.close(1011, 'upstream error');
+    });
+    up.on('open', () => {
+      const t = inc.accept({ protocol: up.protocol });
+      tunnel = t;
+      t.onMessage((m) => up.send(m, { binary: typeof m !== 'string' }));
+      t.onClose((code, reason) => {
+        const ok = code >= 1000 && code < 5000 && code !== 1005 && code !== 1006 && code !== 1015;
+        up.close(ok ? code : 1000, reason);
+      });
+      up.on('message', (data, isBinary) => {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+        t.send(isBinary ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : buf.toString('utf8')).catch(() => up.terminate());
+      });
+      up.on('close', (code, reason) => t.close(code === 1005 || code === 1006 ? 1000 : code, reason.toString()));
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
