@@ -108,6 +108,8 @@ class Stream {
   onHead: ((type: FrameTypeValue, bytes: Uint8Array) => void) | null = null;
   onResetCbs: ((e: TunnelError) => void)[] = [];
   socket: TunnelSocket | null = null;
+  /** The server stopped reading the request body: drop DATA, hand credit straight back. */
+  discard = false;
 
   constructor(
     readonly id: number,
@@ -464,8 +466,12 @@ export class TunnelMux {
   private onData(f: Frame): void {
     const s = this.streamFor(f, true);
     if (!s) return;
-    if (!s.inbound || s.inbound.isEnded || !s.headDone) return this.protocolReset(s, 'DATA on a stream that is not receiving a body');
     this.bytesReceived += f.payload.byteLength;
+    if (s.discard && !s.remoteEnded) {
+      if (f.payload.byteLength > 0) this.sendControl(FrameType.CREDIT, s.id, encodeU32(f.payload.byteLength));
+      return;
+    }
+    if (!s.inbound || s.inbound.isEnded || !s.headDone) return this.protocolReset(s, 'DATA on a stream that is not receiving a body');
     if (!s.inbound.push(f.payload)) {
       this.protocolReset(s, 'the peer sent more than its flow-control window', ResetCode.FLOW_CONTROL);
     }
@@ -474,7 +480,7 @@ export class TunnelMux {
   private onEnd(f: Frame): void {
     const s = this.streamFor(f, true);
     if (!s) return;
-    if (!s.inbound || s.inbound.isEnded) return this.protocolReset(s, 'END on a stream that is not receiving a body');
+    if (!s.inbound || (s.inbound.isEnded && !s.discard) || s.remoteEnded) return this.protocolReset(s, 'END on a stream that is not receiving a body');
     s.inbound.end();
     s.remoteEnded = true;
     this.maybeFinish(s);
@@ -498,7 +504,12 @@ export class TunnelMux {
       INITIAL_WINDOW_BYTES / 4,
       (n) => this.sendControl(FrameType.CREDIT, s.id, encodeU32(n)),
       () => {
-        if (!s.closed && !s.remoteEnded) this.resetStream(s, ResetCode.CANCEL, 'body cancelled by the reader');
+        if (s.closed || s.remoteEnded) return;
+        // The client cancelling a response aborts the request. The server
+        // not wanting a request body (a GET, or an early answer) only stops
+        // reading it: the stream lives on for the response.
+        if (this.role === 'server') s.discard = true;
+        else this.resetStream(s, ResetCode.CANCEL, 'body cancelled by the reader');
       },
     );
   }
