@@ -16,6 +16,7 @@ import {
   type TunnelResponse,
   type HeaderPairs,
   type BodySource,
+  type FrameChannel,
 } from '@peerway/protocol';
 import { connectionStats, createPeerConnection, TUNNEL_LABEL, tunnelChannel, waitOpen } from '../rtc';
 
@@ -40,6 +41,8 @@ export interface TunnelTimings {
 
 export interface TunnelClient {
   mux: TunnelMux;
+  /** The raw channel under the mux (tests use it to send hostile frames). */
+  channel: FrameChannel;
   sessionId: string;
   node: { shortId: string; name: string };
   timings: TunnelTimings;
@@ -128,13 +131,15 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
     throw failure ?? new PeerwayError('session_failed', (err as Error).message);
   }
   const tOpen = performance.now();
-  const mux = new TunnelMux(tunnelChannel(dc), { role: 'client' });
+  const channel = tunnelChannel(dc);
+  const mux = new TunnelMux(channel, { role: 'client' });
   void connectionStats(pc).then((stats) => {
     if (stats) send({ type: 'session-stats', sessionId: session.sessionId, stats: { ...stats, setupMs: tOpen - t0 } });
   });
   let closed = false;
   return {
     mux,
+    channel,
     sessionId: session.sessionId,
     node: session.node,
     timings: {

@@ -3,7 +3,7 @@
  * heartbeats, service announcements and its half of session signaling.
  */
 import { randomBytes } from 'node:crypto';
-import { PeerwayError, type AgentToServer, type NodeLoad, type ServerToAgent, type ServiceAnnouncement } from '@peerway/protocol';
+import { PeerwayError, isValidServiceName, type AgentToServer, type NodeLoad, type ServerToAgent, type ServiceAnnouncement } from '@peerway/protocol';
 import { newNonce, shortIdOf, verifyChallenge, verifyClaimToken } from '@peerway/protocol/node';
 import type { Peer } from './peer';
 import { CloseCode } from './peer';
@@ -147,6 +147,10 @@ export class AgentConnection {
     for (const s of this.announced) {
       if (!ownerId) {
         statuses.push({ name: s.name, accepted: false, reason: 'the node is not claimed yet: open the claim URL' });
+        continue;
+      }
+      if (!isValidServiceName(s.name)) {
+        statuses.push({ name: s.name, accepted: false, reason: `"${s.name}" is reserved for the gateway; pick another name` });
         continue;
       }
       const r = await this.ctx.store.reserveService(s.name, ownerId, s.public ? 'public' : 'private', now);
