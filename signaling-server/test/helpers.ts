@@ -1,0 +1,142 @@
+/** Fixtures for server tests: a real server on port 0, fake agents and clients over real WebSockets. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { encodeMessage, type AgentToServer, type ServerToAgent, type ServerToClient, type ClientToServer } from '@peerway/protocol';
+import { generateIdentity, signChallenge, type NodeIdentity } from '@peerway/protocol/node';
+import { parseConfig, type RawServerConfig } from '../src/config';
+import { startPeerwayServer, type PeerwayServer, type ServerOptions } from '../src/server';
+
+export async function withServer(raw: RawServerConfig = {}, opts: ServerOptions = {}): Promise<{ server: PeerwayServer; dir: string; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pw-srv-'));
+  const server = await startPeerwayServer(parseConfig({ port: 0, dataDir: dir, ...raw }), opts);
+  return {
+    server,
+    dir,
+    async stop() {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const randomEmail = () => `u-${randomBytes(4).toString('hex')}@test.invalid`;
+export const randomPassword = () => randomBytes(12).toString('base64url');
+
+/** A user with a personal access token, made through the store and auth directly. */
+export async function makeUser(server: PeerwayServer, isAdmin = false) {
+  const user = await server.store.createUser({ email: randomEmail(), passwordHash: null, isAdmin, externalSubject: null });
+  const { token } = await server.auth.createAccessToken(user.id, 'test');
+  return { user, token };
+}
+
+/** JSON over HTTP against the server. */
+export async function api(server: PeerwayServer, method: string, path: string, opts: { token?: string; body?: unknown; cookie?: string } = {}) {
+  const headers: Record<string, string> = {};
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.cookie) headers.cookie = opts.cookie;
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(server.url + path, { method, headers, ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json, headers: res.headers };
+}
+
+/** A socket that queues parsed JSON messages for `next()`. */
+export class TestSocket<In extends { type: string }> {
+  readonly ws: WebSocket;
+  private queue: In[] = [];
+  private waiters: ((m: In) => void)[] = [];
+  closed: Promise<{ code: number; reason: string }>;
+
+  constructor(url: string) {
+    this.ws = new WebSocket(url);
+    this.ws.on('message', (raw) => {
+      const m = JSON.parse(raw.toString()) as In;
+      const w = this.waiters.shift();
+      if (w) w(m);
+      else this.queue.push(m);
+    });
+    this.closed = new Promise((r) => this.ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  }
+
+  open(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+  }
+
+  next(timeoutMs = 5000): Promise<In> {
+    const q = this.queue.shift();
+    if (q) return Promise.resolve(q);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no message within timeout')), timeoutMs);
+      this.waiters.push((m) => (clearTimeout(t), resolve(m)));
+    });
+  }
+
+  /** Next message of `type`, skipping others. */
+  async nextOf<T extends In['type']>(type: T, timeoutMs = 5000): Promise<Extract<In, { type: T }>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = await this.next(Math.max(1, deadline - Date.now()));
+      if (m.type === type) return m as Extract<In, { type: T }>;
+    }
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.ws.send(data);
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+export class FakeAgent extends TestSocket<ServerToAgent> {
+  constructor(
+    server: PeerwayServer,
+    readonly identity: NodeIdentity = generateIdentity(),
+  ) {
+    super(server.url.replace('http', 'ws') + '/ws/agent');
+  }
+
+  send(m: AgentToServer): void {
+    this.ws.send(encodeMessage(m));
+  }
+
+  /** Answers the challenge; returns the challenge and the server's reply. */
+  async handshake(extra: Partial<Extract<AgentToServer, { type: 'auth' }>> = {}, serverUrl?: string) {
+    await this.open();
+    const ch = (await this.next()) as Extract<ServerToAgent, { type: 'challenge' }>;
+    const timestamp = extra.timestamp ?? Date.now();
+    this.send({
+      type: 'auth',
+      nodeId: this.identity.nodeId,
+      timestamp,
+      signature: signChallenge(this.identity, serverUrl ?? ch.serverUrl, ch.nonce, timestamp),
+      name: 'test-node',
+      version: '1',
+      services: [],
+      ...extra,
+    });
+    return { challenge: ch, reply: await this.next() };
+  }
+}
+
+export class FakeClient extends TestSocket<ServerToClient> {
+  constructor(server: PeerwayServer) {
+    super(server.url.replace('http', 'ws') + '/ws/client');
+  }
+  send(m: ClientToServer): void {
+    this.ws.send(encodeMessage(m));
+  }
+}
