@@ -140,3 +140,34 @@ export class FakeClient extends TestSocket<ServerToClient> {
     this.ws.send(encodeMessage(m));
   }
 }
+
+/** A hand-driven clock for the server (fake time across real sockets). */
+export class ManualClock {
+  t = Date.now();
+  private seq = 0;
+  private timers = new Map<number, { at: number; every: number | null; fn: () => void }>();
+  now = () => this.t;
+  setInterval = (fn: () => void, ms: number) => this.add(fn, ms, ms);
+  setTimeout = (fn: () => void, ms: number) => this.add(fn, ms, null);
+  clearInterval = (h: unknown) => void this.timers.delete(h as number);
+  clearTimeout = (h: unknown) => void this.timers.delete(h as number);
+  private add(fn: () => void, ms: number, every: number | null): number {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.t + ms, every, fn });
+    return id;
+  }
+  /** Moves time forward, firing what falls due, in order. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      const due = [...this.timers.entries()].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) break;
+      const [id, x] = due;
+      this.t = x.at;
+      if (x.every) x.at += x.every;
+      else this.timers.delete(id);
+      x.fn();
+    }
+    this.t = end;
+  }
+}

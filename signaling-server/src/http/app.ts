@@ -206,6 +206,18 @@ export function createApp(deps: HttpDeps): express.Express {
     }),
   );
   app.get(
+    '/c/:code',
+    route(async (req, res) => {
+      // Short claim links the agent prints: they lead to the add-node page.
+      const token = await store.peekOneTime('claim', String(req.params.code), Date.now());
+      if (!token) {
+        res.status(404).type('text/plain').send('This claim link is unknown or has expired. Run `peerway-agent claim-url` on the node for a new one.\n');
+        return;
+      }
+      res.redirect(302, `/add-node#claim=${token}`);
+    }),
+  );
+  app.get(
     '/api/nodes',
     route(async (req, res) => {
       const user = needUser(req);

@@ -114,8 +114,9 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * MAX_SIGNALING_MESSAGE_BYTES });
   const ipRate = new PerKeyRate(deps.config.limits.connectionsPerMinutePerIp, clock);
 
-  // Dead-socket detection below the heartbeat: ws pings.
-  const pinger = clock.setInterval(() => {
+  // Dead-socket detection below the heartbeat: ws pings. Transport-level, so
+  // on real timers even when the presence clock is injected.
+  const pinger = setInterval(() => {
     for (const ws of wss.clients) {
       const w = ws as WebSocket & { alive?: boolean };
       if (w.alive === false) {
@@ -126,6 +127,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       w.ping();
     }
   }, Math.max(1000, deps.config.heartbeatIntervalMs));
+  pinger.unref();
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
@@ -173,7 +175,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     stats: () => stats(broker, agents.size, clients.size),
     async close() {
       httpServer.off('upgrade', onUpgrade);
-      clock.clearInterval(pinger);
+      clearInterval(pinger);
       presence.stop();
       for (const ws of wss.clients) ws.close(CloseCode.SHUTDOWN, 'server shutting down');
       await new Promise<void>((r) => wss.close(() => r()));
