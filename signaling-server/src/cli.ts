@@ -54,7 +54,8 @@ function config(opts: Record<string, unknown>) {
   return parseConfig(merged as RawServerConfig);
 }
 
-const program = new Command('peerway-server').description('Peerway signaling server');
+// Positional: a subcommand's --data-dir belongs to the subcommand, not the server.
+const program = new Command('peerway-server').description('Peerway signaling server').enablePositionalOptions();
 
 serverOptions(program).action(async (opts) => {
   const server = await startPeerwayServer(config(opts));
