@@ -13,6 +13,8 @@ import type { NodeRecord, Store, User } from '../store/store';
 import { SESSION_COOKIE, SESSION_TTL_S, type Auth } from '../auth/auth';
 import type { ServerKeys } from '../auth/keys';
 import { body, errorHandler, route } from './errors';
+import { serviceOrigin, serviceOriginRouter } from '../web/service-origin';
+import { mountPages } from '../web/pages';
 
 /** What the HTTP layer needs to know about live connections. */
 export interface PresenceView {
@@ -52,6 +54,8 @@ export function createApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  // Service origins first: nothing of the gateway is reachable there.
+  app.use(serviceOriginRouter({ config, store, keys: deps.keys }));
   app.use(express.json({ limit: '64kb' }));
 
   // Who is calling: bearer first, then the session cookie.
@@ -85,10 +89,7 @@ export function createApp(deps: HttpDeps): express.Express {
       maxAge: SESSION_TTL_S * 1000,
     });
   };
-  const serviceUrl = (name: string) => {
-    const u = new URL(config.publicUrl);
-    return `${u.protocol}//${name}.${config.baseDomain}${u.port ? `:${u.port}` : ''}/`;
-  };
+  const serviceUrl = (name: string) => `${serviceOrigin(config, name)}/`;
   const ownNode = async (req: Request): Promise<NodeRecord> => {
     const user = needUser(req);
     const id = String(req.params.id);
@@ -363,6 +364,8 @@ export function createApp(deps: HttpDeps): express.Express {
       res.json(deps.adminStats());
     }),
   );
+
+  mountPages(app, { config, store, keys: deps.keys });
 
   app.use('/api', (_req: Request, _res: Response, next: NextFunction) => next(new PeerwayError('not_found', 'no such API route')));
   app.use(errorHandler);

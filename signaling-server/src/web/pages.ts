@@ -1,0 +1,129 @@
+/**
+ * Gateway pages served by the server itself: sign-in, sign-up, the
+ * authorization hop for private services, claim links, and a small home page
+ * that lists the caller's nodes and gives the one agent command to run.
+ * (Plain HTML and a few lines of script: no build step needed to sign in.)
+ */
+import type { Express, Request, Response } from 'express';
+import { signServiceAccessToken } from '@peerway/protocol/node';
+import type { Store, User } from '../store/store';
+import type { ServerKeys } from '../auth/keys';
+import { serviceOrigin, type OriginConfig } from './service-origin';
+
+/** Life of a token handed to a shell after sign-in (it only opens sessions). */
+export const AUTHORIZED_TOKEN_TTL_S = 3600;
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A same-origin path to go back to, never an open redirect. */
+export function safeNext(v: unknown, fallback = '/'): string {
+  return typeof v === 'string' && v.startsWith('/') && !v.startsWith('//') && !v.includes('\\') ? v : fallback;
+}
+
+function page(title: string, body: string, script = ''): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)} · Peerway</title>
+<style>
+body{font-family:system-ui,sans-serif;background:#f6f7f9;color:#1d2430;margin:0;padding:2rem 1rem}
+main{max-width:36rem;margin:0 auto;background:#fff;border-radius:12px;box-shadow:0 2px 14px rgba(0,0,0,.08);padding:1.5rem 1.75rem}
+h1{font-size:1.3rem;margin-top:0} label{display:block;margin:.75rem 0 .25rem;font-weight:600}
+input{width:100%;box-sizing:border-box;padding:.55rem .6rem;border:1px solid #c9d0db;border-radius:8px;font:inherit}
+button{margin-top:1rem;padding:.55rem 1rem;border-radius:8px;border:1px solid #3b6fe0;background:#3b6fe0;color:#fff;font:inherit;cursor:pointer}
+.err{color:#b3261e;min-height:1.2em} code,pre{background:#eef1f5;border-radius:6px;padding:.15rem .35rem;overflow-x:auto}
+pre{padding:.6rem;white-space:pre-wrap;word-break:break-all} table{width:100%;border-collapse:collapse} td,th{text-align:left;padding:.35rem;border-bottom:1px solid #e4e8ee}
+a{color:#3b6fe0}
+</style></head><body><main>${body}</main>${script ? `<script>${script}</script>` : ''}</body></html>`;
+}
+
+const authForm = (kind: 'signin' | 'signup', next: string, invite: string) =>
+  page(
+    kind === 'signin' ? 'Sign in' : 'Create account',
+    `<h1>${kind === 'signin' ? 'Sign in to Peerway' : invite ? 'Create the admin account' : 'Create an account'}</h1>
+<form id="f"><label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" required>
+<label for="password">Password</label><input id="password" name="password" type="password" minlength="8" autocomplete="${kind === 'signin' ? 'current-password' : 'new-password'}" required>
+<p class="err" id="err" role="alert"></p><button type="submit">${kind === 'signin' ? 'Sign in' : 'Create account'}</button></form>
+<p>${kind === 'signin' ? `No account? <a href="/signup?next=${encodeURIComponent(next)}">Create one</a>` : `Have an account? <a href="/signin?next=${encodeURIComponent(next)}">Sign in</a>`}</p>`,
+    `const next=${JSON.stringify(next).replace(/</g, '\\u003c')};const invite=${JSON.stringify(invite).replace(/</g, '\\u003c')};
+document.getElementById('f').onsubmit=async(e)=>{e.preventDefault();const b={email:email.value,password:password.value};if(invite)b.invite=invite;
+const r=await fetch('/api/auth/${kind === 'signin' ? 'login' : 'signup'}',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify(b)});
+if(r.ok){location.assign(next)}else{const j=await r.json().catch(()=>({}));document.getElementById('err').textContent=(j.error&&j.error.message)||('Error '+r.status)}};`,
+  );
+
+export function mountPages(app: Express, deps: { config: OriginConfig; store: Store; keys: ServerKeys }): void {
+  const { config, store } = deps;
+
+  app.get('/signin', (req, res) => {
+    res.type('html').send(authForm('signin', safeNext(req.query.next), ''));
+  });
+  app.get('/signup', (req, res) => {
+    res.type('html').send(authForm('signup', safeNext(req.query.next), typeof req.query.invite === 'string' ? req.query.invite.slice(0, 128) : ''));
+  });
+
+  // The hop a private service's shell makes: who is signed in here, may they open it?
+  app.get('/authorize', (req: Request, res: Response, next) => {
+    void (async () => {
+      const service = String(req.query.service ?? '');
+      const ret = safeNext(req.query.return);
+      const s = await store.getService(service);
+      if (!s) return res.status(404).type('html').send(page('Unknown service', `<h1>No service “${esc(service)}”</h1><p>Check the address.</p>`));
+      const user = req.user as User | null | undefined;
+      if (!user) return res.redirect(302, `/signin?next=${encodeURIComponent(req.originalUrl)}`);
+      const allowed = s.access === 'public' || user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(service, user.id)));
+      if (!allowed) {
+        return res
+          .status(403)
+          .type('html')
+          .send(page('No access', `<h1>No access to “${esc(service)}”</h1><p>You are signed in as <b>${esc(user.email)}</b>, and this service has not been shared with you. Ask its owner to share it.</p><p><a href="/signin?next=${encodeURIComponent(req.originalUrl)}">Sign in as someone else</a></p>`));
+      }
+      const token = await signServiceAccessToken({ privateKey: deps.keys.accessPrivateKey, issuer: config.publicUrl, service, subject: user.id, ttlSeconds: AUTHORIZED_TOKEN_TTL_S });
+      res.setHeader('Cache-Control', 'no-store');
+      res.redirect(302, `${serviceOrigin(config, service)}/__peerway/callback#token=${encodeURIComponent(token)}&return=${encodeURIComponent(ret)}`);
+    })().catch(next);
+  });
+
+  app.get('/add-node', (_req, res) => {
+    res.type('html').send(
+      page(
+        'Add a node',
+        `<h1>Add a node</h1><div id="out"><p>Reading the claim link…</p></div>`,
+        `const t=new URLSearchParams(location.hash.slice(1)).get('claim')||sessionStorage.getItem('peerway:claim');
+const out=document.getElementById('out');
+(async()=>{if(!t){out.innerHTML='<p>No claim link here. Run <code>peerway-agent claim-url</code> on the node.</p>';return}
+sessionStorage.setItem('peerway:claim',t);
+const me=await fetch('/api/me');if(me.status===401){location.assign('/signin?next='+encodeURIComponent('/add-node'));return}
+const info=await fetch('/api/nodes/claim-info?token='+encodeURIComponent(t));const i=await info.json();
+if(!info.ok){sessionStorage.removeItem('peerway:claim');out.textContent=i.error.message;return}
+out.innerHTML='';const p=document.createElement('p');p.textContent='Claim node “'+i.name+'” ('+i.shortId+') for your account?';
+const b=document.createElement('button');b.textContent='Claim '+i.shortId;out.append(p,b);
+b.onclick=async()=>{const r=await fetch('/api/nodes/claim',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({claimToken:t})});const j=await r.json();
+sessionStorage.removeItem('peerway:claim');out.textContent=r.ok?'Node '+j.node.shortId+' is yours. Its services are routable now.':j.error.message}})();`,
+      ),
+    );
+  });
+
+  app.get('/', (req, res) => {
+    const user = req.user as User | null | undefined;
+    if (!user) {
+      return void res
+        .type('html')
+        .send(page('Peerway', `<h1>Peerway</h1><p>A stable URL for web services behind home routers, peer to peer.</p><p><a href="/signin">Sign in</a> · <a href="/signup">Create an account</a></p>`));
+    }
+    res.type('html').send(
+      page(
+        'My nodes',
+        `<h1>Peerway</h1><p>Signed in as <b>${esc(user.email)}</b>. <a href="#" id="out">Sign out</a></p>
+<h2>Add a node</h2><p>On the machine that runs your service:</p><pre id="cmd">Creating a token…</pre>
+<h2>My nodes</h2><table><thead><tr><th>Node</th><th>Status</th><th>Services</th></tr></thead><tbody id="nodes"></tbody></table>`,
+        `const server=${JSON.stringify(config.publicUrl).replace(/</g, '\\u003c')};
+document.getElementById('out').onclick=async(e)=>{e.preventDefault();await fetch('/api/auth/logout',{method:'POST'});location.reload()};
+(async()=>{const t=await (await fetch('/api/tokens',{method:'POST',headers:{'content-type':'application/json'},body:'{"name":"agent"}'})).json();
+document.getElementById('cmd').textContent='npx peerway-agent run --server '+server+' --token '+t.token+' --service myapp=http://127.0.0.1:3000';
+const load=async()=>{const {nodes}=await (await fetch('/api/nodes')).json();const tb=document.getElementById('nodes');tb.replaceChildren();
+for(const n of nodes){const tr=document.createElement('tr');const a=document.createElement('td');a.textContent=n.name+' ('+n.shortId+')';
+const b=document.createElement('td');b.textContent=n.online?'online':'offline, last seen '+new Date(n.lastSeen).toLocaleString();
+const c=document.createElement('td');for(const s of n.services){const l=document.createElement('a');l.href=s.url;l.textContent=s.url;c.append(l,' ('+s.access+') ')}
+tr.append(a,b,c);tb.append(tr)}};load();setInterval(load,5000)})();`,
+      ),
+    );
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * Requests to a service origin (`<service>.<base-domain>`): every navigation
+ * gets the shell page; /__peerway/ serves the shell's own assets and its
+ * token endpoint. Nothing of the gateway (API, session cookie) is reachable
+ * here, and no cookie is ever set on a service origin.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Request, Response, NextFunction, RequestHandler } from 'express';
+import { isValidServiceName } from '@peerway/protocol';
+import { signServiceAccessToken } from '@peerway/protocol/node';
+import type { Store } from '../store/store';
+import type { ServerKeys } from '../auth/keys';
+
+/** Where the built web client lives (npm run build -w @peerway/web-client). */
+export const WEB_DIST = resolve(import.meta.dirname, '../../../web-client/dist');
+const ASSETS = new Set(['shell.js', 'sw.js', 'shim.js', 'shell.js.map', 'sw.js.map', 'shim.js.map']);
+/** Life of the token the shell gets for a public service. */
+const PUBLIC_TOKEN_TTL_S = 300;
+
+export interface OriginConfig {
+  publicUrl: string;
+  baseDomain: string;
+}
+
+/** The service name a Host header names, or null for the gateway (or anything else). */
+export function serviceFromHost(host: string | undefined, baseDomain: string): string | null {
+  if (!host) return null;
+  const hostname = host.replace(/:\d+$/, '').toLowerCase();
+  const suffix = `.${baseDomain.toLowerCase()}`;
+  if (!hostname.endsWith(suffix)) return null;
+  const label = hostname.slice(0, -suffix.length);
+  return isValidServiceName(label) ? label : null;
+}
+
+/** The URL of a service origin, on the gateway's scheme and port. */
+export function serviceOrigin(cfg: OriginConfig, service: string): string {
+  const u = new URL(cfg.publicUrl);
+  return `${u.protocol}//${service}.${cfg.baseDomain}${u.port ? `:${u.port}` : ''}`;
+}
+
+let shellTemplate: string | null = null;
+function shellHtml(config: { service: string; gateway: string }): string | null {
+  if (shellTemplate === null) {
+    const p = join(WEB_DIST, 'shell.html');
+    if (!existsSync(p)) return null;
+    shellTemplate = readFileSync(p, 'utf8');
+  }
+  // JSON in a script: escape "<" so no value can close the tag.
+  const json = JSON.stringify(config).replace(/</g, '\\u003c');
+  return shellTemplate.replace('<head>', `<head><script>window.__PEERWAY__=${json}</script>`);
+}
+
+export function serviceOriginRouter(deps: { config: OriginConfig; store: Store; keys: ServerKeys }): RequestHandler {
+  const { config, store } = deps;
+  return (req: Request, res: Response, next: NextFunction) => {
+    const service = serviceFromHost(req.headers.host, config.baseDomain);
+    if (!service) return next();
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'same-origin');
+    const path = req.path;
+    if (path.startsWith('/__peerway/')) {
+      const name = path.slice('/__peerway/'.length);
+      if (ASSETS.has(name)) {
+        const file = join(WEB_DIST, name);
+        if (!existsSync(file)) return void res.status(503).type('text/plain').send('Peerway web client is not built: run `npm run build`.\n');
+        if (name === 'sw.js') {
+          res.setHeader('Service-Worker-Allowed', '/');
+          res.setHeader('Cache-Control', 'no-cache');
+        } else res.setHeader('Cache-Control', 'no-cache');
+        return void res.sendFile(file);
+      }
+      if (name === 'token' && req.method === 'POST') {
+        void (async () => {
+          const s = await store.getService(service);
+          if (!s) return res.status(404).json({ error: { code: 'service_unknown', message: `there is no service "${service}" on this server` } });
+          if (s.access !== 'public') {
+            return res.status(401).json({
+              error: { code: 'unauthorized', message: 'this service is private: sign in' },
+              authorize: `${config.publicUrl}/authorize?service=${service}`,
+            });
+          }
+          const token = await signServiceAccessToken({ privateKey: deps.keys.accessPrivateKey, issuer: config.publicUrl, service, subject: 'anonymous', ttlSeconds: PUBLIC_TOKEN_TTL_S });
+          res.setHeader('Cache-Control', 'no-store');
+          return res.json({ token });
+        })().catch(next);
+        return;
+      }
+      if (name !== 'callback') return void res.status(404).type('text/plain').send('not found\n');
+    }
+    // Navigations get the shell; anything else reached the server before the
+    // service worker took over, and cannot be answered here.
+    const dest = req.headers['sec-fetch-dest'];
+    const isNavigation = req.method === 'GET' && (dest === 'document' || (!dest && /text\/html/.test(req.headers.accept ?? '')));
+    if (!isNavigation) {
+      return void res.status(503).type('text/plain').send('Peerway: this request must come from the service page (its service worker is not active yet).\n');
+    }
+    const html = shellHtml({ service, gateway: config.publicUrl });
+    if (!html) return void res.status(503).type('text/plain').send('Peerway web client is not built: run `npm run build`.\n');
+    res.setHeader('Cache-Control', 'no-store');
+    res.type('html').send(html);
+  };
+}

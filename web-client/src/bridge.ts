@@ -1,0 +1,30 @@
+/**
+ * Messages between the service worker and the shell page (same origin). The
+ * worker cannot hold an RTCPeerConnection, so it hands each request of the
+ * app to the shell, which sends it through the tunnel. Bodies travel as
+ * transferred ReadableStreams, so nothing is buffered whole.
+ */
+export type HeaderPairs = [string, string][];
+
+export interface BridgeRequest {
+  kind: 'peerway-fetch';
+  method: string;
+  /** Path and query on the service origin. */
+  path: string;
+  headers: HeaderPairs;
+  body: ReadableStream<Uint8Array> | ArrayBuffer | null;
+  destination: string;
+}
+
+export type BridgeResponse =
+  | { ok: true; status: number; statusText: string; headers: HeaderPairs; body: ReadableStream<Uint8Array> | null }
+  | { ok: false; status: number; message: string };
+
+/** Injected config the server writes into the shell page. */
+export interface ShellConfig {
+  service: string;
+  gateway: string;
+}
+
+export const SHIM_PATH = '/__peerway/shim.js';
+export const SW_PATH = '/__peerway/sw.js';

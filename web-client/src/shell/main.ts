@@ -1,0 +1,191 @@
+/**
+ * The shell page of a service origin: gets an access token, opens the tunnel,
+ * registers the service worker, shows the app in a full-window iframe at the
+ * requested path, keeps the address bar and title in step, and reconnects by
+ * itself (to another replica when there is one), retrying idempotent
+ * requests that were in flight.
+ */
+import { PeerwayError, TunnelError, type TunnelSocket } from '@peerway/protocol';
+import { SHIM_PATH, SW_PATH, type BridgeRequest, type BridgeResponse, type ShellConfig } from '../bridge';
+import { CookieStore } from './cookies';
+import { injectShim } from './inject';
+import { openTunnel, type OpenTunnel } from './session';
+import { badge, showStatus } from './status';
+import { authorize, consumeCallback, currentPath, forgetToken, getToken } from './token';
+
+declare global {
+  interface Window {
+    __PEERWAY__?: ShellConfig;
+    __peerway?: ShellApi;
+  }
+}
+
+/** What the shim inside the iframe calls on its parent (same origin). */
+export interface ShellApi {
+  openWebSocket(path: string, protocols: string[]): Promise<TunnelSocket>;
+  cookieGet(path: string): string;
+  cookieSet(path: string, value: string): void;
+  navigated(): void;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+const RETRY_DELAYS_MS = [0, 500, 1000, 2000, 3000, 5000];
+
+const cfg: ShellConfig = window.__PEERWAY__ ?? { service: location.hostname.split('.')[0]!, gateway: location.origin };
+const jar = new CookieStore(location.origin);
+const frame = document.getElementById('app') as HTMLIFrameElement;
+
+let tunnel: OpenTunnel | null = null;
+let waiting: ((t: OpenTunnel) => void)[] = [];
+let lastNode: string | null = null;
+let connecting = false;
+
+/** The open tunnel, or the next one. */
+function currentTunnel(): Promise<OpenTunnel> {
+  if (tunnel && !tunnel.mux.isClosed) return Promise.resolve(tunnel);
+  return new Promise((r) => waiting.push(r));
+}
+
+function explain(err: unknown): void {
+  const e = err instanceof PeerwayError ? err : new PeerwayError('session_failed', (err as Error).message);
+  switch (e.code) {
+    case 'service_offline':
+      showStatus('offline', `${cfg.service} is offline`, `${e.message} This page connects by itself as soon as the node is back.`);
+      return;
+    case 'forbidden':
+      showStatus('denied', 'No access', `${e.message}`, { label: 'Sign in as someone else', run: () => (forgetToken(), authorize(cfg)) });
+      return;
+    case 'unauthorized':
+    case 'expired':
+      forgetToken();
+      showStatus('denied', 'Sign-in needed', e.message, { label: 'Sign in', run: () => authorize(cfg) });
+      return;
+    case 'service_unknown':
+      showStatus('unknown', 'No such service', `There is no service called "${cfg.service}" on this Peerway server. Check the address.`);
+      return;
+    default:
+      showStatus('error', 'Could not connect', e.message, { label: 'Try again', run: () => void connect() });
+  }
+}
+
+/** Opens (or reopens) the tunnel, retrying while the node is offline. */
+async function connect(): Promise<void> {
+  if (connecting) return;
+  connecting = true;
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const token = await getToken(cfg);
+        const t = await openTunnel(cfg.service, token, attempt < 3 && lastNode ? [lastNode] : []);
+        tunnel = t;
+        lastNode = t.node.shortId;
+        t.mux.onClose(() => {
+          if (tunnel !== t) return;
+          tunnel = null;
+          badge('Reconnecting…');
+          void connect();
+        });
+        for (const w of waiting.splice(0)) w(t);
+        badge('');
+        return;
+      } catch (err) {
+        const code = err instanceof PeerwayError ? err.code : 'session_failed';
+        if (code === 'forbidden' || code === 'service_unknown') return explain(err);
+        if (code === 'unauthorized' || code === 'expired') {
+          forgetToken();
+          if (attempt > 0) return explain(err);
+          continue;
+        }
+        if (!frame.src || code === 'service_offline') explain(err);
+        await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]! + 1000));
+      }
+    }
+  } finally {
+    connecting = false;
+  }
+}
+
+/** One request of the app, from the service worker, through the tunnel. */
+async function serve(req: BridgeRequest): Promise<BridgeResponse> {
+  const headers = req.headers.filter(([k]) => k.toLowerCase() !== 'cookie');
+  const cookie = jar.header(req.path);
+  if (cookie) headers.push(['cookie', cookie]);
+  const body = req.body instanceof ArrayBuffer ? new Uint8Array(req.body) : req.body;
+  const retryable = IDEMPOTENT.has(req.method) && !(body instanceof ReadableStream);
+  for (let attempt = 0; ; attempt++) {
+    const t = await currentTunnel();
+    try {
+      const res = await t.mux.request({ method: req.method, path: req.path, headers }, body);
+      const setCookies = res.headers.filter(([k]) => k.toLowerCase() === 'set-cookie').map(([, v]) => v);
+      jar.fromResponse(req.path, setCookies);
+      const out = res.headers.filter(([k]) => k.toLowerCase() !== 'set-cookie');
+      const type = out.find(([k]) => k.toLowerCase() === 'content-type')?.[1] ?? '';
+      const isDoc = req.destination === 'iframe' || req.destination === 'document' || req.destination === '';
+      let stream: ReadableStream<Uint8Array> | null = res.body;
+      if (isDoc && /text\/html/i.test(type) && req.method !== 'HEAD') {
+        stream = injectShim(res.body, `<script src="${SHIM_PATH}"></script>`);
+        // the length changes with the injected tag
+        for (let i = out.length - 1; i >= 0; i--) if (out[i]![0].toLowerCase() === 'content-length') out.splice(i, 1);
+      }
+      return { ok: true, status: res.status, statusText: res.statusText, headers: out, body: stream };
+    } catch (err) {
+      // A tunnel that died under an idempotent request: retry on the next one.
+      if (retryable && err instanceof TunnelError && attempt < 2 && (t.mux.isClosed || err.code === 10)) continue;
+      return { ok: false, status: 502, message: `Peerway: ${(err as Error).message}` };
+    }
+  }
+}
+
+function syncAddressBar(): void {
+  try {
+    const w = frame.contentWindow!;
+    const path = w.location.pathname + w.location.search + w.location.hash;
+    if (w.location.origin === location.origin && path !== currentPath()) history.replaceState(null, '', path);
+    const title = frame.contentDocument?.title;
+    document.title = title || cfg.service;
+  } catch {
+    // the app navigated somewhere else (another origin): leave the bar alone
+  }
+}
+
+async function main(): Promise<void> {
+  if (consumeCallback()) return;
+  showStatus('connecting', `Connecting to ${cfg.service}…`, 'Opening a peer-to-peer connection to the node that serves it.');
+  if (!('serviceWorker' in navigator)) {
+    showStatus('error', 'This browser cannot open Peerway services here', 'Service workers are off: open the page over HTTPS (or on localhost) in a current browser.');
+    return;
+  }
+  navigator.serviceWorker.addEventListener('message', (ev: MessageEvent) => {
+    const req = ev.data as BridgeRequest;
+    const port = ev.ports[0];
+    if (req?.kind !== 'peerway-fetch' || !port) return;
+    void serve(req).then((res) => port.postMessage(res, res.ok && res.body ? [res.body as unknown as Transferable] : []));
+  });
+  window.__peerway = {
+    openWebSocket: async (path, protocols) => (await currentTunnel()).mux.openWebSocket({ path, protocols, headers: cookieHeaders(path) }),
+    cookieGet: (path) => jar.scriptGet(path),
+    cookieSet: (path, v) => jar.scriptSet(path, v),
+    navigated: syncAddressBar,
+  };
+  await navigator.serviceWorker.register(SW_PATH, { scope: '/' });
+  await navigator.serviceWorker.ready;
+  await connect();
+  if (!tunnel) return;
+  frame.addEventListener('load', () => {
+    syncAddressBar();
+    showStatus('ready', '', '');
+    frame.style.display = 'block';
+  });
+  frame.src = currentPath();
+  window.addEventListener('popstate', () => {
+    // Back/forward in the outer bar: show the same page in the app.
+    if (frame.contentWindow && currentPath() !== frame.contentWindow.location.pathname + frame.contentWindow.location.search) frame.contentWindow.location.replace(currentPath());
+  });
+}
+
+function cookieHeaders(path: string): [string, string][] {
+  const c = jar.header(path);
+  return c ? [['cookie', c]] : [];
+}
+
+void main().catch((err: unknown) => explain(err));

@@ -1,0 +1,104 @@
+/**
+ * Opens a tunnel from the browser: signaling over `/ws/client` on this
+ * origin, the browser offers (werift as offerer stalls against other stacks),
+ * candidates trickle both ways, and the data channel becomes a TunnelMux.
+ */
+import {
+  PeerwayError,
+  TunnelMux,
+  encodeMessage,
+  fromRTCDataChannel,
+  parseServerToClient,
+  summariseStats,
+  type ClientToServer,
+  type ServerToClient,
+} from '@peerway/protocol';
+
+export const TUNNEL_LABEL = 'peerway-tunnel';
+/** A session not open by then is given up (a clear error, not a hang). */
+export const SESSION_TIMEOUT_MS = 15_000;
+
+export interface OpenTunnel {
+  mux: TunnelMux;
+  node: { shortId: string; name: string };
+  setupMs: number;
+  close(): void;
+}
+
+export async function openTunnel(service: string, token: string, avoid: string[] = []): Promise<OpenTunnel> {
+  const started = performance.now();
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`);
+  const send = (m: ClientToServer) => ws.readyState === WebSocket.OPEN && ws.send(encodeMessage(m));
+  const listeners: ((m: ServerToClient) => void)[] = [];
+  ws.onmessage = (ev) => {
+    const r = parseServerToClient(String(ev.data));
+    if (r.ok) for (const l of listeners) l(r.value);
+  };
+  let pc: RTCPeerConnection | null = null;
+  const cleanup = () => {
+    pc?.close();
+    ws.close();
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new PeerwayError('session_failed', 'cannot reach the Peerway server'));
+    });
+    const ref = Math.random().toString(36).slice(2);
+    const result = await new Promise<OpenTunnel>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new PeerwayError('session_failed', 'the connection to the node could not be set up in time (a firewall may block it, or the relay is unreachable)')),
+        SESSION_TIMEOUT_MS,
+      );
+      const fail = (e: PeerwayError) => (clearTimeout(timer), reject(e));
+      let sessionId = '';
+      listeners.push(async (m) => {
+        try {
+          if (m.type === 'session-error' && (m.ref === ref || m.sessionId === sessionId)) return fail(new PeerwayError(m.code, m.message));
+          if (m.type === 'session' && m.ref === ref) {
+            sessionId = m.sessionId;
+            pc = new RTCPeerConnection({ iceServers: m.iceServers });
+            const dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
+            pc.onicecandidate = (ev) => send({ type: 'candidate', sessionId, candidate: ev.candidate ? ev.candidate.toJSON() as never : null });
+            pc.onconnectionstatechange = () => {
+              if (pc?.connectionState === 'failed') fail(new PeerwayError('session_failed', 'no network path to the node (ICE failed)'));
+            };
+            dc.onopen = () => {
+              clearTimeout(timer);
+              const max = pc?.sctp?.maxMessageSize ?? 65536;
+              const mux = new TunnelMux(fromRTCDataChannel(dc, Number.isFinite(max) && max > 0 ? max : 65536), { role: 'client' });
+              const setupMs = performance.now() - started;
+              void pc!.getStats().then((report) => {
+                const stats = summariseStats(report);
+                if (stats) send({ type: 'session-stats', sessionId, stats: { ...stats, setupMs } });
+              });
+              resolve({
+                mux,
+                node: m.node,
+                setupMs,
+                close: () => {
+                  mux.close('closed by the page');
+                  cleanup();
+                },
+              });
+            };
+            await pc.setLocalDescription(await pc.createOffer());
+            send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
+          } else if (m.type === 'answer' && m.sessionId === sessionId) {
+            await pc!.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+          } else if (m.type === 'candidate' && m.sessionId === sessionId && m.candidate) {
+            await pc!.addIceCandidate(m.candidate as RTCIceCandidateInit).catch(() => {});
+          }
+        } catch (err) {
+          fail(err instanceof PeerwayError ? err : new PeerwayError('session_failed', (err as Error).message));
+        }
+      });
+      send({ type: 'open', ref, service, token, ...(avoid.length ? { avoid } : {}) });
+    });
+    // Signaling stays open only to tell the server when the page goes; the data channel does not need it.
+    return result;
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}

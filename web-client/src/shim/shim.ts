@@ -1,0 +1,132 @@
+/**
+ * Injected into every HTML page of the app (first thing in <head>): what a
+ * service worker cannot do, done through the shell (the parent window, same
+ * origin). `new WebSocket(...)` to this origin goes through the tunnel;
+ * `document.cookie` reads and writes Peerway's per-service jar (HttpOnly
+ * cookies stay invisible); history changes keep the address bar in step.
+ */
+import type { ShellApi } from '../shell/main';
+import type { TunnelSocket } from '@peerway/protocol';
+
+(() => {
+  let shell: ShellApi | undefined;
+  try {
+    shell = window.parent !== window ? (window.parent as Window & { __peerway?: ShellApi }).__peerway : undefined;
+  } catch {
+    shell = undefined;
+  }
+  if (!shell) return;
+  const api = shell;
+  const NativeWebSocket = window.WebSocket;
+
+  class PeerwayWebSocket extends EventTarget {
+    static readonly CONNECTING = 0;
+    static readonly OPEN = 1;
+    static readonly CLOSING = 2;
+    static readonly CLOSED = 3;
+    readonly CONNECTING = 0;
+    readonly OPEN = 1;
+    readonly CLOSING = 2;
+    readonly CLOSED = 3;
+    readyState = 0;
+    protocol = '';
+    extensions = '';
+    bufferedAmount = 0;
+    binaryType: BinaryType = 'blob';
+    readonly url: string;
+    onopen: ((ev: Event) => unknown) | null = null;
+    onmessage: ((ev: MessageEvent) => unknown) | null = null;
+    onerror: ((ev: Event) => unknown) | null = null;
+    onclose: ((ev: CloseEvent) => unknown) | null = null;
+    private sock: TunnelSocket | null = null;
+    private queue: (string | Uint8Array)[] = [];
+
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super();
+      const u = new URL(String(url), location.href);
+      this.url = u.toString();
+      const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
+      api.openWebSocket(u.pathname + u.search, list).then(
+        (s) => {
+          this.sock = s;
+          if (this.readyState === 3) return s.close(1000, '');
+          this.readyState = 1;
+          this.protocol = s.protocol;
+          s.onMessage((m) => this.deliver(m));
+          s.onClose((code, reason) => this.closed(code, reason));
+          this.fire(new Event('open'));
+          for (const m of this.queue.splice(0)) void s.send(m);
+        },
+        () => {
+          this.fire(new Event('error'));
+          this.closed(1006, '');
+        },
+      );
+    }
+
+    private fire(ev: Event): void {
+      const h = (this as unknown as Record<string, unknown>)[`on${ev.type}`];
+      if (typeof h === 'function') h.call(this, ev);
+      this.dispatchEvent(ev);
+    }
+
+    private deliver(m: string | Uint8Array): void {
+      let data: unknown = m;
+      if (typeof m !== 'string') {
+        // copy into this realm (the bytes come from the parent's)
+        const copy = new Uint8Array(m.byteLength);
+        copy.set(m);
+        data = this.binaryType === 'arraybuffer' ? copy.buffer : new Blob([copy]);
+      }
+      this.fire(new MessageEvent('message', { data }));
+    }
+
+    private closed(code: number, reason: string): void {
+      if (this.readyState === 3 && code !== 1006) return;
+      this.readyState = 3;
+      this.fire(new CloseEvent('close', { code, reason, wasClean: code !== 1006 }));
+    }
+
+    send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
+      if (this.readyState === 0) throw new DOMException('WebSocket is still connecting', 'InvalidStateError');
+      if (this.readyState !== 1) return;
+      const go = (m: string | Uint8Array) => (this.sock ? void this.sock.send(m) : this.queue.push(m));
+      if (typeof data === 'string') go(data);
+      else if (data instanceof Blob) void data.arrayBuffer().then((b) => go(new Uint8Array(b)));
+      else if (ArrayBuffer.isView(data)) go(new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
+      else go(new Uint8Array(data as ArrayBuffer).slice());
+    }
+
+    close(code = 1000, reason = ''): void {
+      if (this.readyState >= 2) return;
+      this.readyState = 2;
+      if (this.sock) this.sock.close(code, reason);
+      else this.closed(code, reason);
+    }
+  }
+
+  // Only sockets to this origin go through the tunnel; others stay native.
+  const Patched = function (this: unknown, url: string | URL, protocols?: string | string[]) {
+    const u = new URL(String(url), location.href);
+    const sameHost = u.host === location.host && (u.protocol === 'ws:' || u.protocol === 'wss:');
+    return sameHost ? new PeerwayWebSocket(url, protocols) : new NativeWebSocket(url, protocols);
+  } as unknown as typeof WebSocket;
+  Object.assign(Patched, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3, prototype: PeerwayWebSocket.prototype });
+  window.WebSocket = Patched;
+
+  Object.defineProperty(document, 'cookie', {
+    configurable: true,
+    get: () => api.cookieGet(location.pathname),
+    set: (v: string) => api.cookieSet(location.pathname, String(v)),
+  });
+
+  for (const m of ['pushState', 'replaceState'] as const) {
+    const orig = history[m].bind(history);
+    history[m] = (...args: Parameters<History['pushState']>) => {
+      orig(...args);
+      api.navigated();
+    };
+  }
+  addEventListener('popstate', () => api.navigated());
+  addEventListener('hashchange', () => api.navigated());
+})();

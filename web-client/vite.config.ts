@@ -1,0 +1,26 @@
+import { defineConfig } from 'vite';
+import { resolve } from 'node:path';
+
+// Three bundles for service origins: the shell page, the service worker and
+// the in-page shim. Fixed file names: the server serves them at /__peerway/.
+export default defineConfig({
+  base: '/__peerway/',
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: true,
+    rollupOptions: {
+      input: {
+        shell: resolve(import.meta.dirname, 'shell.html'),
+        sw: resolve(import.meta.dirname, 'src/sw/sw.ts'),
+        shim: resolve(import.meta.dirname, 'src/shim/shim.ts'),
+      },
+      output: {
+        entryFileNames: '[name].js',
+        chunkFileNames: 'chunks/[name]-[hash].js',
+        assetFileNames: 'assets/[name]-[hash][extname]',
+      },
+    },
+  },
+});
