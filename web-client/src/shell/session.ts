@@ -72,6 +72,7 @@ export async function openTunnel(service: string, token: string, avoid: string[]
                 const stats = summariseStats(report);
                 if (stats) send({ type: 'session-stats', sessionId, stats: { ...stats, setupMs } });
               });
+              watchLiveness(pc!, mux);
               resolve({
                 mux,
                 node: m.node,
@@ -101,4 +102,43 @@ export async function openTunnel(service: string, token: string, avoid: string[]
     cleanup();
     throw err;
   }
+}
+
+/** How often the shell pings the node over the tunnel, and how long it waits. */
+export const LIVENESS_PING_MS = 3000;
+export const LIVENESS_TIMEOUT_MS = 4000;
+/** How long ICE may stay "disconnected" before the tunnel is given up. */
+export const DISCONNECTED_GRACE_MS = 2500;
+
+/**
+ * A node that dies without closing (power cut, kill -9) leaves the data
+ * channel open for tens of seconds. The shell notices within a few seconds
+ * instead: tunnel pings, and ICE staying disconnected, close the mux, which
+ * makes the shell reconnect (to another replica if there is one).
+ */
+function watchLiveness(pc: RTCPeerConnection, mux: TunnelMux): void {
+  let grace: ReturnType<typeof setTimeout> | null = null;
+  const dead = (why: string) => {
+    clearInterval(timer);
+    if (grace) clearTimeout(grace);
+    if (!mux.isClosed) mux.close(why);
+    pc.close();
+  };
+  const timer = setInterval(() => {
+    if (mux.isClosed) return dead('closed');
+    mux.ping(LIVENESS_TIMEOUT_MS).catch(() => dead('the node stopped answering'));
+  }, LIVENESS_PING_MS);
+  pc.addEventListener('connectionstatechange', () => {
+    const st = pc.connectionState;
+    if (st === 'failed' || st === 'closed') dead(`connection ${st}`);
+    else if (st === 'disconnected') grace ??= setTimeout(() => dead('connection lost'), DISCONNECTED_GRACE_MS);
+    else if (grace) {
+      clearTimeout(grace);
+      grace = null;
+    }
+  });
+  mux.onClose(() => {
+    clearInterval(timer);
+    if (grace) clearTimeout(grace);
+  });
 }
