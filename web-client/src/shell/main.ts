@@ -50,7 +50,7 @@ function explain(err: unknown): void {
   const e = err instanceof PeerwayError ? err : new PeerwayError('session_failed', (err as Error).message);
   switch (e.code) {
     case 'service_offline':
-      showStatus('offline', `${cfg.service} is offline`, `${e.message} This page connects by itself as soon as the node is back.`);
+      showStatus('offline', `${cfg.service} is offline`, `The node that serves ${cfg.service} is not connected right now. This page connects by itself as soon as it is back.`);
       return;
     case 'forbidden':
       showStatus('denied', 'No access', `${e.message}`, { label: 'Sign in as someone else', run: () => (forgetToken(), authorize(cfg)) });

@@ -1,0 +1,60 @@
+/** What the shell shows when it cannot show the app: offline node, unknown service (screenshots kept). */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Stack, screenshot } from '../support/stack';
+import { startClockApp } from '../fixtures/clock-app';
+
+const stack = new Stack();
+let port = 0;
+let token = '';
+beforeAll(async () => {
+  const app = await startClockApp();
+  port = app.port;
+  stack.onStop(() => app.close());
+  await stack.start();
+  token = (await stack.user()).token;
+});
+afterAll(() => stack.stop());
+
+it('shows "offline" while the node is away, then the app when it is back', async () => {
+  const agent = await stack.agent(token, [`sleepy=127.0.0.1:${port},public`]);
+  await agent.stop();
+  const page = await (await stack.context()).newPage();
+  await page.goto(stack.serviceUrl('sleepy', '/'));
+  await expect.poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 }).toBe('offline');
+  expect(await page.locator('#status h1').textContent()).toContain('sleepy is offline');
+  expect(await page.locator('#status p').textContent()).toBe("The node that serves sleepy is not connected right now. This page connects by itself as soon as it is back.");
+  await screenshot(page, 'shell-offline');
+  await stack.agent(token, [`sleepy=127.0.0.1:${port},public`], agent.home);
+  await expect.poll(() => Stack.app(page).locator('#now').textContent(), { timeout: 30_000 }).toMatch(/^tick-/);
+  expect(await page.locator('#status').isVisible()).toBe(false);
+  await screenshot(page, 'shell-app-loaded');
+}, 60_000);
+
+it('names an unknown service clearly', async () => {
+  const page = await (await stack.context()).newPage();
+  await page.goto(stack.serviceUrl('no-such-thing', '/'));
+  await expect.poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 }).toBe('unknown');
+  expect(await page.locator('#status p').textContent()).toContain('no-such-thing');
+  await screenshot(page, 'shell-unknown');
+});
+
+it('shows a connecting state first', async () => {
+  const page = await (await stack.context()).newPage();
+  let seen = '';
+  const shot = new Promise<void>((resolve) => {
+    void page.route(
+      '**/__peerway/token',
+      async (route) => {
+        // held here: the shell is waiting for its token, so it must say it is connecting
+        seen = (await page.locator('#status h1').textContent()) ?? '';
+        await screenshot(page, 'shell-connecting');
+        await route.continue();
+        resolve();
+      },
+      { times: 1 },
+    );
+  });
+  await page.goto(stack.serviceUrl('sleepy', '/'));
+  await shot;
+  expect(seen).toBe('Connecting to sleepy…');
+});
