@@ -19,7 +19,10 @@ const agentBin = join(root, 'node-agent/bin/peerway-agent.js');
 
 if (!existsSync(join(root, 'web-client/dist/shell.js'))) {
   console.log('Building the web client (first start)…');
-  execFileSync('npm', ['run', 'build', '-w', '@peerway/web-client'], { cwd: root, stdio: 'inherit' });
+  execFileSync('npm', ['run', 'build', '-w', '@peerway/web-client'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
 }
 
 const children = [];
@@ -30,7 +33,11 @@ const stopAll = () => {
 process.on('SIGINT', stopAll);
 process.on('SIGTERM', stopAll);
 
-const server = spawn(process.execPath, [serverBin, '--port', port, '--data-dir', dataDir, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+const server = spawn(
+  process.execPath,
+  [serverBin, '--port', port, '--data-dir', dataDir, ...args],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
 children.push(server);
 server.on('exit', (code) => process.exit(code ?? 1));
 let shown = false;
@@ -56,12 +63,38 @@ function startDemo() {
   const email = 'demo@peerway.localhost';
   const password = randomBytes(9).toString('base64url');
   try {
-    execFileSync(process.execPath, [serverBin, 'users', 'create', '--email', email, '--password', password, '--data-dir', dataDir], { stdio: 'ignore' });
+    execFileSync(
+      process.execPath,
+      [
+        serverBin,
+        'users',
+        'create',
+        '--email',
+        email,
+        '--password',
+        password,
+        '--data-dir',
+        dataDir,
+      ],
+      { stdio: 'ignore' },
+    );
     console.log(`Demo account: ${email} / ${password}`);
   } catch {
     // made on an earlier run
   }
-  const token = execFileSync(process.execPath, [serverBin, 'tokens', 'create', '--email', email, '--name', 'demo', '--data-dir', dataDir]).toString().trim();
+  const token = execFileSync(process.execPath, [
+    serverBin,
+    'tokens',
+    'create',
+    '--email',
+    email,
+    '--name',
+    'demo',
+    '--data-dir',
+    dataDir,
+  ])
+    .toString()
+    .trim();
   let visits = 0;
   const app = http.createServer((req, res) => {
     if (req.url === '/count') return void res.end(String(++visits));
@@ -74,14 +107,30 @@ function startDemo() {
     const home = join(dataDir, 'demo-agent');
     mkdirSync(home, { recursive: true });
     const target = `127.0.0.1:${app.address().port}`;
-    const agent = spawn(process.execPath, [agentBin, 'run', '--server', `http://localhost:${port}`, '--token', token, '--name', 'demo-node', '--service', `hello=${target},public`], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, PEERWAY_HOME: home, PEERWAY_LOG_LEVEL: 'warn' },
-    });
+    const agent = spawn(
+      process.execPath,
+      [
+        agentBin,
+        'run',
+        '--server',
+        `http://localhost:${port}`,
+        '--token',
+        token,
+        '--name',
+        'demo-node',
+        '--service',
+        `hello=${target},public`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, PEERWAY_HOME: home, PEERWAY_LOG_LEVEL: 'warn' },
+      },
+    );
     children.push(agent);
     agent.stdout.on('data', (d) => {
       process.stdout.write(`[agent] ${d}`);
-      if (/✓ http:\/\/hello\./.test(d.toString())) console.log(`\nDemo ready: open http://hello.localhost:${port}/ in a browser.\n`);
+      if (/✓ http:\/\/hello\./.test(d.toString()))
+        console.log(`\nDemo ready: open http://hello.localhost:${port}/ in a browser.\n`);
     });
   });
 }

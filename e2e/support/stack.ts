@@ -67,14 +67,31 @@ export class Stack {
 
   /** Starts the server process on a free port. */
   async start(extraArgs: string[] = []): Promise<void> {
-    this.server = this.spawn(SERVER_BIN, ['--port', String(this.port || 0), '--data-dir', join(this.dir, 'data'), '--heartbeat-interval-ms', '1000', ...extraArgs], {});
+    this.server = this.spawn(
+      SERVER_BIN,
+      [
+        '--port',
+        String(this.port || 0),
+        '--data-dir',
+        join(this.dir, 'data'),
+        '--heartbeat-interval-ms',
+        '1000',
+        ...extraArgs,
+      ],
+      {},
+    );
     const m = await this.server.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
     this.port = Number(m[1]);
     this.url = `http://localhost:${this.port}`;
   }
 
   private spawn(bin: string, args: string[], env: Record<string, string>): Proc {
-    const p = new Proc(spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PEERWAY_LOG_LEVEL: 'warn', ...env } }));
+    const p = new Proc(
+      spawn(process.execPath, [bin, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PEERWAY_LOG_LEVEL: 'warn', ...env },
+      }),
+    );
     this.procs.push(p);
     return p;
   }
@@ -84,15 +101,42 @@ export class Stack {
     const email = `u-${randomBytes(4).toString('hex')}@test.invalid`;
     const password = randomBytes(12).toString('base64url');
     const dataDir = join(this.dir, 'data');
-    await run(process.execPath, [SERVER_BIN, 'users', 'create', '--email', email, '--password', password, '--data-dir', dataDir, ...(admin ? ['--admin'] : [])]);
-    const { stdout } = await run(process.execPath, [SERVER_BIN, 'tokens', 'create', '--email', email, '--data-dir', dataDir]);
+    await run(process.execPath, [
+      SERVER_BIN,
+      'users',
+      'create',
+      '--email',
+      email,
+      '--password',
+      password,
+      '--data-dir',
+      dataDir,
+      ...(admin ? ['--admin'] : []),
+    ]);
+    const { stdout } = await run(process.execPath, [
+      SERVER_BIN,
+      'tokens',
+      'create',
+      '--email',
+      email,
+      '--data-dir',
+      dataDir,
+    ]);
     return { email, password, token: stdout.trim() };
   }
 
   /** Starts an agent process serving `services` (NAME=TARGET[,public]); resolves when they are routable. */
-  async agent(token: string, services: string[], home = join(this.dir, `agent-${randomBytes(3).toString('hex')}`)): Promise<Proc & { home: string }> {
+  async agent(
+    token: string,
+    services: string[],
+    home = join(this.dir, `agent-${randomBytes(3).toString('hex')}`),
+  ): Promise<Proc & { home: string }> {
     mkdirSync(home, { recursive: true });
-    const p = this.spawn(AGENT_BIN, ['run', '--server', this.url, '--token', token, ...services.flatMap((s) => ['--service', s])], { PEERWAY_HOME: home });
+    const p = this.spawn(
+      AGENT_BIN,
+      ['run', '--server', this.url, '--token', token, ...services.flatMap((s) => ['--service', s])],
+      { PEERWAY_HOME: home },
+    );
     for (const s of services) await p.waitFor(new RegExp(`✓ http://${s.split('=')[0]}\\.`));
     return Object.assign(p, { home });
   }
@@ -101,7 +145,15 @@ export class Stack {
   async context(): Promise<BrowserContext> {
     this.browser ??= await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
     const ctx = await this.browser.newContext({ viewport: { width: 1100, height: 800 } });
     this.cleanups.push(() => ctx.close());

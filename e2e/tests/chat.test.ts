@@ -26,8 +26,12 @@ it('two browsers chat both ways, text and binary', async () => {
   await expect.poll(() => appA.locator('#log li').allTextContents()).toContain('binary:1,2,3,250');
   await appA.locator('#text').fill('hello from A');
   await appA.locator('#send').click();
-  await expect.poll(() => appB.locator('#log li').allTextContents(), { timeout: 10_000 }).toContain('msg:hello from A');
+  await expect
+    .poll(() => appB.locator('#log li').allTextContents(), { timeout: 10_000 })
+    .toContain('msg:hello from A');
   await appB.locator('#text').fill('hi back from B');
   await appB.locator('#send').click();
-  await expect.poll(() => appA.locator('#log li').allTextContents(), { timeout: 10_000 }).toContain('msg:hi back from B');
+  await expect
+    .poll(() => appA.locator('#log li').allTextContents(), { timeout: 10_000 })
+    .toContain('msg:hi back from B');
 });

@@ -9,7 +9,10 @@ beforeAll(async () => {
   stack.onStop(() => app.close());
   await stack.start();
   const owner = await stack.user();
-  await stack.agent(owner.token, [`alpha=127.0.0.1:${app.port},public`, `beta=127.0.0.1:${app.port},public`]);
+  await stack.agent(owner.token, [
+    `alpha=127.0.0.1:${app.port},public`,
+    `beta=127.0.0.1:${app.port},public`,
+  ]);
 });
 afterAll(() => stack.stop());
 
@@ -21,7 +24,9 @@ it('cookies and storage stay with their service', async () => {
   await appA.locator('#user').fill('alice', { timeout: 20_000 });
   await appA.locator('#password').fill('letmein');
   await appA.locator('#go').click();
-  await expect.poll(() => appA.locator('#msg').textContent(), { timeout: 10_000 }).toBe('Welcome alice');
+  await expect
+    .poll(() => appA.locator('#msg').textContent(), { timeout: 10_000 })
+    .toBe('Welcome alice');
   await appA.locator('body').evaluate(() => {
     localStorage.setItem('secret', 'alpha-only');
     document.cookie = 'mine=alpha; Path=/';
@@ -31,7 +36,9 @@ it('cookies and storage stay with their service', async () => {
   await b.goto(stack.serviceUrl('beta', '/'));
   const appB = Stack.app(b);
   await appB.locator('#go').waitFor({ timeout: 20_000 }); // beta shows the login form: alpha's session is not here
-  const seen = await appB.locator('body').evaluate(() => ({ ls: localStorage.getItem('secret'), cookie: document.cookie }));
+  const seen = await appB
+    .locator('body')
+    .evaluate(() => ({ ls: localStorage.getItem('secret'), cookie: document.cookie }));
   expect(seen).toEqual({ ls: null, cookie: '' });
   // and beta's shell cannot read alpha's jar
   expect(await b.evaluate(() => localStorage.getItem('peerway:cookies'))).toBeNull();

@@ -20,11 +20,15 @@ it('logs in, uses the session cookie, hides HttpOnly cookies from scripts, and l
   await app.locator('#user').fill('alice', { timeout: 20_000 });
   await app.locator('#password').fill('letmein');
   await app.locator('#go').click();
-  await expect.poll(() => app.locator('#msg').textContent(), { timeout: 10_000 }).toBe('Welcome alice');
+  await expect
+    .poll(() => app.locator('#msg').textContent(), { timeout: 10_000 })
+    .toBe('Welcome alice');
   // the script sees the plain cookie, not the HttpOnly session
   expect(await app.locator('#jscookie').textContent()).toBe('theme=dark');
   // the browser's own cookie store for the service origin is untouched: Peerway keeps them
-  expect((await page.context().cookies()).filter((c) => c.domain.includes('shop.localhost'))).toEqual([]);
+  expect(
+    (await page.context().cookies()).filter((c) => c.domain.includes('shop.localhost')),
+  ).toEqual([]);
   await app.locator('#private').click();
   await expect.poll(() => app.locator('#msg').textContent()).toBe('secret for alice');
   await page.goBack();

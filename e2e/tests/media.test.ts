@@ -17,8 +17,12 @@ it('shows Server-Sent Events as they arrive', async () => {
   const page = await (await stack.context()).newPage();
   await page.goto(stack.serviceUrl('media', '/'));
   const app = Stack.app(page);
-  await expect.poll(() => app.locator('#events li').count(), { timeout: 20_000 }).toBeGreaterThanOrEqual(4);
-  const times = (await app.locator('#events li').allTextContents()).map((t) => Number(t.split('@')[1]));
+  await expect
+    .poll(() => app.locator('#events li').count(), { timeout: 20_000 })
+    .toBeGreaterThanOrEqual(4);
+  const times = (await app.locator('#events li').allTextContents()).map((t) =>
+    Number(t.split('@')[1]),
+  );
   // 400 ms apart at the source: spread out on arrival, not delivered at the end
   expect(times[3]! - times[0]!).toBeGreaterThan(800);
 });
@@ -30,7 +34,11 @@ it('serves Range requests and large transfers intact', async () => {
   await app.locator('#events').waitFor({ timeout: 20_000 });
   const range = await app.locator('body').evaluate(async () => {
     const r = await fetch('/doc.pdf', { headers: { range: 'bytes=1000-1009' } });
-    return { status: r.status, cr: r.headers.get('content-range'), bytes: Array.from(new Uint8Array(await r.arrayBuffer())) };
+    return {
+      status: r.status,
+      cr: r.headers.get('content-range'),
+      bytes: Array.from(new Uint8Array(await r.arrayBuffer())),
+    };
   });
   expect(range.status).toBe(206);
   expect(range.cr).toBe('bytes 1000-1009/2097152');
@@ -62,14 +70,21 @@ it('serves Range requests and large transfers intact', async () => {
   expect(down.h).toBe(expected);
 
   const upStarted = Date.now();
-  const up = await app.locator('body').evaluate(async (_el, n) => {
-    const data = new Uint8Array(n);
-    for (let i = 0; i < n; i++) data[i] = (i * 7 + (i >>> 11)) & 0xff;
-    const digest = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', data)), (b) => b.toString(16).padStart(2, '0')).join('');
-    const r = await fetch('/upload', { method: 'POST', body: data });
-    return { sent: digest, got: (await r.json()) as { bytes: number; sha256: string } };
-  }, 20 * 1024 * 1024);
+  const up = await app.locator('body').evaluate(
+    async (_el, n) => {
+      const data = new Uint8Array(n);
+      for (let i = 0; i < n; i++) data[i] = (i * 7 + (i >>> 11)) & 0xff;
+      const digest = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', data)), (b) =>
+        b.toString(16).padStart(2, '0'),
+      ).join('');
+      const r = await fetch('/upload', { method: 'POST', body: data });
+      return { sent: digest, got: (await r.json()) as { bytes: number; sha256: string } };
+    },
+    20 * 1024 * 1024,
+  );
   expect(up.got.bytes).toBe(20 * 1024 * 1024);
   expect(up.got.sha256).toBe(up.sent);
-  console.log(`[media] browser download ${(total / 1e6 / downSecs).toFixed(1)} MB/s; upload 20 MiB in ${((Date.now() - upStarted) / 1000).toFixed(1)} s`);
+  console.log(
+    `[media] browser download ${(total / 1e6 / downSecs).toFixed(1)} MB/s; upload 20 MiB in ${((Date.now() - upStarted) / 1000).toFixed(1)} s`,
+  );
 }, 180_000);

@@ -19,18 +19,26 @@ it('loads, navigates, and survives a reload on a deep link', async () => {
   await page.goto(stack.serviceUrl('pages', '/'));
   const app = Stack.app(page);
   await expect.poll(() => app.locator('#title').textContent(), { timeout: 20_000 }).toBe('home');
-  await expect.poll(() => app.locator('#loaded').textContent(), { timeout: 10_000 }).toBe('assets:12');
-  const images = await app.locator('img').evaluateAll((imgs) => imgs.filter((i) => (i as HTMLImageElement).naturalWidth === 16).length);
+  await expect
+    .poll(() => app.locator('#loaded').textContent(), { timeout: 10_000 })
+    .toBe('assets:12');
+  const images = await app
+    .locator('img')
+    .evaluateAll((imgs) => imgs.filter((i) => (i as HTMLImageElement).naturalWidth === 16).length);
   expect(images).toBe(12);
   await screenshot(page, 'multipage-loaded');
 
   await app.locator('#to-deep').click();
   await expect.poll(() => app.locator('#title').textContent()).toBe('deep');
   // the address bar follows the app
-  await expect.poll(() => new URL(page.url()).pathname + new URL(page.url()).search).toBe('/a/b/deep?x=1');
+  await expect
+    .poll(() => new URL(page.url()).pathname + new URL(page.url()).search)
+    .toBe('/a/b/deep?x=1');
   expect(await page.title()).toBe('Page deep');
 
   await page.reload();
-  await expect.poll(() => Stack.app(page).locator('#title').textContent(), { timeout: 20_000 }).toBe('deep');
+  await expect
+    .poll(() => Stack.app(page).locator('#title').textContent(), { timeout: 20_000 })
+    .toBe('deep');
   expect(new URL(page.url()).pathname).toBe('/a/b/deep');
 });

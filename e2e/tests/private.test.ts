@@ -28,17 +28,25 @@ it('the owner signs in and lands on the deep link', async () => {
   await page.goto(stack.serviceUrl('vault', '/a/b/deep?x=1'));
   await screenshot(page, 'private-signin');
   await signIn(page, owner);
-  await expect.poll(() => Stack.app(page).locator('#title').textContent(), { timeout: 20_000 }).toBe('deep');
+  await expect
+    .poll(() => Stack.app(page).locator('#title').textContent(), { timeout: 20_000 })
+    .toBe('deep');
   expect(new URL(page.url()).pathname + new URL(page.url()).search).toBe('/a/b/deep?x=1');
   // nothing of the gateway session is visible to the service
-  expect(await Stack.app(page).locator('body').evaluate(() => document.cookie)).not.toContain('pw_session');
+  expect(
+    await Stack.app(page)
+      .locator('body')
+      .evaluate(() => document.cookie),
+  ).not.toContain('pw_session');
 });
 
 it('another user is refused with a clear page', async () => {
   const page = await (await stack.context()).newPage();
   await page.goto(stack.serviceUrl('vault', '/about'));
   await signIn(page, stranger);
-  await expect.poll(() => page.locator('h1').textContent(), { timeout: 10_000 }).toContain('No access');
+  await expect
+    .poll(() => page.locator('h1').textContent(), { timeout: 10_000 })
+    .toContain('No access');
   expect(await page.locator('main').textContent()).toContain(stranger.email);
   await screenshot(page, 'private-denied');
 });
@@ -47,10 +55,19 @@ it('an anonymous token request is refused outright', async () => {
   // Node does not resolve *.localhost: ask 127.0.0.1 with the service's Host.
   const { request } = await import('node:http');
   const status = await new Promise<number>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: stack.port, path: '/__peerway/token', method: 'POST', headers: { host: `vault.localhost:${stack.port}` } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: stack.port,
+        path: '/__peerway/token',
+        method: 'POST',
+        headers: { host: `vault.localhost:${stack.port}` },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('error', reject);
     req.end();
   });

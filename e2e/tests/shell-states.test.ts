@@ -20,12 +20,18 @@ it('shows "offline" while the node is away, then the app when it is back', async
   await agent.stop();
   const page = await (await stack.context()).newPage();
   await page.goto(stack.serviceUrl('sleepy', '/'));
-  await expect.poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 }).toBe('offline');
+  await expect
+    .poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 })
+    .toBe('offline');
   expect(await page.locator('#status h1').textContent()).toContain('sleepy is offline');
-  expect(await page.locator('#status p').textContent()).toBe("The node that serves sleepy is not connected right now. This page connects by itself as soon as it is back.");
+  expect(await page.locator('#status p').textContent()).toBe(
+    'The node that serves sleepy is not connected right now. This page connects by itself as soon as it is back.',
+  );
   await screenshot(page, 'shell-offline');
   await stack.agent(token, [`sleepy=127.0.0.1:${port},public`], agent.home);
-  await expect.poll(() => Stack.app(page).locator('#now').textContent(), { timeout: 30_000 }).toMatch(/^tick-/);
+  await expect
+    .poll(() => Stack.app(page).locator('#now').textContent(), { timeout: 30_000 })
+    .toMatch(/^tick-/);
   expect(await page.locator('#status').isVisible()).toBe(false);
   await screenshot(page, 'shell-app-loaded');
 }, 60_000);
@@ -33,7 +39,9 @@ it('shows "offline" while the node is away, then the app when it is back', async
 it('names an unknown service clearly', async () => {
   const page = await (await stack.context()).newPage();
   await page.goto(stack.serviceUrl('no-such-thing', '/'));
-  await expect.poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 }).toBe('unknown');
+  await expect
+    .poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 })
+    .toBe('unknown');
   expect(await page.locator('#status p').textContent()).toContain('no-such-thing');
   await screenshot(page, 'shell-unknown');
 });

@@ -4,7 +4,12 @@
  * serves the tunnel from the declared upstreams only.
  */
 import { PeerwayError, TunnelMux, type IceCandidate, type ServerToAgent } from '@peerway/protocol';
-import { createClaimToken, importServerKey, verifyServiceAccessToken, type NodeIdentity } from '@peerway/protocol/node';
+import {
+  createClaimToken,
+  importServerKey,
+  verifyServiceAccessToken,
+  type NodeIdentity,
+} from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
 import type { RTCPeerConnection } from 'werift';
 import type { Logger } from 'pino';
@@ -52,7 +57,8 @@ export class Agent {
   private rxTotal = 0;
 
   constructor(private readonly o: AgentOptions) {
-    for (const s of o.services) this.upstreams.set(s.name, new Upstream(s.name, s.target, o.log.child({ service: s.name })));
+    for (const s of o.services)
+      this.upstreams.set(s.name, new Upstream(s.name, s.target, o.log.child({ service: s.name })));
     this.conn = new ServerConnection({
       serverUrl: o.serverUrl,
       identity: o.identity,
@@ -60,7 +66,12 @@ export class Agent {
       version: AGENT_VERSION,
       token: o.token,
       claimToken: () => createClaimToken(o.identity, o.name, Date.now()),
-      services: () => o.services.map((s) => ({ name: s.name, public: s.public, ...(s.description ? { description: s.description } : {}) })),
+      services: () =>
+        o.services.map((s) => ({
+          name: s.name,
+          public: s.public,
+          ...(s.description ? { description: s.description } : {}),
+        })),
       load: () => {
         let tx = this.txTotal;
         let rx = this.rxTotal;
@@ -94,7 +105,9 @@ export class Agent {
     for (const u of this.upstreams.values()) u.close();
   }
 
-  private onServerMessage(m: Exclude<ServerToAgent, { type: 'challenge' | 'heartbeat-ack' }>): void {
+  private onServerMessage(
+    m: Exclude<ServerToAgent, { type: 'challenge' | 'heartbeat-ack' }>,
+  ): void {
     switch (m.type) {
       case 'welcome':
         this.serverKey = { key: importServerKey(m.serverKey), issuer: m.tokenIssuer };
@@ -109,7 +122,10 @@ export class Agent {
         return;
       case 'session':
         this.openSession(m).catch((err: unknown) => {
-          this.o.log.warn({ err: (err as Error).message, session: m.sessionId }, 'session setup failed');
+          this.o.log.warn(
+            { err: (err as Error).message, session: m.sessionId },
+            'session setup failed',
+          );
           const s = this.sessions.get(m.sessionId);
           if (s) this.endSession(s, 'setup failed', true);
         });
@@ -138,20 +154,44 @@ export class Agent {
 
   private reject(sessionId: string, err: PeerwayError): void {
     this.o.log.info({ session: sessionId, code: err.code }, `session refused: ${err.message}`);
-    this.conn.send({ type: 'session-reject', sessionId, code: err.code, message: err.message.slice(0, 500) });
+    this.conn.send({
+      type: 'session-reject',
+      sessionId,
+      code: err.code,
+      message: err.message.slice(0, 500),
+    });
   }
 
   private async openSession(m: Extract<ServerToAgent, { type: 'session' }>): Promise<void> {
     // The token is checked here, by the node, before anything is served.
     const upstream = this.upstreams.get(m.service);
-    if (!upstream) return this.reject(m.sessionId, new PeerwayError('service_unknown', `this node does not serve "${m.service}"`));
-    if (!this.serverKey) return this.reject(m.sessionId, new PeerwayError('unauthorized', 'the node has no server key yet'));
+    if (!upstream)
+      return this.reject(
+        m.sessionId,
+        new PeerwayError('service_unknown', `this node does not serve "${m.service}"`),
+      );
+    if (!this.serverKey)
+      return this.reject(
+        m.sessionId,
+        new PeerwayError('unauthorized', 'the node has no server key yet'),
+      );
     try {
-      await verifyServiceAccessToken(m.token, { publicKey: await this.serverKey.key, issuer: this.serverKey.issuer, service: m.service });
+      await verifyServiceAccessToken(m.token, {
+        publicKey: await this.serverKey.key,
+        issuer: this.serverKey.issuer,
+        service: m.service,
+      });
     } catch (err) {
-      return this.reject(m.sessionId, err instanceof PeerwayError ? err : new PeerwayError('unauthorized', 'bad token'));
+      return this.reject(
+        m.sessionId,
+        err instanceof PeerwayError ? err : new PeerwayError('unauthorized', 'bad token'),
+      );
     }
-    if (this.sessions.size >= MAX_SESSIONS) return this.reject(m.sessionId, new PeerwayError('rate_limited', 'this node is at its session limit'));
+    if (this.sessions.size >= MAX_SESSIONS)
+      return this.reject(
+        m.sessionId,
+        new PeerwayError('rate_limited', 'this node is at its session limit'),
+      );
     if (this.sessions.has(m.sessionId)) return;
 
     const pc = createPeerConnection(m.iceServers);
@@ -172,20 +212,29 @@ export class Agent {
       if (dc.label !== TUNNEL_LABEL || s.mux) return dc.close();
       const mux = new TunnelMux(tunnelChannel(dc), {
         role: 'server',
-        onProtocolError: (id, reason) => this.o.log.debug({ session: s.id, stream: id, reason }, 'tunnel protocol error'),
+        onProtocolError: (id, reason) =>
+          this.o.log.debug({ session: s.id, stream: id, reason }, 'tunnel protocol error'),
       });
       s.mux = mux;
       mux.onRequest((req) => {
-        upstream.handleRequest(req).catch((err: unknown) => this.o.log.warn({ err }, 'request failed'));
+        upstream
+          .handleRequest(req)
+          .catch((err: unknown) => this.o.log.warn({ err }, 'request failed'));
       });
       mux.onWebSocket((inc) => upstream.handleWebSocket(inc));
       mux.onClose(() => this.endSession(s, 'the data channel closed', true));
       void connectionStats(pc).then((stats) => {
-        if (stats) this.conn.send({ type: 'session-stats', sessionId: s.id, stats: { ...stats, setupMs: performance.now() - started } });
+        if (stats)
+          this.conn.send({
+            type: 'session-stats',
+            sessionId: s.id,
+            stats: { ...stats, setupMs: performance.now() - started },
+          });
       });
     });
     pc.connectionStateChange.subscribe((state) => {
-      if (state === 'failed' || state === 'closed') this.endSession(s, `peer connection ${state}`, true);
+      if (state === 'failed' || state === 'closed')
+        this.endSession(s, `peer connection ${state}`, true);
     });
     await pc.setRemoteDescription({ type: 'offer', sdp: m.offer });
     s.remoteSet = true;

@@ -8,13 +8,28 @@ import qrcode from 'qrcode-terminal';
 import { PeerwayError } from '@peerway/protocol';
 import { createClaimToken } from '@peerway/protocol/node';
 import { Agent } from './agent';
-import { homeDir, loadConfig, loadOrCreateIdentity, saveConfig, ServiceConfigSchema, type AgentConfig, type ServiceConfig } from './home';
+import {
+  homeDir,
+  loadConfig,
+  loadOrCreateIdentity,
+  saveConfig,
+  ServiceConfigSchema,
+  type AgentConfig,
+  type ServiceConfig,
+} from './home';
 
-const log = pino({ level: process.env.PEERWAY_LOG_LEVEL ?? 'info', base: { app: 'peerway-agent' } }, pino.destination(2));
+const log = pino(
+  { level: process.env.PEERWAY_LOG_LEVEL ?? 'info', base: { app: 'peerway-agent' } },
+  pino.destination(2),
+);
 
 function needServer(cfg: AgentConfig, flag?: string): string {
   const s = flag ?? cfg.server;
-  if (!s) throw new PeerwayError('bad_request', 'no server: run `peerway-agent init --server URL` or pass --server');
+  if (!s)
+    throw new PeerwayError(
+      'bad_request',
+      'no server: run `peerway-agent init --server URL` or pass --server',
+    );
   return s.replace(/\/+$/, '');
 }
 
@@ -28,12 +43,19 @@ export function parseServiceFlag(v: string): ServiceConfig {
   const eq = v.indexOf('=');
   if (eq < 1) throw new PeerwayError('bad_request', `--service "${v}": use NAME=TARGET[,public]`);
   const [target, ...flags] = v.slice(eq + 1).split(',');
-  const r = ServiceConfigSchema.safeParse({ name: v.slice(0, eq), target, public: flags.includes('public') });
-  if (!r.success) throw new PeerwayError('bad_request', `--service "${v}": ${r.error.issues[0]!.message}`);
+  const r = ServiceConfigSchema.safeParse({
+    name: v.slice(0, eq),
+    target,
+    public: flags.includes('public'),
+  });
+  if (!r.success)
+    throw new PeerwayError('bad_request', `--service "${v}": ${r.error.issues[0]!.message}`);
   return r.data;
 }
 
-const program = new Command('peerway-agent').description('Expose web services on this machine through Peerway');
+const program = new Command('peerway-agent').description(
+  'Expose web services on this machine through Peerway',
+);
 
 program
   .command('init')
@@ -53,12 +75,16 @@ program
   .description('claim this node for the account the access token belongs to')
   .action((token: string) => {
     saveConfig({ ...loadConfig(), token });
-    console.log('Token saved. The node is claimed for that account when it next connects (`peerway-agent run`).');
+    console.log(
+      'Token saved. The node is claimed for that account when it next connects (`peerway-agent run`).',
+    );
   });
 
 program
   .command('expose <name> <target>')
-  .description('declare a service: NAME becomes <name>.<base-domain>, TARGET is a port, host:port or URL on this side')
+  .description(
+    'declare a service: NAME becomes <name>.<base-domain>, TARGET is a port, host:port or URL on this side',
+  )
   .option('--public', 'anyone with the URL may open it', false)
   .action((name: string, target: string, opts: { public: boolean }) => {
     const svc = parseServiceFlag(`${name}=${target}${opts.public ? ',public' : ''}`);
@@ -74,7 +100,9 @@ program
   .action((opts: { server?: string }) => {
     const cfg = loadConfig();
     const id = loadOrCreateIdentity();
-    console.log(`${needServer(cfg, opts.server)}/add-node#claim=${createClaimToken(id, cfg.name, Date.now())}`);
+    console.log(
+      `${needServer(cfg, opts.server)}/add-node#claim=${createClaimToken(id, cfg.name, Date.now())}`,
+    );
   });
 
 program
@@ -87,9 +115,12 @@ program
     console.log(`home      ${homeDir()}`);
     console.log(`server    ${cfg.server ?? '(none: run init)'}`);
     console.log(`logged in ${cfg.token ? 'yes' : 'no'}`);
-    for (const s of cfg.services) console.log(`service   ${s.name} → ${s.target}${s.public ? ' (public)' : ''}`);
+    for (const s of cfg.services)
+      console.log(`service   ${s.name} → ${s.target}${s.public ? ' (public)' : ''}`);
     if (cfg.server) {
-      const ok = await fetch(new URL('/healthz', cfg.server)).then((r) => r.ok).catch(() => false);
+      const ok = await fetch(new URL('/healthz', cfg.server))
+        .then((r) => r.ok)
+        .catch(() => false);
       console.log(`reachable ${ok ? 'yes' : 'no'}`);
     }
   });
@@ -100,12 +131,19 @@ program
   .option('--server <url>')
   .option('--token <token>')
   .option('--name <name>')
-  .option('--service <NAME=TARGET[,public]>', 'a service, repeatable', (v: string, prev: string[] = []) => [...prev, v])
+  .option(
+    '--service <NAME=TARGET[,public]>',
+    'a service, repeatable',
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
   .action((opts: { server?: string; token?: string; name?: string; service?: string[] }) => {
     const cfg = loadConfig();
     const server = needServer(cfg, opts.server);
     const services = opts.service ? opts.service.map(parseServiceFlag) : cfg.services;
-    if (services.length === 0) console.log('No services declared: add one with --service NAME=TARGET or `peerway-agent expose`.');
+    if (services.length === 0)
+      console.log(
+        'No services declared: add one with --service NAME=TARGET or `peerway-agent expose`.',
+      );
     const identity = loadOrCreateIdentity();
     const name = opts.name ?? cfg.name;
     const agent = new Agent({
@@ -116,16 +154,24 @@ program
       services,
       log,
       onWelcome: (w) => {
-        console.log(`Connected to ${server} as node ${w.shortId} (${name})${w.claimed ? `, owned by ${w.owner}` : ''}`);
+        console.log(
+          `Connected to ${server} as node ${w.shortId} (${name})${w.claimed ? `, owned by ${w.owner}` : ''}`,
+        );
         if (!w.claimed && w.claimUrl) {
-          console.log(`\nThis node is not claimed yet. Open this link signed in to claim it:\n  ${w.shortClaimUrl ?? w.claimUrl}\n  (full link: ${w.claimUrl})`);
+          console.log(
+            `\nThis node is not claimed yet. Open this link signed in to claim it:\n  ${w.shortClaimUrl ?? w.claimUrl}\n  (full link: ${w.claimUrl})`,
+          );
           if (process.stdout.isTTY) qrcode.generate(w.shortClaimUrl ?? w.claimUrl, { small: true });
         }
       },
       onServices: (list) => {
         for (const s of list) {
           const svc = services.find((x) => x.name === s.name);
-          console.log(s.accepted ? `  ✓ ${serviceUrl(server, s.name)}  →  ${svc?.target}` : `  ✗ ${s.name}: ${s.reason}`);
+          console.log(
+            s.accepted
+              ? `  ✓ ${serviceUrl(server, s.name)}  →  ${svc?.target}`
+              : `  ✗ ${s.name}: ${s.reason}`,
+          );
         }
       },
       onClaimed: (owner) => console.log(`Claimed by ${owner}.`),

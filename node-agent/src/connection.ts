@@ -77,7 +77,10 @@ export class ServerConnection {
       this.armLiveness(Math.max(3 * this.heartbeatMs, 15_000));
       const r = parseServerToAgent(raw as Buffer);
       if (!r.ok) {
-        this.o.log.warn({ err: r.error.message }, r.unknownType ? 'ignoring unknown message from server' : 'bad message from server');
+        this.o.log.warn(
+          { err: r.error.message },
+          r.unknownType ? 'ignoring unknown message from server' : 'bad message from server',
+        );
         return;
       }
       const m = r.value;
@@ -119,7 +122,8 @@ export class ServerConnection {
       this.connected = false;
       this.clearTimers();
       this.o.onState?.('disconnected', `${code} ${reason.toString()}`.trim());
-      if (!authed && code === 4001) this.o.log.error({ reason: reason.toString() }, 'the server refused this node\'s proof');
+      if (!authed && code === 4001)
+        this.o.log.error({ reason: reason.toString() }, "the server refused this node's proof");
       this.scheduleRetry();
     });
   }

@@ -8,7 +8,12 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PeerwayError, SERVICE_NAME_RE } from '@peerway/protocol';
-import { generateIdentity, loadIdentity, storeIdentity, type NodeIdentity } from '@peerway/protocol/node';
+import {
+  generateIdentity,
+  loadIdentity,
+  storeIdentity,
+  type NodeIdentity,
+} from '@peerway/protocol/node';
 
 export function homeDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.PEERWAY_HOME ?? join(homedir(), '.peerway');
@@ -23,12 +28,16 @@ export function normaliseTarget(raw: string): string {
   try {
     u = new URL(s);
   } catch {
-    throw new PeerwayError('bad_request', `"${raw}" is not a target: use a port (3000), host:port, or http://host:port`);
+    throw new PeerwayError(
+      'bad_request',
+      `"${raw}" is not a target: use a port (3000), host:port, or http://host:port`,
+    );
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
     throw new PeerwayError('bad_request', `target "${raw}" must be http or https`);
   }
-  if (u.username || u.password) throw new PeerwayError('bad_request', 'put no credentials in a target URL');
+  if (u.username || u.password)
+    throw new PeerwayError('bad_request', 'put no credentials in a target URL');
   return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
 }
 
@@ -49,7 +58,11 @@ export type ServiceConfig = z.output<typeof ServiceConfigSchema>;
 
 export const AgentConfigSchema = z.object({
   server: z.url({ protocol: /^https?$/ }).optional(),
-  name: z.string().min(1).max(64).default(hostname().slice(0, 64) || 'node'),
+  name: z
+    .string()
+    .min(1)
+    .max(64)
+    .default(hostname().slice(0, 64) || 'node'),
   token: z.string().max(4096).optional(),
   services: z.array(ServiceConfigSchema).max(64).default([]),
 });
@@ -60,7 +73,11 @@ function readJson(path: string): unknown {
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
   } catch (cause) {
-    throw new PeerwayError('bad_request', `${path} is not valid JSON (${(cause as Error).message}); fix or delete it`, { cause });
+    throw new PeerwayError(
+      'bad_request',
+      `${path} is not valid JSON (${(cause as Error).message}); fix or delete it`,
+      { cause },
+    );
   }
 }
 
@@ -71,11 +88,15 @@ export function loadConfig(dir = homeDir()): AgentConfig {
   const r = AgentConfigSchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;
-    throw new PeerwayError('bad_request', `${path}: ${i.path.join('.') || '(top level)'}: ${i.message}`);
+    throw new PeerwayError(
+      'bad_request',
+      `${path}: ${i.path.join('.') || '(top level)'}: ${i.message}`,
+    );
   }
   const names = new Set<string>();
   for (const s of r.data.services) {
-    if (names.has(s.name)) throw new PeerwayError('bad_request', `${path}: service "${s.name}" is declared twice`);
+    if (names.has(s.name))
+      throw new PeerwayError('bad_request', `${path}: service "${s.name}" is declared twice`);
     names.add(s.name);
   }
   return r.data;
@@ -95,7 +116,10 @@ export function loadOrCreateIdentity(dir = homeDir()): NodeIdentity {
   if (existsSync(path)) {
     const raw = readJson(path) as { privateKey?: unknown; nodeId?: unknown };
     if (typeof raw.privateKey !== 'string' || typeof raw.nodeId !== 'string') {
-      throw new PeerwayError('bad_request', `${path} has no privateKey/nodeId; move it away to make a new identity`);
+      throw new PeerwayError(
+        'bad_request',
+        `${path} has no privateKey/nodeId; move it away to make a new identity`,
+      );
     }
     try {
       return loadIdentity({ privateKey: raw.privateKey, nodeId: raw.nodeId });

@@ -9,7 +9,14 @@
  * already holds its candidates.
  */
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
-import { fromWeriftDataChannel, summariseStats, type ConnectionStats, type FrameChannel, type IceServer, type WeriftDataChannelLike } from '@peerway/protocol';
+import {
+  fromWeriftDataChannel,
+  summariseStats,
+  type ConnectionStats,
+  type FrameChannel,
+  type IceServer,
+  type WeriftDataChannelLike,
+} from '@peerway/protocol';
 
 /** The data channel label both ends agree on. */
 export const TUNNEL_LABEL = 'peerway-tunnel';
@@ -50,7 +57,10 @@ export async function connectionStats(pc: RTCPeerConnection): Promise<Connection
 export function waitOpen(dc: RTCDataChannel, timeoutMs: number): Promise<void> {
   if (dc.readyState === 'open') return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`data channel did not open within ${timeoutMs} ms`)), timeoutMs);
+    const t = setTimeout(
+      () => reject(new Error(`data channel did not open within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     dc.stateChanged.subscribe((s) => {
       if (s === 'open') {
         clearTimeout(t);

@@ -25,7 +25,13 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'host',
 ]);
-const WS_OWN = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'sec-websocket-accept']);
+const WS_OWN = new Set([
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-extensions',
+  'sec-websocket-protocol',
+  'sec-websocket-accept',
+]);
 const REFUSED_METHODS = new Set(['CONNECT', 'TRACE']);
 
 /** How long the upstream may take to answer with a head. */
@@ -33,7 +39,9 @@ export const UPSTREAM_HEAD_TIMEOUT_MS = 30_000;
 
 function filterHeaders(h: HeaderPairs, extraDrop?: Set<string>): HeaderPairs {
   const connectionListed = new Set(
-    h.filter(([k]) => k.toLowerCase() === 'connection').flatMap(([, v]) => v.split(',').map((s) => s.trim().toLowerCase())),
+    h
+      .filter(([k]) => k.toLowerCase() === 'connection')
+      .flatMap(([, v]) => v.split(',').map((s) => s.trim().toLowerCase())),
   );
   return h.filter(([k]) => {
     const l = k.toLowerCase();
@@ -44,8 +52,10 @@ function filterHeaders(h: HeaderPairs, extraDrop?: Set<string>): HeaderPairs {
 /** Why a request target is refused, or null when it is a plain origin-form path. */
 export function refuseTarget(method: string, path: string): string | null {
   if (REFUSED_METHODS.has(method.toUpperCase())) return `${method} is not allowed through Peerway`;
-  if (!path.startsWith('/') || path.startsWith('//')) return 'the request target must be a path starting with a single "/"';
-  if (/[\s\u0000-\u001f\u007f]/.test(path)) return 'the request target contains control characters or spaces';
+  if (!path.startsWith('/') || path.startsWith('//'))
+    return 'the request target must be a path starting with a single "/"';
+  if (/[\s\u0000-\u001f\u007f]/.test(path))
+    return 'the request target contains control characters or spaces';
   return null;
 }
 
@@ -76,14 +86,23 @@ export class Upstream {
     const { method, path } = req.head;
     const refused = refuseTarget(method, path);
     if (refused) {
-      await req.respond({ status: 400, statusText: 'Bad Request', headers: [['content-type', 'text/plain; charset=utf-8']] }, text(`Peerway: ${refused}\n`));
+      await req.respond(
+        {
+          status: 400,
+          statusText: 'Bad Request',
+          headers: [['content-type', 'text/plain; charset=utf-8']],
+        },
+        text(`Peerway: ${refused}\n`),
+      );
       return;
     }
     const headers = filterHeaders(req.head.headers);
     const flat: string[] = [];
     for (const [k, v] of headers) flat.push(k, v);
     flat.push('host', this.base.host);
-    const hasBody = !['GET', 'HEAD'].includes(method.toUpperCase()) || headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k));
+    const hasBody =
+      !['GET', 'HEAD'].includes(method.toUpperCase()) ||
+      headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k));
 
     await new Promise<void>((resolve) => {
       let answered = false;
@@ -101,7 +120,10 @@ export class Upstream {
         if (answered) return;
         answered = true;
         req
-          .respond({ status, statusText, headers: [['content-type', 'text/plain; charset=utf-8']] }, text(body))
+          .respond(
+            { status, statusText, headers: [['content-type', 'text/plain; charset=utf-8']] },
+            text(body),
+          )
           .finally(resolve);
       };
       req.signal.addEventListener('abort', () => {
@@ -110,7 +132,11 @@ export class Upstream {
       });
       up.on('timeout', () => {
         up.destroy(new Error('timeout'));
-        fail(504, 'Gateway Timeout', `Peerway: the service's upstream at ${this.base.host} did not answer within ${UPSTREAM_HEAD_TIMEOUT_MS / 1000} s\n`);
+        fail(
+          504,
+          'Gateway Timeout',
+          `Peerway: the service's upstream at ${this.base.host} did not answer within ${UPSTREAM_HEAD_TIMEOUT_MS / 1000} s\n`,
+        );
       });
       up.on('error', (err: NodeJS.ErrnoException) => {
         if (req.signal.aborted) return resolve();
@@ -119,17 +145,32 @@ export class Upstream {
           return resolve();
         }
         this.log.warn({ service: this.service, err: err.code ?? err.message }, 'upstream error');
-        fail(502, 'Bad Gateway', `Peerway: the service's upstream at ${this.base.host} is not answering (${err.code ?? err.message})\n`);
+        fail(
+          502,
+          'Bad Gateway',
+          `Peerway: the service's upstream at ${this.base.host} is not answering (${err.code ?? err.message})\n`,
+        );
       });
       up.on('response', (res) => {
         answered = true;
         up.setTimeout(0);
         const pairs: HeaderPairs = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
-        const body = method.toUpperCase() === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        for (let i = 0; i < res.rawHeaders.length; i += 2)
+          pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+        const body =
+          method.toUpperCase() === 'HEAD' || res.statusCode === 204 || res.statusCode === 304
+            ? null
+            : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
         if (!body) res.resume();
         req
-          .respond({ status: res.statusCode ?? 502, statusText: res.statusMessage ?? '', headers: filterHeaders(pairs) }, body)
+          .respond(
+            {
+              status: res.statusCode ?? 502,
+              statusText: res.statusMessage ?? '',
+              headers: filterHeaders(pairs),
+            },
+            body,
+          )
           .catch(() => res.destroy())
           .finally(resolve);
       });
@@ -178,9 +219,15 @@ export class Upstream {
       });
       up.on('message', (data, isBinary) => {
         const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-        t.send(isBinary ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : buf.toString('utf8')).catch(() => up.terminate());
+        t.send(
+          isBinary
+            ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
+            : buf.toString('utf8'),
+        ).catch(() => up.terminate());
       });
-      up.on('close', (code, reason) => t.close(code === 1005 || code === 1006 ? 1000 : code, reason.toString()));
+      up.on('close', (code, reason) =>
+        t.close(code === 1005 || code === 1006 ? 1000 : code, reason.toString()),
+      );
     });
   }
 

@@ -25,7 +25,14 @@ export class Fixture {
     this.cleanups.push(fn);
   }
 
-  async server(opts: { dataDir?: string; port?: number; presenceTimeoutMs?: number; heartbeatIntervalMs?: number } = {}): Promise<PeerwayServer> {
+  async server(
+    opts: {
+      dataDir?: string;
+      port?: number;
+      presenceTimeoutMs?: number;
+      heartbeatIntervalMs?: number;
+    } = {},
+  ): Promise<PeerwayServer> {
     const server = await startPeerwayServer(
       parseConfig({
         port: opts.port ?? 0,
@@ -40,16 +47,41 @@ export class Fixture {
 
   /** A user with random credentials and a personal access token. */
   async user(server: PeerwayServer, email = `u-${randomBytes(4).toString('hex')}@test.invalid`) {
-    const user = await server.store.createUser({ email, passwordHash: null, isAdmin: false, externalSubject: null });
+    const user = await server.store.createUser({
+      email,
+      passwordHash: null,
+      isAdmin: false,
+      externalSubject: null,
+    });
     const { token } = await server.auth.createAccessToken(user.id, 'test');
     return { user, token };
   }
 
   /** Starts `peerway-agent run` as a child process; resolves when its services are accepted. */
-  async agent(args: { serverUrl: string; token?: string; services: string[]; home?: string; waitFor?: RegExp }): Promise<AgentProcess> {
+  async agent(args: {
+    serverUrl: string;
+    token?: string;
+    services: string[];
+    home?: string;
+    waitFor?: RegExp;
+  }): Promise<AgentProcess> {
     const home = args.home ?? this.tmp('pw-agent-');
-    const argv = [AGENT_BIN, 'run', '--server', args.serverUrl, ...(args.token ? ['--token', args.token] : []), ...args.services.flatMap((s) => ['--service', s])];
-    const proc = spawn(process.execPath, argv, { env: { ...process.env, PEERWAY_HOME: home, PEERWAY_LOG_LEVEL: process.env.PEERWAY_LOG_LEVEL ?? 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [
+      AGENT_BIN,
+      'run',
+      '--server',
+      args.serverUrl,
+      ...(args.token ? ['--token', args.token] : []),
+      ...args.services.flatMap((s) => ['--service', s]),
+    ];
+    const proc = spawn(process.execPath, argv, {
+      env: {
+        ...process.env,
+        PEERWAY_HOME: home,
+        PEERWAY_LOG_LEVEL: process.env.PEERWAY_LOG_LEVEL ?? 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const a = new AgentProcess(proc, home);
     this.cleanups.push(() => a.kill());
     await a.waitFor(args.waitFor ?? /✓/, 30_000);
@@ -96,7 +128,15 @@ export class AgentProcess {
   /** Waits until stdout (from now, or from `from`) matches. */
   waitFor(re: RegExp, timeoutMs: number, from = 0): Promise<void> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`agent did not print ${re} within ${timeoutMs} ms.\nstdout: ${this.stdout}\nstderr: ${this.stderr.slice(-2000)}`)), timeoutMs);
+      const t = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `agent did not print ${re} within ${timeoutMs} ms.\nstdout: ${this.stdout}\nstderr: ${this.stderr.slice(-2000)}`,
+            ),
+          ),
+        timeoutMs,
+      );
       this.waiters.push({ re, from, resolve: () => (clearTimeout(t), resolve()) });
       this.check();
     });

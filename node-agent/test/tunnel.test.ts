@@ -31,7 +31,11 @@ beforeAll(async () => {
   agent = await fx.agent({
     serverUrl: url(),
     token: owner.token,
-    services: [`web=127.0.0.1:${up.port},public`, `secret=127.0.0.1:${up.port}`, 'down=127.0.0.1:1'],
+    services: [
+      `web=127.0.0.1:${up.port},public`,
+      `secret=127.0.0.1:${up.port}`,
+      'down=127.0.0.1:1',
+    ],
     waitFor: /✓ http:\/\/down\./,
   });
   t = await connectTunnel({ serverUrl: url(), service: 'web' });
@@ -53,8 +57,15 @@ describe('HTTP through the tunnel', () => {
   });
 
   it('POST carries its body and content type', async () => {
-    const r = await t.request('POST', '/echo', { headers: [['content-type', 'application/json']], body: new TextEncoder().encode('{"a":1}') });
-    expect(JSON.parse((await readAll(r.body)).toString())).toEqual({ method: 'POST', body: '{"a":1}', type: 'application/json' });
+    const r = await t.request('POST', '/echo', {
+      headers: [['content-type', 'application/json']],
+      body: new TextEncoder().encode('{"a":1}'),
+    });
+    expect(JSON.parse((await readAll(r.body)).toString())).toEqual({
+      method: 'POST',
+      body: '{"a":1}',
+      type: 'application/json',
+    });
   });
 
   it('passes a 303 back instead of following it', async () => {
@@ -65,7 +76,10 @@ describe('HTTP through the tunnel', () => {
 
   it('passes every Set-Cookie through', async () => {
     const r = await get('/cookies');
-    expect(r.headers.filter(([k]) => k.toLowerCase() === 'set-cookie').map(([, v]) => v)).toEqual(['a=1; Path=/; HttpOnly', 'b=2; Path=/']);
+    expect(r.headers.filter(([k]) => k.toLowerCase() === 'set-cookie').map(([, v]) => v)).toEqual([
+      'a=1; Path=/; HttpOnly',
+      'b=2; Path=/',
+    ]);
   });
 
   it('answers Range with 206 and the right bytes', async () => {
@@ -104,7 +118,8 @@ describe('HTTP through the tunnel', () => {
     await reader.read();
     await reader.cancel();
     const deadline = Date.now() + 5000;
-    while (up.slowClosed === before && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    while (up.slowClosed === before && Date.now() < deadline)
+      await new Promise((res) => setTimeout(res, 20));
     expect(up.slowClosed).toBe(before + 1);
   });
 
@@ -126,7 +141,8 @@ describe('HTTP through the tunnel', () => {
     const r = await t.request('GET', `/big?bytes=${total}`);
     const h = createHash('sha256');
     let n = 0;
-    for await (const c of r.body as unknown as AsyncIterable<Uint8Array>) (h.update(c), (n += c.byteLength));
+    for await (const c of r.body as unknown as AsyncIterable<Uint8Array>)
+      (h.update(c), (n += c.byteLength));
     const downSecs = (performance.now() - started) / 1000;
     expect(n).toBe(total);
     const expected = createHash('sha256');
@@ -147,7 +163,10 @@ describe('HTTP through the tunnel', () => {
     });
     const upStart = performance.now();
     const ur = await t.request('POST', '/upload', { body });
-    const result = JSON.parse((await readAll(ur.body)).toString()) as { bytes: number; sha256: string };
+    const result = JSON.parse((await readAll(ur.body)).toString()) as {
+      bytes: number;
+      sha256: string;
+    };
     const upSecs = (performance.now() - upStart) / 1000;
     expect(result.bytes).toBe(upTotal);
     expect(result.sha256).toBe(upHash.digest('hex'));
@@ -180,7 +199,9 @@ describe('access', () => {
   it('a private service refuses anonymous, expired and other-service tokens', async () => {
     await expect(fetchAccessToken(url(), 'secret')).rejects.toMatchObject({ code: 'unauthorized' });
     const other = await fetchAccessToken(url(), 'web');
-    await expect(connectTunnel({ serverUrl: url(), service: 'secret', accessToken: other })).rejects.toMatchObject({ code: 'forbidden' });
+    await expect(
+      connectTunnel({ serverUrl: url(), service: 'secret', accessToken: other }),
+    ).rejects.toMatchObject({ code: 'forbidden' });
     const expired = await signServiceAccessToken({
       privateKey: server.keys.accessPrivateKey,
       issuer: url(),
@@ -188,10 +209,18 @@ describe('access', () => {
       subject: 'x',
       nowMs: Date.now() - 3_600_000,
     });
-    await expect(connectTunnel({ serverUrl: url(), service: 'secret', accessToken: expired })).rejects.toMatchObject({ code: 'expired' });
+    await expect(
+      connectTunnel({ serverUrl: url(), service: 'secret', accessToken: expired }),
+    ).rejects.toMatchObject({ code: 'expired' });
     const stranger = await fx.user(server);
-    await expect(fetchAccessToken(url(), 'secret', stranger.token)).rejects.toMatchObject({ code: 'forbidden' });
-    const mine = await connectTunnel({ serverUrl: url(), service: 'secret', userToken: owner.token });
+    await expect(fetchAccessToken(url(), 'secret', stranger.token)).rejects.toMatchObject({
+      code: 'forbidden',
+    });
+    const mine = await connectTunnel({
+      serverUrl: url(),
+      service: 'secret',
+      userToken: owner.token,
+    });
     expect((await mine.request('GET', '/hello')).status).toBe(200);
     mine.close();
   });
@@ -228,7 +257,8 @@ describe('robustness', () => {
     ];
     for (let i = 0; i < 300; i++) {
       const b = new Uint8Array(6 + (i % 50)).map((_, j) => (i * 7 + j * 13) & 0xff);
-      if ([FrameType.GOAWAY, FrameType.REQ_HEAD, FrameType.WS_OPEN].includes(b[0] as never)) continue;
+      if ([FrameType.GOAWAY, FrameType.REQ_HEAD, FrameType.WS_OPEN].includes(b[0] as never))
+        continue;
       junk.push(b);
     }
     for (const j of junk) t.channel.send(j);

@@ -24,9 +24,18 @@ const MAX_SDP_CHARS = 32 * 1024;
 const MAX_CANDIDATE_CHARS = 1024;
 const MAX_TOKEN_CHARS = 4096;
 
-const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
-const b64url = z.string().max(1024).regex(/^[A-Za-z0-9_-]*$/);
-const serviceName = z.string().regex(SERVICE_NAME_RE, 'service name must be a DNS label: a-z, 0-9, "-"');
+const id = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_-]+$/);
+const b64url = z
+  .string()
+  .max(1024)
+  .regex(/^[A-Za-z0-9_-]*$/);
+const serviceName = z
+  .string()
+  .regex(SERVICE_NAME_RE, 'service name must be a DNS label: a-z, 0-9, "-"');
 const token = z.string().min(1).max(MAX_TOKEN_CHARS);
 const sdp = z.string().min(1).max(MAX_SDP_CHARS);
 const errorCode = z.enum(ERROR_CODES);
@@ -266,10 +275,14 @@ function makeParser<T>(schema: z.ZodType<T>, knownTypes: ReadonlySet<string>) {
       ...(claimedType === undefined ? {} : { claimedType }),
     });
     if (byteLength(raw) > MAX_SIGNALING_MESSAGE_BYTES) {
-      const bytes = typeof raw === 'string' ? new TextEncoder().encode(raw).byteLength : byteLength(raw);
+      const bytes =
+        typeof raw === 'string' ? new TextEncoder().encode(raw).byteLength : byteLength(raw);
       if (bytes > MAX_SIGNALING_MESSAGE_BYTES) {
         return fail(
-          new PeerwayError('message_too_large', `message is ${bytes} bytes; the limit is ${MAX_SIGNALING_MESSAGE_BYTES}`),
+          new PeerwayError(
+            'message_too_large',
+            `message is ${bytes} bytes; the limit is ${MAX_SIGNALING_MESSAGE_BYTES}`,
+          ),
         );
       }
     }
@@ -288,14 +301,21 @@ function makeParser<T>(schema: z.ZodType<T>, knownTypes: ReadonlySet<string>) {
     }
     const claimedType = type.slice(0, 64);
     if (!knownTypes.has(type)) {
-      return fail(new PeerwayError('bad_message', `unknown message type "${claimedType}"`), claimedType, true);
+      return fail(
+        new PeerwayError('bad_message', `unknown message type "${claimedType}"`),
+        claimedType,
+        true,
+      );
     }
     const result = schema.safeParse(data);
     if (!result.success) {
       const issue = result.error.issues[0];
       const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'message';
       return fail(
-        new PeerwayError('bad_message', `invalid "${claimedType}" message: ${where}: ${issue?.message ?? 'invalid'}`),
+        new PeerwayError(
+          'bad_message',
+          `invalid "${claimedType}" message: ${where}: ${issue?.message ?? 'invalid'}`,
+        ),
         claimedType,
       );
     }
@@ -303,7 +323,9 @@ function makeParser<T>(schema: z.ZodType<T>, knownTypes: ReadonlySet<string>) {
   };
 }
 
-function typesOf(schema: { options: readonly { shape: { type: { value: string } } }[] }): Set<string> {
+function typesOf(schema: {
+  options: readonly { shape: { type: { value: string } } }[];
+}): Set<string> {
   return new Set(schema.options.map((o) => o.shape.type.value));
 }
 
@@ -317,6 +339,8 @@ export const parseClientToServer = makeParser(ClientToServerSchema, typesOf(Clie
 export const parseServerToClient = makeParser(ServerToClientSchema, typesOf(ServerToClientSchema));
 
 /** Serialises a signaling message (the one place messages become text). */
-export function encodeMessage(msg: AgentToServer | ServerToAgent | ClientToServer | ServerToClient): string {
+export function encodeMessage(
+  msg: AgentToServer | ServerToAgent | ClientToServer | ServerToClient,
+): string {
   return JSON.stringify(msg);
 }

@@ -9,11 +9,19 @@ type Stat = Record<string, unknown> & { type?: string; id?: string };
 const CANDIDATE_TYPES = new Set(['host', 'srflx', 'prflx', 'relay']);
 const TRANSPORTS = new Set(['udp', 'tcp', 'tls']);
 
-const ctype = (v: unknown) => (typeof v === 'string' && CANDIDATE_TYPES.has(v) ? (v as ConnectionStats['localCandidateType']) : 'unknown');
-const proto = (v: unknown) => (typeof v === 'string' && TRANSPORTS.has(v.toLowerCase()) ? (v.toLowerCase() as ConnectionStats['protocol']) : 'unknown');
+const ctype = (v: unknown) =>
+  typeof v === 'string' && CANDIDATE_TYPES.has(v)
+    ? (v as ConnectionStats['localCandidateType'])
+    : 'unknown';
+const proto = (v: unknown) =>
+  typeof v === 'string' && TRANSPORTS.has(v.toLowerCase())
+    ? (v.toLowerCase() as ConnectionStats['protocol'])
+    : 'unknown';
 
 /** The selected pair of a stats report, or null before one is selected. */
-export function summariseStats(report: Iterable<unknown> | { forEach(cb: (v: unknown) => void): void }): ConnectionStats | null {
+export function summariseStats(
+  report: Iterable<unknown> | { forEach(cb: (v: unknown) => void): void },
+): ConnectionStats | null {
   const all: Stat[] = [];
   if (Symbol.iterator in Object(report)) {
     for (const entry of report as Iterable<unknown>) {
@@ -21,12 +29,19 @@ export function summariseStats(report: Iterable<unknown> | { forEach(cb: (v: unk
       const v = Array.isArray(entry) && entry.length === 2 ? entry[1] : entry;
       if (v && typeof v === 'object') all.push(v as Stat);
     }
-  } else (report as { forEach(cb: (v: unknown) => void): void }).forEach((v) => v && typeof v === 'object' && all.push(v as Stat));
+  } else
+    (report as { forEach(cb: (v: unknown) => void): void }).forEach(
+      (v) => v && typeof v === 'object' && all.push(v as Stat),
+    );
   const byId = new Map(all.filter((s) => typeof s.id === 'string').map((s) => [s.id!, s]));
-  const transport = all.find((s) => s.type === 'transport' && typeof s.selectedCandidatePairId === 'string');
+  const transport = all.find(
+    (s) => s.type === 'transport' && typeof s.selectedCandidatePairId === 'string',
+  );
   const pair =
     (transport ? byId.get(transport.selectedCandidatePairId as string) : undefined) ??
-    all.find((s) => s.type === 'candidate-pair' && s.nominated === true && s.state === 'succeeded') ??
+    all.find(
+      (s) => s.type === 'candidate-pair' && s.nominated === true && s.state === 'succeeded',
+    ) ??
     all.find((s) => s.type === 'candidate-pair' && s.state === 'succeeded');
   if (!pair) return null;
   const local = byId.get(pair.localCandidateId as string);
@@ -36,7 +51,8 @@ export function summariseStats(report: Iterable<unknown> | { forEach(cb: (v: unk
     remoteCandidateType: ctype(remote?.candidateType),
     protocol: proto(local?.protocol),
   };
-  if (local?.candidateType === 'relay') out.relayProtocol = proto(local.relayProtocol ?? local.protocol);
+  if (local?.candidateType === 'relay')
+    out.relayProtocol = proto(local.relayProtocol ?? local.protocol);
   const rtt = pair.currentRoundTripTime;
   if (typeof rtt === 'number' && rtt >= 0) out.rttMs = rtt < 60 ? rtt * 1000 : rtt; // browsers: seconds
   if (typeof pair.bytesSent === 'number') out.bytesSent = Math.floor(pair.bytesSent);

@@ -19,15 +19,31 @@ function serverOptions(cmd: Command): Command {
     .addOption(new Option('--host <h>', 'address to listen on (PEERWAY_HOST; default 127.0.0.1)'))
     .addOption(new Option('--data-dir <dir>', 'where the SQLite store lives (PEERWAY_DATA_DIR)'))
     .addOption(new Option('--public-url <url>', 'URL browsers and agents use (PEERWAY_PUBLIC_URL)'))
-    .addOption(new Option('--base-domain <d>', 'services live at <name>.<base-domain> (PEERWAY_BASE_DOMAIN)'))
-    .addOption(new Option('--redis-url <url>', 'shared store and routing for several instances (PEERWAY_REDIS_URL)'))
+    .addOption(
+      new Option(
+        '--base-domain <d>',
+        'services live at <name>.<base-domain> (PEERWAY_BASE_DOMAIN)',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--redis-url <url>',
+        'shared store and routing for several instances (PEERWAY_REDIS_URL)',
+      ),
+    )
     .addOption(new Option('--turn-secret <s>', 'coturn static-auth-secret (PEERWAY_TURN_SECRET)'))
-    .addOption(new Option('--turn-url <url>', 'TURN URL, repeatable (PEERWAY_TURN_URLS)').argParser(collect))
-    .addOption(new Option('--stun-url <url>', 'STUN URL, repeatable (PEERWAY_STUN_URLS)').argParser(collect))
+    .addOption(
+      new Option('--turn-url <url>', 'TURN URL, repeatable (PEERWAY_TURN_URLS)').argParser(collect),
+    )
+    .addOption(
+      new Option('--stun-url <url>', 'STUN URL, repeatable (PEERWAY_STUN_URLS)').argParser(collect),
+    )
     .addOption(new Option('--auth-jwks-url <url>', 'external identity provider JWKS URL'))
     .addOption(new Option('--auth-issuer <iss>', 'external identity provider issuer'))
     .addOption(new Option('--auth-audience <aud>', 'external identity provider audience'))
-    .addOption(new Option('--presence-timeout-ms <ms>', 'offline after this long without a heartbeat'))
+    .addOption(
+      new Option('--presence-timeout-ms <ms>', 'offline after this long without a heartbeat'),
+    )
     .addOption(new Option('--heartbeat-interval-ms <ms>', 'how often agents heartbeat'));
 }
 
@@ -55,16 +71,22 @@ function config(opts: Record<string, unknown>) {
 }
 
 // Positional: a subcommand's --data-dir belongs to the subcommand, not the server.
-const program = new Command('peerway-server').description('Peerway signaling server').enablePositionalOptions();
+const program = new Command('peerway-server')
+  .description('Peerway signaling server')
+  .enablePositionalOptions();
 
 serverOptions(program).action(async (opts) => {
   const server = await startPeerwayServer(config(opts));
   const u = new URL(server.config.publicUrl);
   console.log(`peerway-server listening on ${server.url}`);
   console.log(`Dashboard: ${server.config.publicUrl}/`);
-  console.log(`Services:  ${u.protocol}//<service>.${server.config.baseDomain}:${u.port || (u.protocol === 'https:' ? 443 : 80)}/`);
+  console.log(
+    `Services:  ${u.protocol}//<service>.${server.config.baseDomain}:${u.port || (u.protocol === 'https:' ? 443 : 80)}/`,
+  );
   if (server.adminInvite) {
-    console.log(`\nFirst start: create the admin account here (one-time link):\n  ${server.adminInvite}\n`);
+    console.log(
+      `\nFirst start: create the admin account here (one-time link):\n  ${server.adminInvite}\n`,
+    );
   }
   const stop = () => {
     void server.close().then(() => process.exit(0));
@@ -82,8 +104,14 @@ serverOptions(users.command('create'))
     const cfg = config(opts);
     const store = new SqliteStore(cfg.dataDir);
     await store.migrate();
-    if ((opts.password as string).length < 8) throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
-    const u = await store.createUser({ email: opts.email, passwordHash: await hashPassword(opts.password), isAdmin: Boolean(opts.admin), externalSubject: null });
+    if ((opts.password as string).length < 8)
+      throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
+    const u = await store.createUser({
+      email: opts.email,
+      passwordHash: await hashPassword(opts.password),
+      isAdmin: Boolean(opts.admin),
+      externalSubject: null,
+    });
     console.log(u.id);
     await store.close();
   });
@@ -97,7 +125,11 @@ serverOptions(tokens.command('create'))
     const store = new SqliteStore(cfg.dataDir);
     await store.migrate();
     const user = await store.getUserByEmail(opts.email);
-    if (!user) throw new PeerwayError('not_found', `no user ${opts.email}; create it with \`peerway-server users create\``);
+    if (!user)
+      throw new PeerwayError(
+        'not_found',
+        `no user ${opts.email}; create it with \`peerway-server users create\``,
+      );
     const auth = new Auth(store, await loadServerKeys(store), cfg);
     const t = await auth.createAccessToken(user.id, opts.name);
     console.log(t.token);

@@ -40,7 +40,11 @@ export interface RawServerConfig {
 const list = z
   .union([z.string(), z.array(z.string())])
   .optional()
-  .transform((v) => (v === undefined ? [] : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)));
+  .transform((v) =>
+    v === undefined
+      ? []
+      : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean),
+  );
 
 const Schema = z
   .object({
@@ -48,10 +52,15 @@ const Schema = z
     host: z.string().default(DEFAULTS.host),
     dataDir: z.string().default(DEFAULTS.dataDir),
     publicUrl: z.url({ protocol: /^https?$/ }).optional(),
-    baseDomain: z.string().regex(/^[a-z0-9.-]+$/i).default(DEFAULTS.baseDomain),
+    baseDomain: z
+      .string()
+      .regex(/^[a-z0-9.-]+$/i)
+      .default(DEFAULTS.baseDomain),
     redisUrl: z.string().optional(),
     turnSecret: z.string().min(8, 'the TURN secret must be at least 8 characters').optional(),
-    turnUrls: list.pipe(z.array(z.string().regex(/^turns?:/, 'TURN URLs start with turn: or turns:'))),
+    turnUrls: list.pipe(
+      z.array(z.string().regex(/^turns?:/, 'TURN URLs start with turn: or turns:')),
+    ),
     stunUrls: list.pipe(z.array(z.string().regex(/^stun:/, 'STUN URLs start with stun:'))),
     authJwksUrl: z.url().optional(),
     authIssuer: z.string().optional(),
@@ -62,7 +71,10 @@ const Schema = z
       .union([z.boolean(), z.string().transform((s) => s !== 'false' && s !== '0')])
       .default(DEFAULTS.openSignup),
   })
-  .refine((c) => c.turnUrls.length === 0 || c.turnSecret, { message: '--turn-url needs --turn-secret', path: ['turnSecret'] })
+  .refine((c) => c.turnUrls.length === 0 || c.turnSecret, {
+    message: '--turn-url needs --turn-secret',
+    path: ['turnSecret'],
+  })
   .refine((c) => !c.authJwksUrl || (c.authIssuer && c.authAudience), {
     message: '--auth-jwks-url needs --auth-issuer and --auth-audience',
     path: ['authJwksUrl'],
@@ -77,11 +89,16 @@ export type ServerConfig = Omit<z.output<typeof Schema>, 'publicUrl'> & {
 
 /** Validates raw configuration; throws PeerwayError('bad_request') naming the bad option. */
 export function parseConfig(raw: RawServerConfig): ServerConfig {
-  const cleaned = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== ''));
+  const cleaned = Object.fromEntries(
+    Object.entries(raw).filter(([, v]) => v !== undefined && v !== ''),
+  );
   const r = Schema.safeParse(cleaned);
   if (!r.success) {
     const i = r.error.issues[0]!;
-    throw new PeerwayError('bad_request', `invalid server option ${i.path.join('.') || ''}: ${i.message}`);
+    throw new PeerwayError(
+      'bad_request',
+      `invalid server option ${i.path.join('.') || ''}: ${i.message}`,
+    );
   }
   const c = r.data;
   return {

@@ -1,5 +1,11 @@
 export { startPeerwayServer, type PeerwayServer, type ServerOptions } from './server';
-export { parseConfig, configFromEnv, DEFAULTS, type ServerConfig, type RawServerConfig } from './config';
+export {
+  parseConfig,
+  configFromEnv,
+  DEFAULTS,
+  type ServerConfig,
+  type RawServerConfig,
+} from './config';
 export { SqliteStore } from './store/sqlite';
 export type { Store } from './store/store';
 export { turnCredentials, iceServersFor, CloseCode } from './ws/index';

@@ -2,10 +2,13 @@
 import pino from 'pino';
 
 // Logs are JSON on stderr; stdout is for what the CLI tells a person.
-const root = pino({
-  level: process.env.PEERWAY_LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info'),
-  base: { app: 'peerway-server' },
-}, pino.destination(2));
+const root = pino(
+  {
+    level: process.env.PEERWAY_LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info'),
+    base: { app: 'peerway-server' },
+  },
+  pino.destination(2),
+);
 
 export type Logger = pino.Logger;
 

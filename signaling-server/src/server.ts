@@ -36,7 +36,10 @@ export interface ServerOptions {
 }
 
 /** Starts a server and resolves once it listens. */
-export async function startPeerwayServer(config: ServerConfig, opts: ServerOptions = {}): Promise<PeerwayServer> {
+export async function startPeerwayServer(
+  config: ServerConfig,
+  opts: ServerOptions = {},
+): Promise<PeerwayServer> {
   const store = opts.store ?? new SqliteStore(config.dataDir);
   await store.migrate();
   const keys = await loadServerKeys(store);

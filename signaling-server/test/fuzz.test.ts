@@ -19,7 +19,7 @@ afterAll(() => ctx.stop());
 
 /** A small deterministic PRNG so a failure can be replayed. */
 function prng(seed: number) {
-  return () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  return () => (seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32;
 }
 
 const VALID: unknown[] = [
@@ -29,7 +29,11 @@ const VALID: unknown[] = [
   { type: 'candidate', sessionId: 'abc', candidate: null },
   { type: 'open', ref: 'r', service: 'svc', token: 'x' },
   { type: 'offer', sessionId: 'abc', sdp: 'v=0' },
-  { type: 'session-stats', sessionId: 'abc', stats: { localCandidateType: 'host', remoteCandidateType: 'host', protocol: 'udp' } },
+  {
+    type: 'session-stats',
+    sessionId: 'abc',
+    stats: { localCandidateType: 'host', remoteCandidateType: 'host', protocol: 'udp' },
+  },
   { type: 'drain', draining: true },
 ];
 
@@ -39,7 +43,9 @@ function mutate(rand: () => number): string | Buffer {
   const base = JSON.parse(JSON.stringify(pick(VALID))) as Record<string, unknown>;
   switch (kind) {
     case 0:
-      return Buffer.from(Array.from({ length: Math.floor(rand() * 200) }, () => Math.floor(rand() * 256)));
+      return Buffer.from(
+        Array.from({ length: Math.floor(rand() * 200) }, () => Math.floor(rand() * 256)),
+      );
     case 1: {
       const s = JSON.stringify(base);
       return s.slice(0, Math.floor(rand() * s.length));
@@ -48,7 +54,8 @@ function mutate(rand: () => number): string | Buffer {
       base.type = pick(['', 'HEARTBEAT', 'x'.repeat(300), 42, null, ['heartbeat'], { a: 1 }]);
       return JSON.stringify(base);
     case 3:
-      for (const k of Object.keys(base)) if (k !== 'type') base[k] = pick([null, -1, 1e308, 'x'.repeat(5000), [], {}, true]);
+      for (const k of Object.keys(base))
+        if (k !== 'type') base[k] = pick([null, -1, 1e308, 'x'.repeat(5000), [], {}, true]);
       return JSON.stringify(base);
     case 4:
       return JSON.stringify({ ...base, sdp: 'x'.repeat(40_000) });
@@ -60,7 +67,11 @@ function mutate(rand: () => number): string | Buffer {
     case 6:
       return pick(['null', '[]', '"str"', '1', '{}', 'true', '{"type":"auth"}', '\u0000\u0001']);
     case 7:
-      return JSON.stringify({ ...base, __proto__: { isAdmin: true }, constructor: { prototype: { x: 1 } } });
+      return JSON.stringify({
+        ...base,
+        __proto__: { isAdmin: true },
+        constructor: { prototype: { x: 1 } },
+      });
     default:
       return 'x'.repeat(70_000);
   }
@@ -100,7 +111,9 @@ it('survives thousands of hostile messages; bystanders keep working', async () =
   }
   await new Promise((r) => setTimeout(r, 300));
   expect(sent).toBeGreaterThanOrEqual(TOTAL);
-  console.log(`[fuzz] ${sent} hostile messages on ${sockets.length} connections, ${answered} error answers`);
+  console.log(
+    `[fuzz] ${sent} hostile messages on ${sockets.length} connections, ${answered} error answers`,
+  );
   // every bad message is answered with an error until a connection is cut off for abuse
   expect(answered).toBeGreaterThan(sent * 0.5);
 
@@ -110,7 +123,12 @@ it('survives thousands of hostile messages; bystanders keep working', async () =
   // A brokering flow still works.
   const client = new FakeClient(server);
   await client.open();
-  const accessToken = await signServiceAccessToken({ privateKey: server.keys.accessPrivateKey, issuer: server.config.publicUrl, service: 'steady', subject: user.id });
+  const accessToken = await signServiceAccessToken({
+    privateKey: server.keys.accessPrivateKey,
+    issuer: server.config.publicUrl,
+    service: 'steady',
+    subject: user.id,
+  });
   client.send({ type: 'open', ref: 'after', service: 'steady', token: accessToken });
   const s = await client.nextOf('session');
   client.send({ type: 'offer', sessionId: s.sessionId, sdp: 'v=0' });

@@ -4,12 +4,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { encodeMessage, type AgentToServer, type ServerToAgent, type ServerToClient, type ClientToServer } from '@peerway/protocol';
+import {
+  encodeMessage,
+  type AgentToServer,
+  type ServerToAgent,
+  type ServerToClient,
+  type ClientToServer,
+} from '@peerway/protocol';
 import { generateIdentity, signChallenge, type NodeIdentity } from '@peerway/protocol/node';
 import { parseConfig, type RawServerConfig } from '../src/config';
 import { startPeerwayServer, type PeerwayServer, type ServerOptions } from '../src/server';
 
-export async function withServer(raw: RawServerConfig = {}, opts: ServerOptions = {}): Promise<{ server: PeerwayServer; dir: string; stop(): Promise<void> }> {
+export async function withServer(
+  raw: RawServerConfig = {},
+  opts: ServerOptions = {},
+): Promise<{ server: PeerwayServer; dir: string; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'pw-srv-'));
   const server = await startPeerwayServer(parseConfig({ port: 0, dataDir: dir, ...raw }), opts);
   return {
@@ -27,18 +36,32 @@ export const randomPassword = () => randomBytes(12).toString('base64url');
 
 /** A user with a personal access token, made through the store and auth directly. */
 export async function makeUser(server: PeerwayServer, isAdmin = false) {
-  const user = await server.store.createUser({ email: randomEmail(), passwordHash: null, isAdmin, externalSubject: null });
+  const user = await server.store.createUser({
+    email: randomEmail(),
+    passwordHash: null,
+    isAdmin,
+    externalSubject: null,
+  });
   const { token } = await server.auth.createAccessToken(user.id, 'test');
   return { user, token };
 }
 
 /** JSON over HTTP against the server. */
-export async function api(server: PeerwayServer, method: string, path: string, opts: { token?: string; body?: unknown; cookie?: string } = {}) {
+export async function api(
+  server: PeerwayServer,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; cookie?: string } = {},
+) {
   const headers: Record<string, string> = {};
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (opts.cookie) headers.cookie = opts.cookie;
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(server.url + path, { method, headers, ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) });
+  const res = await fetch(server.url + path, {
+    method,
+    headers,
+    ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+  });
   const text = await res.text();
   let json: any = null;
   try {
@@ -64,7 +87,9 @@ export class TestSocket<In extends { type: string }> {
       if (w) w(m);
       else this.queue.push(m);
     });
-    this.closed = new Promise((r) => this.ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+    this.closed = new Promise((r) =>
+      this.ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+    );
   }
 
   open(): Promise<void> {
@@ -114,7 +139,10 @@ export class FakeAgent extends TestSocket<ServerToAgent> {
   }
 
   /** Answers the challenge; returns the challenge and the server's reply. */
-  async handshake(extra: Partial<Extract<AgentToServer, { type: 'auth' }>> = {}, serverUrl?: string) {
+  async handshake(
+    extra: Partial<Extract<AgentToServer, { type: 'auth' }>> = {},
+    serverUrl?: string,
+  ) {
     await this.open();
     const ch = (await this.next()) as Extract<ServerToAgent, { type: 'challenge' }>;
     const timestamp = extra.timestamp ?? Date.now();
@@ -160,7 +188,9 @@ export class ManualClock {
   advance(ms: number): void {
     const end = this.t + ms;
     for (;;) {
-      const due = [...this.timers.entries()].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      const due = [...this.timers.entries()]
+        .filter(([, x]) => x.at <= end)
+        .sort((a, b) => a[1].at - b[1].at)[0];
       if (!due) break;
       const [id, x] = due;
       this.t = x.at;

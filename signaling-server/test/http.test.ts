@@ -29,7 +29,9 @@ describe('accounts', () => {
     expect(cookie).toMatch(/pw_session=/);
     expect(cookie).toMatch(/HttpOnly/i);
     expect(cookie).not.toMatch(/Domain=/i);
-    const again = await api(server, 'POST', '/api/auth/signup', { body: { email: randomEmail(), password, invite } });
+    const again = await api(server, 'POST', '/api/auth/signup', {
+      body: { email: randomEmail(), password, invite },
+    });
     expect(again.status).toBe(410);
     const me = await api(server, 'GET', '/api/me', { cookie: cookie.split(';')[0] });
     expect(me.json.user.email).toBe(email);
@@ -38,16 +40,31 @@ describe('accounts', () => {
   it('login checks the password; logout clears the cookie; bad bodies are 400', async () => {
     const email = randomEmail();
     const password = randomPassword();
-    expect((await api(server, 'POST', '/api/auth/signup', { body: { email, password } })).status).toBe(201);
-    expect((await api(server, 'POST', '/api/auth/login', { body: { email, password: 'wrong-password' } })).status).toBe(401);
+    expect(
+      (await api(server, 'POST', '/api/auth/signup', { body: { email, password } })).status,
+    ).toBe(201);
+    expect(
+      (
+        await api(server, 'POST', '/api/auth/login', {
+          body: { email, password: 'wrong-password' },
+        })
+      ).status,
+    ).toBe(401);
     const ok = await api(server, 'POST', '/api/auth/login', { body: { email, password } });
     expect(ok.status).toBe(200);
     const out = await api(server, 'POST', '/api/auth/logout');
     expect(out.headers.get('set-cookie')).toMatch(/pw_session=;/);
     expect((await api(server, 'POST', '/api/auth/login', { body: { email: 5 } })).status).toBe(400);
-    const raw = await fetch(server.url + '/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    const raw = await fetch(server.url + '/api/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    });
     expect(raw.status).toBe(400);
-    expect((await api(server, 'POST', '/api/auth/signup', { body: { email: 'not-an-email', password } })).status).toBe(400);
+    expect(
+      (await api(server, 'POST', '/api/auth/signup', { body: { email: 'not-an-email', password } }))
+        .status,
+    ).toBe(400);
   });
 
   it('personal access tokens authenticate and can be revoked', async () => {
@@ -56,7 +73,9 @@ describe('accounts', () => {
     const created = await api(server, 'POST', '/api/tokens', { token, body: { name: 'ci' } });
     expect(created.json.token).toMatch(/^pwt_/);
     expect((await api(server, 'GET', '/api/me', { token: created.json.token })).status).toBe(200);
-    expect((await api(server, 'DELETE', `/api/tokens/${created.json.id}`, { token })).status).toBe(200);
+    expect((await api(server, 'DELETE', `/api/tokens/${created.json.id}`, { token })).status).toBe(
+      200,
+    );
     expect((await api(server, 'GET', '/api/me', { token: created.json.token })).status).toBe(401);
     expect((await api(server, 'GET', '/api/me', { token: 'pwt_x_forged' })).status).toBe(401);
   });
@@ -68,31 +87,65 @@ describe('claiming nodes', () => {
     const b = await makeUser(server);
     const node = generateIdentity();
     const good = createClaimToken(node, 'home-box', Date.now());
-    const info = await api(server, 'GET', `/api/nodes/claim-info?token=${encodeURIComponent(good)}`);
+    const info = await api(
+      server,
+      'GET',
+      `/api/nodes/claim-info?token=${encodeURIComponent(good)}`,
+    );
     expect(info.json).toMatchObject({ name: 'home-box', shortId: node.shortId, claimed: false });
 
     const expired = createClaimToken(node, 'home-box', Date.now() - 2 * 86_400_000, 60);
-    const r1 = await api(server, 'POST', '/api/nodes/claim', { token: a.token, body: { claimToken: expired } });
+    const r1 = await api(server, 'POST', '/api/nodes/claim', {
+      token: a.token,
+      body: { claimToken: expired },
+    });
     expect([r1.status, r1.json.error.code]).toEqual([410, 'expired']);
 
     const other = generateIdentity();
     const [p, body] = good.split('.').slice(0, 2) as [string, string];
     const forgedSig = createClaimToken(other, 'home-box', Date.now()).split('.')[2];
-    const r2 = await api(server, 'POST', '/api/nodes/claim', { token: a.token, body: { claimToken: `${p}.${body}.${forgedSig}` } });
+    const r2 = await api(server, 'POST', '/api/nodes/claim', {
+      token: a.token,
+      body: { claimToken: `${p}.${body}.${forgedSig}` },
+    });
     expect([r2.status, r2.json.error.code]).toEqual([400, 'invalid_signature']);
-    const altered = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body, 'base64url').toString()), name: 'evil' })).toString('base64url');
-    const r3 = await api(server, 'POST', '/api/nodes/claim', { token: a.token, body: { claimToken: `${p}.${altered}.${good.split('.')[2]}` } });
+    const altered = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(body, 'base64url').toString()), name: 'evil' }),
+    ).toString('base64url');
+    const r3 = await api(server, 'POST', '/api/nodes/claim', {
+      token: a.token,
+      body: { claimToken: `${p}.${altered}.${good.split('.')[2]}` },
+    });
     expect(r3.json.error.code).toBe('invalid_signature');
-    const r4 = await api(server, 'POST', '/api/nodes/claim', { token: a.token, body: { claimToken: 'garbage' } });
+    const r4 = await api(server, 'POST', '/api/nodes/claim', {
+      token: a.token,
+      body: { claimToken: 'garbage' },
+    });
     expect([r4.status, r4.json.error.code]).toEqual([400, 'bad_request']);
-    expect((await api(server, 'POST', '/api/nodes/claim', { body: { claimToken: good } })).status).toBe(401);
+    expect(
+      (await api(server, 'POST', '/api/nodes/claim', { body: { claimToken: good } })).status,
+    ).toBe(401);
 
-    const ok = await api(server, 'POST', '/api/nodes/claim', { token: a.token, body: { claimToken: good } });
+    const ok = await api(server, 'POST', '/api/nodes/claim', {
+      token: a.token,
+      body: { claimToken: good },
+    });
     expect(ok.status).toBe(200);
-    expect(ok.json.node).toMatchObject({ shortId: node.shortId, name: 'home-box', online: false, isPublic: false });
-    const mineAgain = await api(server, 'POST', '/api/nodes/claim', { token: a.token, body: { claimToken: good } });
+    expect(ok.json.node).toMatchObject({
+      shortId: node.shortId,
+      name: 'home-box',
+      online: false,
+      isPublic: false,
+    });
+    const mineAgain = await api(server, 'POST', '/api/nodes/claim', {
+      token: a.token,
+      body: { claimToken: good },
+    });
     expect(mineAgain.json.alreadyYours).toBe(true);
-    const taken = await api(server, 'POST', '/api/nodes/claim', { token: b.token, body: { claimToken: createClaimToken(node, 'x', Date.now()) } });
+    const taken = await api(server, 'POST', '/api/nodes/claim', {
+      token: b.token,
+      body: { claimToken: createClaimToken(node, 'x', Date.now()) },
+    });
     expect([taken.status, taken.json.error.code]).toEqual([409, 'conflict']);
     expect((await api(server, 'GET', '/api/nodes', { token: b.token })).json.nodes).toEqual([]);
   });
@@ -101,17 +154,45 @@ describe('claiming nodes', () => {
     const a = await makeUser(server);
     const b = await makeUser(server);
     const node = generateIdentity();
-    await api(server, 'POST', '/api/nodes/claim', { token: a.token, body: { claimToken: createClaimToken(node, 'pub-node', Date.now()) } });
-    const listed = async () => (await api(server, 'GET', '/api/nodes/public')).json.nodes.map((n: { shortId: string }) => n.shortId);
+    await api(server, 'POST', '/api/nodes/claim', {
+      token: a.token,
+      body: { claimToken: createClaimToken(node, 'pub-node', Date.now()) },
+    });
+    const listed = async () =>
+      (await api(server, 'GET', '/api/nodes/public')).json.nodes.map(
+        (n: { shortId: string }) => n.shortId,
+      );
     expect(await listed()).not.toContain(node.shortId);
-    expect((await api(server, 'PUT', `/api/nodes/${node.shortId}/visibility`, { token: b.token, body: { isPublic: true } })).status).toBe(404);
-    expect((await api(server, 'PUT', `/api/nodes/${node.shortId}/visibility`, { token: a.token, body: { isPublic: 'yes' } })).status).toBe(400);
-    const r = await api(server, 'PUT', `/api/nodes/${node.shortId}/visibility`, { token: a.token, body: { isPublic: true } });
+    expect(
+      (
+        await api(server, 'PUT', `/api/nodes/${node.shortId}/visibility`, {
+          token: b.token,
+          body: { isPublic: true },
+        })
+      ).status,
+    ).toBe(404);
+    expect(
+      (
+        await api(server, 'PUT', `/api/nodes/${node.shortId}/visibility`, {
+          token: a.token,
+          body: { isPublic: 'yes' },
+        })
+      ).status,
+    ).toBe(400);
+    const r = await api(server, 'PUT', `/api/nodes/${node.shortId}/visibility`, {
+      token: a.token,
+      body: { isPublic: true },
+    });
     expect(r.json.node.isPublic).toBe(true);
     expect(await listed()).toContain(node.shortId);
-    const pub = (await api(server, 'GET', '/api/nodes/public')).json.nodes.find((n: { shortId: string }) => n.shortId === node.shortId);
+    const pub = (await api(server, 'GET', '/api/nodes/public')).json.nodes.find(
+      (n: { shortId: string }) => n.shortId === node.shortId,
+    );
     expect(JSON.stringify(pub)).not.toContain(a.user.email);
-    const off = await api(server, 'PUT', `/api/nodes/${node.nodeId}/visibility`, { token: a.token, body: { isPublic: false } });
+    const off = await api(server, 'PUT', `/api/nodes/${node.nodeId}/visibility`, {
+      token: a.token,
+      body: { isPublic: false },
+    });
     expect(off.json).toMatchObject({ node: { isPublic: false } });
     expect(await listed()).not.toContain(node.shortId);
   });
@@ -123,22 +204,49 @@ describe('service access tokens', () => {
     const friend = await makeUser(server);
     const stranger = await makeUser(server);
     await server.store.reserveService('photos', owner.user.id, 'private', Date.now());
-    const tok = (token?: string) => api(server, 'POST', '/api/services/photos/access-token', token ? { token } : {});
+    const tok = (token?: string) =>
+      api(server, 'POST', '/api/services/photos/access-token', token ? { token } : {});
     expect((await tok()).status).toBe(401);
     expect((await tok(owner.token)).status).toBe(200);
     expect((await tok(friend.token)).status).toBe(403);
-    expect((await api(server, 'PUT', '/api/services/photos/access', { token: stranger.token, body: { access: 'public' } })).status).toBe(404);
-    await api(server, 'PUT', '/api/services/photos/access', { token: owner.token, body: { access: 'shared' } });
-    expect((await api(server, 'POST', '/api/services/photos/shares', { token: owner.token, body: { email: friend.user.email } })).status).toBe(201);
+    expect(
+      (
+        await api(server, 'PUT', '/api/services/photos/access', {
+          token: stranger.token,
+          body: { access: 'public' },
+        })
+      ).status,
+    ).toBe(404);
+    await api(server, 'PUT', '/api/services/photos/access', {
+      token: owner.token,
+      body: { access: 'shared' },
+    });
+    expect(
+      (
+        await api(server, 'POST', '/api/services/photos/shares', {
+          token: owner.token,
+          body: { email: friend.user.email },
+        })
+      ).status,
+    ).toBe(201);
     expect((await tok(friend.token)).status).toBe(200);
     expect((await tok(stranger.token)).status).toBe(403);
-    await api(server, 'PUT', '/api/services/photos/access', { token: owner.token, body: { access: 'public' } });
+    await api(server, 'PUT', '/api/services/photos/access', {
+      token: owner.token,
+      body: { access: 'public' },
+    });
     const anon = await tok();
     expect(anon.status).toBe(200);
     expect(anon.headers.get('access-control-allow-origin')).toBe('*');
-    expect((await api(server, 'POST', '/api/services/nope/access-token')).json.error.code).toBe('service_unknown');
+    expect((await api(server, 'POST', '/api/services/nope/access-token')).json.error.code).toBe(
+      'service_unknown',
+    );
     const services = await api(server, 'GET', '/api/services', { token: owner.token });
-    expect(services.json.services[0]).toMatchObject({ name: 'photos', access: 'public', url: expect.stringMatching(/^http:\/\/photos\.localhost:\d+\/$/) });
+    expect(services.json.services[0]).toMatchObject({
+      name: 'photos',
+      access: 'public',
+      url: expect.stringMatching(/^http:\/\/photos\.localhost:\d+\/$/),
+    });
   });
 });
 
@@ -162,10 +270,16 @@ describe('external identity provider (JWKS)', () => {
   it('accepts tokens its JWKS verifies, for the configured issuer and audience only', async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256' };
-    const jwksServer = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] })));
+    const jwksServer = createServer((_req, res) =>
+      res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] })),
+    );
     await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', () => r()));
     const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as { port: number }).port}/jwks.json`;
-    const ext = await withServer({ authJwksUrl: jwksUrl, authIssuer: 'https://idp.test', authAudience: 'peerway' });
+    const ext = await withServer({
+      authJwksUrl: jwksUrl,
+      authIssuer: 'https://idp.test',
+      authAudience: 'peerway',
+    });
     try {
       const sign = (claims: { iss?: string; aud?: string; exp?: number }, key = privateKey) =>
         new SignJWT({ email: 'ext@test.invalid' })
@@ -180,11 +294,28 @@ describe('external identity provider (JWKS)', () => {
       expect(ok.json.user.email).toBe('ext@test.invalid');
       const again = await api(ext.server, 'GET', '/api/me', { token: await sign({}) });
       expect(again.json.user.id).toBe(ok.json.user.id);
-      expect((await api(ext.server, 'GET', '/api/me', { token: await sign({ iss: 'https://evil.test' }) })).status).toBe(401);
-      expect((await api(ext.server, 'GET', '/api/me', { token: await sign({ aud: 'other' }) })).status).toBe(401);
-      expect((await api(ext.server, 'GET', '/api/me', { token: await sign({ exp: Math.floor(Date.now() / 1000) - 60 }) })).status).toBe(401);
+      expect(
+        (
+          await api(ext.server, 'GET', '/api/me', {
+            token: await sign({ iss: 'https://evil.test' }),
+          })
+        ).status,
+      ).toBe(401);
+      expect(
+        (await api(ext.server, 'GET', '/api/me', { token: await sign({ aud: 'other' }) })).status,
+      ).toBe(401);
+      expect(
+        (
+          await api(ext.server, 'GET', '/api/me', {
+            token: await sign({ exp: Math.floor(Date.now() / 1000) - 60 }),
+          })
+        ).status,
+      ).toBe(401);
       const other = await generateKeyPair('RS256');
-      expect((await api(ext.server, 'GET', '/api/me', { token: await sign({}, other.privateKey) })).status).toBe(401);
+      expect(
+        (await api(ext.server, 'GET', '/api/me', { token: await sign({}, other.privateKey) }))
+          .status,
+      ).toBe(401);
     } finally {
       await ext.stop();
       await new Promise((r) => jwksServer.close(r));

@@ -32,7 +32,15 @@ describe('agent handshake', () => {
     const ch = (await a.next()) as Extract<ServerToAgent, { type: 'challenge' }>;
     const other = generateIdentity();
     const ts = Date.now();
-    a.send({ type: 'auth', nodeId: a.identity.nodeId, timestamp: ts, signature: signChallenge(other, ch.serverUrl, ch.nonce, ts), name: 'x', version: '1', services: [] });
+    a.send({
+      type: 'auth',
+      nodeId: a.identity.nodeId,
+      timestamp: ts,
+      signature: signChallenge(other, ch.serverUrl, ch.nonce, ts),
+      name: 'x',
+      version: '1',
+      services: [],
+    });
     expect(await a.next()).toMatchObject({ type: 'error', code: 'invalid_signature' });
     expect((await a.closed).code).toBe(4001);
   });
@@ -47,7 +55,15 @@ describe('agent handshake', () => {
     const second = new FakeAgent(server, first.identity);
     await second.open();
     await second.next(); // its own, different challenge
-    second.send({ type: 'auth', nodeId: first.identity.nodeId, timestamp: ts, signature: stolen, name: 'x', version: '1', services: [] });
+    second.send({
+      type: 'auth',
+      nodeId: first.identity.nodeId,
+      timestamp: ts,
+      signature: stolen,
+      name: 'x',
+      version: '1',
+      services: [],
+    });
     expect(await second.next()).toMatchObject({ type: 'error', code: 'invalid_signature' });
     expect((await second.closed).code).toBe(4001);
   });
@@ -74,13 +90,25 @@ describe('agent handshake', () => {
     const { token, user } = await makeUser(server);
     const a = new FakeAgent(server);
     const { reply } = await a.handshake({ token, services: [{ name: 'blog', public: true }] });
-    expect(reply).toMatchObject({ type: 'welcome', claimed: true, owner: user.email, services: [{ name: 'blog', accepted: true }] });
+    expect(reply).toMatchObject({
+      type: 'welcome',
+      claimed: true,
+      owner: user.email,
+      services: [{ name: 'blog', accepted: true }],
+    });
     const nodes = await api(server, 'GET', '/api/nodes', { token });
-    expect(nodes.json.nodes[0]).toMatchObject({ shortId: a.identity.shortId, online: true, services: [{ name: 'blog', access: 'public' }] });
+    expect(nodes.json.nodes[0]).toMatchObject({
+      shortId: a.identity.shortId,
+      online: true,
+      services: [{ name: 'blog', access: 'public' }],
+    });
     // another user's node may not take the name
     const other = await makeUser(server);
     const b = new FakeAgent(server);
-    const r2 = await b.handshake({ token: other.token, services: [{ name: 'blog', public: true }] });
+    const r2 = await b.handshake({
+      token: other.token,
+      services: [{ name: 'blog', public: true }],
+    });
     expect(r2.reply).toMatchObject({ services: [{ name: 'blog', accepted: false }] });
     a.close();
     b.close();
@@ -90,17 +118,24 @@ describe('agent handshake', () => {
     const { createClaimToken } = await import('@peerway/protocol/node');
     const a = new FakeAgent(server);
     const claimToken = createClaimToken(a.identity, 'attic', Date.now());
-    const { reply } = await a.handshake({ claimToken, services: [{ name: 'attic-wiki', public: false }] });
+    const { reply } = await a.handshake({
+      claimToken,
+      services: [{ name: 'attic-wiki', public: false }],
+    });
     const w = reply as Extract<ServerToAgent, { type: 'welcome' }>;
     expect(w.services[0]).toMatchObject({ accepted: false });
     expect(w.shortClaimUrl).toMatch(/\/c\/[A-Za-z0-9_-]+$/);
-    const short = await fetch(server.url + new URL(w.shortClaimUrl!).pathname, { redirect: 'manual' });
+    const short = await fetch(server.url + new URL(w.shortClaimUrl!).pathname, {
+      redirect: 'manual',
+    });
     expect(short.status).toBe(302);
     expect(short.headers.get('location')).toBe(`/add-node#claim=${claimToken}`);
     const { token } = await makeUser(server);
     await api(server, 'POST', '/api/nodes/claim', { token, body: { claimToken } });
     expect(await a.nextOf('claimed')).toMatchObject({ type: 'claimed' });
-    expect(await a.nextOf('services-ack')).toMatchObject({ services: [{ name: 'attic-wiki', accepted: true }] });
+    expect(await a.nextOf('services-ack')).toMatchObject({
+      services: [{ name: 'attic-wiki', accepted: true }],
+    });
     a.close();
   });
 });
@@ -113,11 +148,15 @@ describe('presence', () => {
       const { token } = await makeUser(local.server);
       const a = new FakeAgent(local.server);
       await a.handshake({ token, services: [] });
-      const online = async () => (await api(local.server, 'GET', '/api/nodes', { token })).json.nodes[0];
+      const online = async () =>
+        (await api(local.server, 'GET', '/api/nodes', { token })).json.nodes[0];
       expect((await online()).online).toBe(true);
       for (let i = 0; i < 3; i++) {
         clock.advance(10_000);
-        a.send({ type: 'heartbeat', load: { sessions: 1, cpu: 0.1, rssBytes: 1e6, txBytesPerSec: 0, rxBytesPerSec: 0 } });
+        a.send({
+          type: 'heartbeat',
+          load: { sessions: 1, cpu: 0.1, rssBytes: 1e6, txBytesPerSec: 0, rxBytesPerSec: 0 },
+        });
         expect(await a.nextOf('heartbeat-ack')).toBeTruthy();
       }
       const lastBeat = clock.t;
@@ -149,7 +188,12 @@ describe('brokering', () => {
     const name = `svc-${Math.random().toString(36).slice(2, 8)}`;
     const agent = new FakeAgent(server);
     await agent.handshake({ token, services: [{ name, public: access === 'public' }] });
-    const accessToken = await signServiceAccessToken({ privateKey: server.keys.accessPrivateKey, issuer: server.config.publicUrl, service: name, subject: user.id });
+    const accessToken = await signServiceAccessToken({
+      privateKey: server.keys.accessPrivateKey,
+      issuer: server.config.publicUrl,
+      service: name,
+      subject: user.id,
+    });
     const client = new FakeClient(server);
     await client.open();
     return { agent, client, name, accessToken, token };
@@ -162,11 +206,24 @@ describe('brokering', () => {
     expect(session).toMatchObject({ ref: 'r1', node: { shortId: agent.identity.shortId } });
     client.send({ type: 'offer', sessionId: session.sessionId, sdp: 'v=0 offer' });
     const s = await agent.nextOf('session');
-    expect(s).toMatchObject({ sessionId: session.sessionId, service: name, token: accessToken, offer: 'v=0 offer' });
-    client.send({ type: 'candidate', sessionId: session.sessionId, candidate: { candidate: 'candidate:1 1 udp 1 192.0.2.9 5000 typ host', sdpMid: '0' } });
+    expect(s).toMatchObject({
+      sessionId: session.sessionId,
+      service: name,
+      token: accessToken,
+      offer: 'v=0 offer',
+    });
+    client.send({
+      type: 'candidate',
+      sessionId: session.sessionId,
+      candidate: { candidate: 'candidate:1 1 udp 1 192.0.2.9 5000 typ host', sdpMid: '0' },
+    });
     expect(await agent.nextOf('candidate')).toMatchObject({ sessionId: session.sessionId });
     agent.send({ type: 'answer', sessionId: session.sessionId, sdp: 'v=0 answer' });
-    expect(await client.nextOf('answer')).toEqual({ type: 'answer', sessionId: session.sessionId, sdp: 'v=0 answer' });
+    expect(await client.nextOf('answer')).toEqual({
+      type: 'answer',
+      sessionId: session.sessionId,
+      sdp: 'v=0 answer',
+    });
 
     // Another client cannot signal into this session, nor can another agent.
     const intruder = new FakeClient(server);
@@ -189,9 +246,17 @@ describe('brokering', () => {
     expect(await client.nextOf('session-error')).toMatchObject({ ref: 'a', code: 'unauthorized' });
     client.send({ type: 'open', ref: 'b', service: 'nothing-here', token: accessToken });
     expect(await client.nextOf('session-error')).toMatchObject({ ref: 'b', code: 'forbidden' });
-    const unknownTok = await signServiceAccessToken({ privateKey: server.keys.accessPrivateKey, issuer: server.config.publicUrl, service: 'nothing-here', subject: 'x' });
+    const unknownTok = await signServiceAccessToken({
+      privateKey: server.keys.accessPrivateKey,
+      issuer: server.config.publicUrl,
+      service: 'nothing-here',
+      subject: 'x',
+    });
     client.send({ type: 'open', ref: 'c', service: 'nothing-here', token: unknownTok });
-    expect(await client.nextOf('session-error')).toMatchObject({ ref: 'c', code: 'service_unknown' });
+    expect(await client.nextOf('session-error')).toMatchObject({
+      ref: 'c',
+      code: 'service_unknown',
+    });
     agent.close();
     await agent.closed;
     await new Promise((r) => setTimeout(r, 50));
@@ -208,8 +273,16 @@ describe('brokering', () => {
     const s = await client.nextOf('session');
     client.send({ type: 'offer', sessionId: s.sessionId, sdp: 'v=0' });
     await agent.nextOf('session');
-    agent.send({ type: 'session-reject', sessionId: s.sessionId, code: 'expired', message: 'token expired' });
-    expect(await client.nextOf('session-error')).toMatchObject({ sessionId: s.sessionId, code: 'expired' });
+    agent.send({
+      type: 'session-reject',
+      sessionId: s.sessionId,
+      code: 'expired',
+      message: 'token expired',
+    });
+    expect(await client.nextOf('session-error')).toMatchObject({
+      sessionId: s.sessionId,
+      code: 'expired',
+    });
     expect(server.signaling.stats().failuresByReason.expired).toBeGreaterThanOrEqual(1);
     agent.close();
     client.close();

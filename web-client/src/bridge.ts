@@ -17,7 +17,13 @@ export interface BridgeRequest {
 }
 
 export type BridgeResponse =
-  | { ok: true; status: number; statusText: string; headers: HeaderPairs; body: ReadableStream<Uint8Array> | null }
+  | {
+      ok: true;
+      status: number;
+      statusText: string;
+      headers: HeaderPairs;
+      body: ReadableStream<Uint8Array> | null;
+    }
   | { ok: false; status: number; message: string };
 
 /** Injected config the server writes into the shell page. */

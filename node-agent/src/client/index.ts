@@ -18,7 +18,13 @@ import {
   type BodySource,
   type FrameChannel,
 } from '@peerway/protocol';
-import { connectionStats, createPeerConnection, TUNNEL_LABEL, tunnelChannel, waitOpen } from '../rtc';
+import {
+  connectionStats,
+  createPeerConnection,
+  TUNNEL_LABEL,
+  tunnelChannel,
+  waitOpen,
+} from '../rtc';
 
 export interface ConnectOptions {
   serverUrl: string;
@@ -48,18 +54,36 @@ export interface TunnelClient {
   timings: TunnelTimings;
   stats(): Promise<ConnectionStats | null>;
   /** A small fetch-like helper: collects nothing, returns the streaming response. */
-  request(method: string, path: string, opts?: { headers?: HeaderPairs; body?: BodySource; signal?: AbortSignal }): Promise<TunnelResponse>;
+  request(
+    method: string,
+    path: string,
+    opts?: { headers?: HeaderPairs; body?: BodySource; signal?: AbortSignal },
+  ): Promise<TunnelResponse>;
   close(): void;
 }
 
 /** Fetches a service access token from the server. */
-export async function fetchAccessToken(serverUrl: string, service: string, userToken?: string): Promise<string> {
-  const res = await fetch(new URL(`/api/services/${encodeURIComponent(service)}/access-token`, serverUrl), {
-    method: 'POST',
-    headers: userToken ? { authorization: `Bearer ${userToken}` } : {},
-  });
-  const body = (await res.json().catch(() => ({}))) as { token?: string; error?: { code: PeerwayError['code']; message: string } };
-  if (!res.ok || !body.token) throw new PeerwayError(body.error?.code ?? 'internal', body.error?.message ?? `HTTP ${res.status}`);
+export async function fetchAccessToken(
+  serverUrl: string,
+  service: string,
+  userToken?: string,
+): Promise<string> {
+  const res = await fetch(
+    new URL(`/api/services/${encodeURIComponent(service)}/access-token`, serverUrl),
+    {
+      method: 'POST',
+      headers: userToken ? { authorization: `Bearer ${userToken}` } : {},
+    },
+  );
+  const body = (await res.json().catch(() => ({}))) as {
+    token?: string;
+    error?: { code: PeerwayError['code']; message: string };
+  };
+  if (!res.ok || !body.token)
+    throw new PeerwayError(
+      body.error?.code ?? 'internal',
+      body.error?.message ?? `HTTP ${res.status}`,
+    );
   return body.token;
 }
 
@@ -83,14 +107,30 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
     ws.once('error', reject);
   });
   const ref = Math.random().toString(36).slice(2);
-  const session = await new Promise<Extract<ServerToClient, { type: 'session' }>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new PeerwayError('session_failed', 'no answer from the server')), timeoutMs);
-    messages.push((m) => {
-      if (m.type === 'session' && m.ref === ref) (clearTimeout(timer), resolve(m));
-      if (m.type === 'session-error' && m.ref === ref) (clearTimeout(timer), reject(new PeerwayError(m.code, m.message)));
-    });
-    send({ type: 'open', ref, service: o.service, token, ...(o.avoid ? { avoid: o.avoid } : {}) });
-  }).catch((err: unknown) => {
+  const session = await new Promise<Extract<ServerToClient, { type: 'session' }>>(
+    (resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new PeerwayError('session_failed', 'no answer from the server')),
+        timeoutMs,
+      );
+      messages.push((m) => {
+        if (m.type === 'session' && m.ref === ref) {
+          clearTimeout(timer);
+          resolve(m);
+        } else if (m.type === 'session-error' && m.ref === ref) {
+          clearTimeout(timer);
+          reject(new PeerwayError(m.code, m.message));
+        }
+      });
+      send({
+        type: 'open',
+        ref,
+        service: o.service,
+        token,
+        ...(o.avoid ? { avoid: o.avoid } : {}),
+      });
+    },
+  ).catch((err: unknown) => {
     ws.close();
     throw err;
   });
@@ -110,7 +150,8 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
   const answered = new Promise<string>((resolve) => {
     messages.push((m) => {
       if (m.type === 'answer' && m.sessionId === session.sessionId) resolve(m.sdp);
-      if (m.type === 'candidate' && m.sessionId === session.sessionId) void pc.addIceCandidate(m.candidate ?? undefined).catch(() => {});
+      if (m.type === 'candidate' && m.sessionId === session.sessionId)
+        void pc.addIceCandidate(m.candidate ?? undefined).catch(() => {});
     });
   });
   const offer = await pc.createOffer();
@@ -134,7 +175,12 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
   const channel = tunnelChannel(dc);
   const mux = new TunnelMux(channel, { role: 'client' });
   void connectionStats(pc).then((stats) => {
-    if (stats) send({ type: 'session-stats', sessionId: session.sessionId, stats: { ...stats, setupMs: tOpen - t0 } });
+    if (stats)
+      send({
+        type: 'session-stats',
+        sessionId: session.sessionId,
+        stats: { ...stats, setupMs: tOpen - t0 },
+      });
   });
   let closed = false;
   return {
@@ -151,7 +197,11 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
     },
     stats: () => connectionStats(pc),
     request: (method, path, opts = {}) =>
-      mux.request({ method, path, headers: opts.headers ?? [] }, opts.body ?? null, opts.signal ? { signal: opts.signal } : {}),
+      mux.request(
+        { method, path, headers: opts.headers ?? [] },
+        opts.body ?? null,
+        opts.signal ? { signal: opts.signal } : {},
+      ),
     close() {
       if (closed) return;
       closed = true;

@@ -4,7 +4,14 @@
  * its authenticated connection. The audience names the service, so a token
  * for one service never opens another.
  */
-import { SignJWT, jwtVerify, errors as joseErrors, importJWK, type JWK, type CryptoKey } from 'jose';
+import {
+  SignJWT,
+  jwtVerify,
+  errors as joseErrors,
+  importJWK,
+  type JWK,
+  type CryptoKey,
+} from 'jose';
 import { PeerwayError } from '../errors';
 
 export const ACCESS_TOKEN_ALG = 'EdDSA';
@@ -46,7 +53,8 @@ export async function signServiceAccessToken(args: {
 /** Imports the server's public JWK as a verification key. */
 export async function importServerKey(jwk: Record<string, unknown>): Promise<CryptoKey> {
   const key = await importJWK(jwk as JWK, ACCESS_TOKEN_ALG);
-  if (key instanceof Uint8Array) throw new PeerwayError('bad_request', 'server key must be an asymmetric JWK');
+  if (key instanceof Uint8Array)
+    throw new PeerwayError('bad_request', 'server key must be an asymmetric JWK');
   return key;
 }
 
@@ -59,7 +67,8 @@ export async function verifyServiceAccessToken(
   token: string | undefined,
   args: { publicKey: CryptoKey; issuer: string; service: string; nowMs?: number },
 ): Promise<AccessClaims> {
-  if (!token) throw new PeerwayError('unauthorized', 'no access token was presented for this service');
+  if (!token)
+    throw new PeerwayError('unauthorized', 'no access token was presented for this service');
   try {
     const { payload } = await jwtVerify(token, args.publicKey, {
       issuer: args.issuer,
@@ -67,14 +76,26 @@ export async function verifyServiceAccessToken(
       algorithms: [ACCESS_TOKEN_ALG],
       ...(args.nowMs === undefined ? {} : { currentDate: new Date(args.nowMs) }),
     });
-    return { service: args.service, subject: String(payload.sub ?? ''), expiresAt: (payload.exp ?? 0) * 1000 };
+    return {
+      service: args.service,
+      subject: String(payload.sub ?? ''),
+      expiresAt: (payload.exp ?? 0) * 1000,
+    };
   } catch (cause) {
     if (cause instanceof joseErrors.JWTExpired) {
-      throw new PeerwayError('expired', 'the access token has expired; reload the page to get a new one', { cause });
+      throw new PeerwayError(
+        'expired',
+        'the access token has expired; reload the page to get a new one',
+        { cause },
+      );
     }
     if (cause instanceof joseErrors.JWTClaimValidationFailed && cause.claim === 'aud') {
-      throw new PeerwayError('forbidden', `the access token is not for service "${args.service}"`, { cause });
+      throw new PeerwayError('forbidden', `the access token is not for service "${args.service}"`, {
+        cause,
+      });
     }
-    throw new PeerwayError('unauthorized', 'the access token is not valid for this server', { cause });
+    throw new PeerwayError('unauthorized', 'the access token is not valid for this server', {
+      cause,
+    });
   }
 }

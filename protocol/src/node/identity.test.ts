@@ -15,7 +15,9 @@ describe('node identity', () => {
   it('node ID is the raw key; short ID is 6 hex of its SHA-256', () => {
     const id = generateIdentity();
     expect(Buffer.from(id.nodeId, 'base64url')).toHaveLength(32);
-    expect(id.shortId).toBe(createHash('sha256').update(Buffer.from(id.nodeId, 'base64url')).digest('hex').slice(0, 6));
+    expect(id.shortId).toBe(
+      createHash('sha256').update(Buffer.from(id.nodeId, 'base64url')).digest('hex').slice(0, 6),
+    );
     expect(shortIdOf(id.nodeId)).toBe(id.shortId);
   });
 
@@ -23,7 +25,9 @@ describe('node identity', () => {
     const id = generateIdentity();
     const stored = storeIdentity(id);
     expect(loadIdentity(stored).nodeId).toBe(id.nodeId);
-    expect(() => loadIdentity({ ...stored, nodeId: generateIdentity().nodeId })).toThrow(/does not match/);
+    expect(() => loadIdentity({ ...stored, nodeId: generateIdentity().nodeId })).toThrow(
+      /does not match/,
+    );
     expect(() => loadIdentity({ ...stored, privateKey: 'garbage' })).toThrow(/not a valid Ed25519/);
   });
 
@@ -31,11 +35,20 @@ describe('node identity', () => {
     const id = generateIdentity();
     const now = Date.now();
     const signature = signChallenge(id, 'https://gw', 'nonce-1', now);
-    const base = { nodeId: id.nodeId, serverUrl: 'https://gw', nonce: 'nonce-1', timestamp: now, signature, now };
+    const base = {
+      nodeId: id.nodeId,
+      serverUrl: 'https://gw',
+      nonce: 'nonce-1',
+      timestamp: now,
+      signature,
+      now,
+    };
     expect(() => verifyChallenge(base)).not.toThrow();
     expect(() => verifyChallenge({ ...base, serverUrl: 'https://other' })).toThrow(/signature/);
     expect(() => verifyChallenge({ ...base, nonce: 'nonce-2' })).toThrow(/signature/);
-    expect(() => verifyChallenge({ ...base, nodeId: generateIdentity().nodeId })).toThrow(/signature/);
+    expect(() => verifyChallenge({ ...base, nodeId: generateIdentity().nodeId })).toThrow(
+      /signature/,
+    );
     expect(() => verifyChallenge({ ...base, now: now + 120_000 })).toThrow(/clock/);
     expect(() => verifyChallenge({ ...base, signature: 'A'.repeat(86) })).toThrow(/signature/);
     expect(() => verifyChallenge({ ...base, nodeId: 'not-a-key' })).toThrow(/32-byte/);
@@ -46,14 +59,31 @@ describe('node identity', () => {
     const now = Date.now();
     const t = createClaimToken(id, 'home', now);
     expect(verifyClaimToken(t, now)).toMatchObject({ nodeId: id.nodeId, name: 'home' });
-    expect(() => verifyClaimToken(t, now + 2 * 86_400_000)).toThrow(expect.objectContaining({ code: 'expired' }));
+    expect(() => verifyClaimToken(t, now + 2 * 86_400_000)).toThrow(
+      expect.objectContaining({ code: 'expired' }),
+    );
     const [p, body, sig] = t.split('.');
     const other = createClaimToken(generateIdentity(), 'home', now).split('.')[2];
-    expect(() => verifyClaimToken(`${p}.${body}.${other}`, now)).toThrow(expect.objectContaining({ code: 'invalid_signature' }));
-    const altered = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body!, 'base64url').toString()), exp: 9e9 })).toString('base64url');
-    expect(() => verifyClaimToken(`${p}.${altered}.${sig}`, now)).toThrow(expect.objectContaining({ code: 'invalid_signature' }));
-    for (const junk of ['', 'pwc1', 'pwc1..', 'x.y.z', `pwc1.${'!'.repeat(10)}.${sig}`, `pwc1.${Buffer.from('{"nodeId":1}').toString('base64url')}.${sig}`]) {
-      expect(() => verifyClaimToken(junk, now)).toThrow(expect.objectContaining({ code: 'bad_request' }));
+    expect(() => verifyClaimToken(`${p}.${body}.${other}`, now)).toThrow(
+      expect.objectContaining({ code: 'invalid_signature' }),
+    );
+    const altered = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(body!, 'base64url').toString()), exp: 9e9 }),
+    ).toString('base64url');
+    expect(() => verifyClaimToken(`${p}.${altered}.${sig}`, now)).toThrow(
+      expect.objectContaining({ code: 'invalid_signature' }),
+    );
+    for (const junk of [
+      '',
+      'pwc1',
+      'pwc1..',
+      'x.y.z',
+      `pwc1.${'!'.repeat(10)}.${sig}`,
+      `pwc1.${Buffer.from('{"nodeId":1}').toString('base64url')}.${sig}`,
+    ]) {
+      expect(() => verifyClaimToken(junk, now)).toThrow(
+        expect.objectContaining({ code: 'bad_request' }),
+      );
     }
   });
 });

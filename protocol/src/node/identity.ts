@@ -39,9 +39,16 @@ const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 export function publicKeyFromNodeId(nodeId: string): KeyObject {
   const raw = Buffer.from(nodeId, 'base64url');
   if (raw.length !== 32 || raw.toString('base64url') !== nodeId) {
-    throw new PeerwayError('bad_request', 'node ID must be a 32-byte Ed25519 public key in base64url');
+    throw new PeerwayError(
+      'bad_request',
+      'node ID must be a 32-byte Ed25519 public key in base64url',
+    );
   }
-  return createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  return createPublicKey({
+    key: Buffer.concat([ED25519_SPKI_PREFIX, raw]),
+    format: 'der',
+    type: 'spki',
+  });
 }
 
 function nodeIdOf(publicKey: KeyObject): string {
@@ -79,7 +86,11 @@ export function loadIdentity(stored: StoredIdentity): NodeIdentity {
       type: 'pkcs8',
     });
   } catch (cause) {
-    throw new PeerwayError('bad_request', 'the stored private key is not a valid Ed25519 PKCS#8 key', { cause });
+    throw new PeerwayError(
+      'bad_request',
+      'the stored private key is not a valid Ed25519 PKCS#8 key',
+      { cause },
+    );
   }
   if (privateKey.asymmetricKeyType !== 'ed25519') {
     throw new PeerwayError('bad_request', 'the stored private key is not Ed25519');
@@ -102,8 +113,16 @@ export function newNonce(): string {
  * stops a proof made for one server being replayed to another; the nonce is
  * single-use per connection; the timestamp bounds the proof's life.
  */
-export function challengePayload(serverUrl: string, nonce: string, timestamp: number, nodeId: string): Buffer {
-  return Buffer.from(`peerway-agent-auth/v1\n${serverUrl}\n${nonce}\n${timestamp}\n${nodeId}`, 'utf8');
+export function challengePayload(
+  serverUrl: string,
+  nonce: string,
+  timestamp: number,
+  nodeId: string,
+): Buffer {
+  return Buffer.from(
+    `peerway-agent-auth/v1\n${serverUrl}\n${nonce}\n${timestamp}\n${nodeId}`,
+    'utf8',
+  );
 }
 
 /** Signs a server challenge. */
@@ -113,7 +132,11 @@ export function signChallenge(
   nonce: string,
   timestamp: number,
 ): string {
-  return sign(null, challengePayload(serverUrl, nonce, timestamp, id.nodeId), id.privateKey).toString('base64url');
+  return sign(
+    null,
+    challengePayload(serverUrl, nonce, timestamp, id.nodeId),
+    id.privateKey,
+  ).toString('base64url');
 }
 
 /**
@@ -130,13 +153,26 @@ export function verifyChallenge(args: {
   now: number;
 }): void {
   if (Math.abs(args.now - args.timestamp) > AUTH_CLOCK_SKEW_MS) {
-    throw new PeerwayError('expired', 'the proof timestamp is too far from the server clock; check the agent\'s clock');
+    throw new PeerwayError(
+      'expired',
+      "the proof timestamp is too far from the server clock; check the agent's clock",
+    );
   }
   const key = publicKeyFromNodeId(args.nodeId);
   const sig = Buffer.from(args.signature, 'base64url');
   const ok =
-    sig.length === 64 && verify(null, challengePayload(args.serverUrl, args.nonce, args.timestamp, args.nodeId), key, sig);
-  if (!ok) throw new PeerwayError('invalid_signature', 'the challenge signature does not verify for this node key');
+    sig.length === 64 &&
+    verify(
+      null,
+      challengePayload(args.serverUrl, args.nonce, args.timestamp, args.nodeId),
+      key,
+      sig,
+    );
+  if (!ok)
+    throw new PeerwayError(
+      'invalid_signature',
+      'the challenge signature does not verify for this node key',
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -157,7 +193,12 @@ const CLAIM_DOMAIN = 'peerway-claim/v1\n';
 export const CLAIM_TOKEN_TTL_S = 24 * 3600;
 
 /** Makes a node-signed claim token for `name`, valid for `ttlSeconds`. */
-export function createClaimToken(id: NodeIdentity, name: string, nowMs: number, ttlSeconds = CLAIM_TOKEN_TTL_S): string {
+export function createClaimToken(
+  id: NodeIdentity,
+  name: string,
+  nowMs: number,
+  ttlSeconds = CLAIM_TOKEN_TTL_S,
+): string {
   const payload: ClaimPayload = {
     nodeId: id.nodeId,
     name,
@@ -165,7 +206,9 @@ export function createClaimToken(id: NodeIdentity, name: string, nowMs: number, 
     nonce: randomBytes(12).toString('base64url'),
   };
   const body = Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
-  const sig = sign(null, Buffer.from(CLAIM_DOMAIN + body, 'utf8'), id.privateKey).toString('base64url');
+  const sig = sign(null, Buffer.from(CLAIM_DOMAIN + body, 'utf8'), id.privateKey).toString(
+    'base64url',
+  );
   return `${CLAIM_PREFIX}.${body}.${sig}`;
 }
 
@@ -195,15 +238,26 @@ export function verifyClaimToken(token: string, nowMs: number): ClaimPayload {
     const p = parsed as ClaimPayload;
     payload = { nodeId: p.nodeId, name: p.name.slice(0, 64), exp: p.exp, nonce: p.nonce };
   } catch (cause) {
-    throw new PeerwayError('bad_request', 'the claim token is damaged (payload unreadable)', { cause });
+    throw new PeerwayError('bad_request', 'the claim token is damaged (payload unreadable)', {
+      cause,
+    });
   }
   const key = publicKeyFromNodeId(payload.nodeId);
   const sigBytes = Buffer.from(sig, 'base64url');
-  if (sigBytes.length !== 64 || !verify(null, Buffer.from(CLAIM_DOMAIN + body, 'utf8'), key, sigBytes)) {
-    throw new PeerwayError('invalid_signature', 'the claim link was not signed by the node it names (forged or altered)');
+  if (
+    sigBytes.length !== 64 ||
+    !verify(null, Buffer.from(CLAIM_DOMAIN + body, 'utf8'), key, sigBytes)
+  ) {
+    throw new PeerwayError(
+      'invalid_signature',
+      'the claim link was not signed by the node it names (forged or altered)',
+    );
   }
   if (payload.exp * 1000 < nowMs) {
-    throw new PeerwayError('expired', 'the claim link has expired; run `peerway-agent claim-url` for a new one');
+    throw new PeerwayError(
+      'expired',
+      'the claim link has expired; run `peerway-agent claim-url` for a new one',
+    );
   }
   return payload;
 }

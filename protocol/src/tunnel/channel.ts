@@ -122,7 +122,9 @@ export interface MemoryChannelOptions {
  * asynchronously (a macrotask per tick), so `bufferedAmount` rises and falls
  * and `bufferedamountlow` fires the way it does on a real data channel.
  */
-export function createMemoryChannelPair(opts: MemoryChannelOptions = {}): [MemoryChannel, MemoryChannel] {
+export function createMemoryChannelPair(
+  opts: MemoryChannelOptions = {},
+): [MemoryChannel, MemoryChannel] {
   const a = new MemoryChannel(opts);
   const b = new MemoryChannel(opts);
   a.peer = b;
@@ -157,7 +159,9 @@ export class MemoryChannel implements FrameChannel {
   send(data: Uint8Array): void {
     if (!this.open) throw new Error('channel is closed');
     if (data.byteLength > this.maxMessageSize) {
-      throw new Error(`message of ${data.byteLength} bytes exceeds max-message-size ${this.maxMessageSize}`);
+      throw new Error(
+        `message of ${data.byteLength} bytes exceeds max-message-size ${this.maxMessageSize}`,
+      );
     }
     this.queue.push(data.slice());
     this.bufferedAmount += data.byteLength;

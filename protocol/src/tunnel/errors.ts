@@ -1,6 +1,9 @@
 import { ResetCode, type ResetCodeValue } from './frame';
 
-const NAMES = Object.fromEntries(Object.entries(ResetCode).map(([k, v]) => [v, k])) as Record<number, string>;
+const NAMES = Object.fromEntries(Object.entries(ResetCode).map(([k, v]) => [v, k])) as Record<
+  number,
+  string
+>;
 
 /** A stream (or the whole tunnel) ended abnormally; `code` is a ResetCode. */
 export class TunnelError extends Error {

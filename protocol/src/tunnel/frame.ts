@@ -54,11 +54,15 @@ export interface Frame {
 }
 
 export type DecodeResult =
-  | { ok: true; frame: Frame }
-  | { ok: false; streamId: number | null; reason: string };
+  { ok: true; frame: Frame } | { ok: false; streamId: number | null; reason: string };
 
 /** Encodes one frame into a fresh message. */
-export function encodeFrame(type: FrameTypeValue, streamId: number, payload?: Uint8Array, flags = 0): Uint8Array {
+export function encodeFrame(
+  type: FrameTypeValue,
+  streamId: number,
+  payload?: Uint8Array,
+  flags = 0,
+): Uint8Array {
   const len = payload ? payload.byteLength : 0;
   const out = new Uint8Array(FRAME_HEADER_BYTES + len);
   out[0] = type;
@@ -71,7 +75,11 @@ export function encodeFrame(type: FrameTypeValue, streamId: number, payload?: Ui
 /** Decodes one message into a frame, or says why it cannot (and which stream, if known). */
 export function decodeFrame(msg: Uint8Array): DecodeResult {
   if (msg.byteLength < FRAME_HEADER_BYTES) {
-    return { ok: false, streamId: null, reason: `frame of ${msg.byteLength} bytes is shorter than its header` };
+    return {
+      ok: false,
+      streamId: null,
+      reason: `frame of ${msg.byteLength} bytes is shorter than its header`,
+    };
   }
   const view = new DataView(msg.buffer, msg.byteOffset, msg.byteLength);
   const type = msg[0]!;
@@ -79,7 +87,15 @@ export function decodeFrame(msg: Uint8Array): DecodeResult {
   if (!KNOWN_TYPES.has(type)) {
     return { ok: false, streamId, reason: `unknown frame type 0x${type.toString(16)}` };
   }
-  return { ok: true, frame: { type: type as FrameTypeValue, flags: msg[1]!, streamId, payload: msg.subarray(FRAME_HEADER_BYTES) } };
+  return {
+    ok: true,
+    frame: {
+      type: type as FrameTypeValue,
+      flags: msg[1]!,
+      streamId,
+      payload: msg.subarray(FRAME_HEADER_BYTES),
+    },
+  };
 }
 
 const enc = new TextEncoder();

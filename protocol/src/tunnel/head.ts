@@ -11,7 +11,11 @@ export const MAX_HEAD_BYTES = 64 * 1024;
 const headers = z.array(z.tuple([z.string().max(8192), z.string().max(65536)])).max(256);
 
 export const RequestHeadSchema = z.object({
-  method: z.string().min(1).max(32).regex(/^[A-Za-z]+$/),
+  method: z
+    .string()
+    .min(1)
+    .max(32)
+    .regex(/^[A-Za-z]+$/),
   /** Origin-form path with query: must start with "/". */
   path: z.string().min(1).max(16384),
   headers,

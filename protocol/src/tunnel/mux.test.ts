@@ -26,7 +26,15 @@ function echoServer(server: TunnelMux) {
     const body = await readAll(req.body).catch(() => null);
     if (!body) return; // the stream was reset
     await req.respond(
-      { status: 200, statusText: 'OK', headers: [['x-path', req.head.path], ['set-cookie', 'a=1'], ['set-cookie', 'b=2']] },
+      {
+        status: 200,
+        statusText: 'OK',
+        headers: [
+          ['x-path', req.head.path],
+          ['set-cookie', 'a=1'],
+          ['set-cookie', 'b=2'],
+        ],
+      },
       new TextEncoder().encode(`${req.head.method} ${text(body)}`),
     );
   });
@@ -36,9 +44,15 @@ describe('TunnelMux', () => {
   it('carries a request and its response, keeping repeated headers', async () => {
     const { client, server } = pair();
     echoServer(server);
-    const res = await client.request({ method: 'POST', path: '/x?y=1', headers: [] }, new TextEncoder().encode('hi'));
+    const res = await client.request(
+      { method: 'POST', path: '/x?y=1', headers: [] },
+      new TextEncoder().encode('hi'),
+    );
     expect(res.status).toBe(200);
-    expect(res.headers.filter(([k]) => k === 'set-cookie').map(([, v]) => v)).toEqual(['a=1', 'b=2']);
+    expect(res.headers.filter(([k]) => k === 'set-cookie').map(([, v]) => v)).toEqual([
+      'a=1',
+      'b=2',
+    ]);
     expect(text(await readAll(res.body))).toBe('POST hi');
     expect(client.activeStreams).toBe(0);
   });
@@ -48,7 +62,10 @@ describe('TunnelMux', () => {
     echoServer(server);
     const results = await Promise.all(
       Array.from({ length: 100 }, async (_, i) => {
-        const r = await client.request({ method: 'PUT', path: `/${i}`, headers: [] }, new TextEncoder().encode(String(i)));
+        const r = await client.request(
+          { method: 'PUT', path: `/${i}`, headers: [] },
+          new TextEncoder().encode(String(i)),
+        );
         return text(await readAll(r.body));
       }),
     );
@@ -87,12 +104,15 @@ describe('TunnelMux', () => {
     server.onRequest((req) => {
       void req.respond(
         { status: 200, headers: [] },
-        new ReadableStream({
-          pull(c) {
-            produced += 16384;
-            c.enqueue(new Uint8Array(16384));
+        new ReadableStream(
+          {
+            pull(c) {
+              produced += 16384;
+              c.enqueue(new Uint8Array(16384));
+            },
           },
-        }, { highWaterMark: 0 }),
+          { highWaterMark: 0 },
+        ),
       );
     });
     const res = await client.request({ method: 'GET', path: '/', headers: [] });
@@ -107,11 +127,16 @@ describe('TunnelMux', () => {
     const aborted = new Promise<unknown>((resolve) => {
       server.onRequest((req) => {
         req.signal.addEventListener('abort', () => resolve(req.signal.reason));
-        void req.respond({ status: 200, headers: [] }, new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(1000)) }));
+        void req.respond(
+          { status: 200, headers: [] },
+          new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(1000)) }),
+        );
       });
     });
     const ac = new AbortController();
-    const res = await client.request({ method: 'GET', path: '/', headers: [] }, null, { signal: ac.signal });
+    const res = await client.request({ method: 'GET', path: '/', headers: [] }, null, {
+      signal: ac.signal,
+    });
     const reader = res.body.getReader();
     await reader.read();
     await reader.cancel();
@@ -130,7 +155,10 @@ describe('TunnelMux', () => {
       const r = decodeFrame(m);
       if (r.ok && r.frame.type === FrameType.RESET) resets.push(r.frame.streamId);
     });
-    const slow = client.request({ method: 'POST', path: '/slow', headers: [] }, new ReadableStream({ start() {} }));
+    const slow = client.request(
+      { method: 'POST', path: '/slow', headers: [] },
+      new ReadableStream({ start() {} }),
+    );
     a.injectToPeer(new Uint8Array([1, 2, 3])); // shorter than a header
     a.injectToPeer(encodeFrame(0x7f as never, 1001)); // unknown type
     a.injectToPeer(encodeFrame(FrameType.DATA, 2001, new Uint8Array(5))); // never opened
@@ -142,7 +170,12 @@ describe('TunnelMux', () => {
       for (let j = 0; j < junk.length; j++) junk[j] = (i * 31 + j * 17) & 0xff;
       // GOAWAY is a legitimate way to end the tunnel; opening heads with random
       // ids would move the client's own id space (tested explicitly above).
-      if (junk[0] === FrameType.GOAWAY || junk[0] === FrameType.REQ_HEAD || junk[0] === FrameType.WS_OPEN) continue;
+      if (
+        junk[0] === FrameType.GOAWAY ||
+        junk[0] === FrameType.REQ_HEAD ||
+        junk[0] === FrameType.WS_OPEN
+      )
+        continue;
       a.injectToPeer(junk);
     }
     await expect(slow).rejects.toBeInstanceOf(TunnelError);
@@ -166,9 +199,16 @@ describe('TunnelMux', () => {
         failure = e;
       }
     });
-    a.injectToPeer(encodeFrame(FrameType.REQ_HEAD, 1, new TextEncoder().encode(JSON.stringify({ method: 'POST', path: '/', headers: [] }))));
+    a.injectToPeer(
+      encodeFrame(
+        FrameType.REQ_HEAD,
+        1,
+        new TextEncoder().encode(JSON.stringify({ method: 'POST', path: '/', headers: [] })),
+      ),
+    );
     const chunk = new Uint8Array(16 * 1024);
-    for (let i = 0; i < INITIAL_WINDOW_BYTES / chunk.length + 2; i++) a.injectToPeer(encodeFrame(FrameType.DATA, 1, chunk));
+    for (let i = 0; i < INITIAL_WINDOW_BYTES / chunk.length + 2; i++)
+      a.injectToPeer(encodeFrame(FrameType.DATA, 1, chunk));
     await new Promise((r) => setTimeout(r, 100));
     expect(failure).toBeInstanceOf(TunnelError);
     expect((failure as TunnelError).code).toBe(ResetCode.FLOW_CONTROL);
@@ -203,7 +243,9 @@ describe('TunnelMux', () => {
   it('refused WebSocket rejects with the status', async () => {
     const { client, server } = pair();
     server.onWebSocket((inc) => inc.reject(403, 'Forbidden'));
-    await expect(client.openWebSocket({ path: '/', protocols: [], headers: [] })).rejects.toThrow(/403/);
+    await expect(client.openWebSocket({ path: '/', protocols: [], headers: [] })).rejects.toThrow(
+      /403/,
+    );
   });
 
   it('answers pings and fails all streams when the channel closes', async () => {

@@ -158,8 +158,12 @@ export class TunnelMux {
     opts: MuxOptions,
   ) {
     this.role = opts.role;
-    const channelLimit = channel.maxMessageSize > 0 ? channel.maxMessageSize - FRAME_HEADER_BYTES : Infinity;
-    this.maxPayload = Math.max(1024, Math.min(opts.maxFramePayloadBytes ?? DEFAULT_MAX_FRAME_PAYLOAD_BYTES, channelLimit));
+    const channelLimit =
+      channel.maxMessageSize > 0 ? channel.maxMessageSize - FRAME_HEADER_BYTES : Infinity;
+    this.maxPayload = Math.max(
+      1024,
+      Math.min(opts.maxFramePayloadBytes ?? DEFAULT_MAX_FRAME_PAYLOAD_BYTES, channelLimit),
+    );
     this.hwm = Math.min(opts.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES, 4 * 1024 * 1024);
     this.maxStreams = opts.maxConcurrentStreams ?? 512;
     this.maxWsMessage = opts.maxWsMessageBytes ?? DEFAULT_MAX_WS_MESSAGE_BYTES;
@@ -183,7 +187,11 @@ export class TunnelMux {
   // client role
 
   /** Sends an HTTP request; resolves with the response head and a streaming body. */
-  async request(head: RequestHead, body?: BodySource, opts: { signal?: AbortSignal } = {}): Promise<TunnelResponse> {
+  async request(
+    head: RequestHead,
+    body?: BodySource,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<TunnelResponse> {
     const stream = this.openStream('http');
     return new Promise<TunnelResponse>((resolve, reject) => {
       const onAbort = () => {
@@ -198,7 +206,12 @@ export class TunnelMux {
       stream.onHead = (type, bytes) => {
         const h = type === FrameType.RES_HEAD ? parseHead(ResponseHeadSchema, bytes) : null;
         if (!h) return this.protocolReset(stream, 'expected a valid response head');
-        resolve({ status: h.status, statusText: h.statusText, headers: h.headers, body: stream.inbound!.readable });
+        resolve({
+          status: h.status,
+          statusText: h.statusText,
+          headers: h.headers,
+          body: stream.inbound!.readable,
+        });
       };
       this.sendHead(FrameType.REQ_HEAD, stream.id, head);
       void this.pump(stream, body ?? null);
@@ -219,7 +232,12 @@ export class TunnelMux {
         } else {
           const h = parseHead(ResponseHeadSchema, bytes);
           this.finish(stream);
-          reject(new TunnelError(ResetCode.REFUSED, `WebSocket refused: ${h?.status ?? '?'} ${h?.statusText ?? ''}`.trim()));
+          reject(
+            new TunnelError(
+              ResetCode.REFUSED,
+              `WebSocket refused: ${h?.status ?? '?'} ${h?.statusText ?? ''}`.trim(),
+            ),
+          );
         }
       };
       this.sendHead(FrameType.WS_OPEN, stream.id, head);
@@ -265,7 +283,10 @@ export class TunnelMux {
   close(reason = 'closed'): void {
     if (this.closed) return;
     try {
-      if (this.channel.isOpen) this.channel.send(encodeFrame(FrameType.GOAWAY, 0, encodeCodeReason(ResetCode.GOING_AWAY, reason)));
+      if (this.channel.isOpen)
+        this.channel.send(
+          encodeFrame(FrameType.GOAWAY, 0, encodeCodeReason(ResetCode.GOING_AWAY, reason)),
+        );
     } catch {
       // the channel is going away anyway
     }
@@ -325,7 +346,12 @@ export class TunnelMux {
       case FrameType.RESET: {
         const s = this.streamFor(f, false);
         const cr = decodeCodeReason(f.payload);
-        if (s) this.failStream(s, new TunnelError(cr?.code ?? ResetCode.PROTOCOL_ERROR, cr?.reason || 'reset by peer'), false);
+        if (s)
+          this.failStream(
+            s,
+            new TunnelError(cr?.code ?? ResetCode.PROTOCOL_ERROR, cr?.reason || 'reset by peer'),
+            false,
+          );
         return;
       }
       case FrameType.CREDIT: {
@@ -340,9 +366,15 @@ export class TunnelMux {
       case FrameType.WS_CLOSE: {
         const s = this.streamFor(f, true);
         if (!s) return;
-        if (s.kind !== 'ws' || !s.socket) return this.protocolReset(s, 'WebSocket frame on a stream that is not an open WebSocket');
+        if (s.kind !== 'ws' || !s.socket)
+          return this.protocolReset(s, 'WebSocket frame on a stream that is not an open WebSocket');
         if (f.type === FrameType.WS_MSG) {
-          const err = s.socket.receiveFragment(f.payload, (f.flags & FrameFlag.BINARY) !== 0, (f.flags & FrameFlag.MORE) !== 0, this.maxWsMessage);
+          const err = s.socket.receiveFragment(
+            f.payload,
+            (f.flags & FrameFlag.BINARY) !== 0,
+            (f.flags & FrameFlag.MORE) !== 0,
+            this.maxWsMessage,
+          );
           if (err) this.protocolReset(s, err);
         } else {
           const cr = decodeCodeReason(f.payload) ?? { code: 1005, reason: '' };
@@ -368,7 +400,8 @@ export class TunnelMux {
     if (s) return s;
     if (f.streamId === 0 || f.streamId > this.lastId) {
       this.onProtocolError(f.streamId, `frame type ${f.type} for a stream that was never opened`);
-      if (resetUnknown && f.streamId !== 0) this.sendReset(f.streamId, ResetCode.PROTOCOL_ERROR, 'unknown stream');
+      if (resetUnknown && f.streamId !== 0)
+        this.sendReset(f.streamId, ResetCode.PROTOCOL_ERROR, 'unknown stream');
     }
     return null;
   }
@@ -378,13 +411,22 @@ export class TunnelMux {
     if (existing && !existing.headDone && existing.onHead === null) {
       return this.appendHead(existing, f); // a continuation fragment
     }
-    if (this.role !== 'server') return this.resetById(f.streamId, ResetCode.PROTOCOL_ERROR, 'only the client role opens streams');
+    if (this.role !== 'server')
+      return this.resetById(
+        f.streamId,
+        ResetCode.PROTOCOL_ERROR,
+        'only the client role opens streams',
+      );
     if (existing) return this.protocolReset(existing, `stream id ${f.streamId} reused while open`);
     // Clients open odd ids in increasing order. An opening head on an id that
     // ended before is taken as a new stream (the only harm is to the client's
     // own session); one on an id that is open resets that stream (above).
     if (f.streamId % 2 === 0) {
-      return this.resetById(f.streamId, ResetCode.PROTOCOL_ERROR, `stream id ${f.streamId} is not odd`);
+      return this.resetById(
+        f.streamId,
+        ResetCode.PROTOCOL_ERROR,
+        `stream id ${f.streamId} is not odd`,
+      );
     }
     this.lastId = Math.max(this.lastId, f.streamId);
     if (this.streams.size >= this.maxStreams) {
@@ -404,7 +446,12 @@ export class TunnelMux {
 
   private appendHead(s: Stream, f: Frame): void {
     s.headBytes += f.payload.byteLength;
-    if (s.headBytes > MAX_HEAD_BYTES) return this.protocolReset(s, `head larger than ${MAX_HEAD_BYTES} bytes`, ResetCode.FRAME_TOO_LARGE);
+    if (s.headBytes > MAX_HEAD_BYTES)
+      return this.protocolReset(
+        s,
+        `head larger than ${MAX_HEAD_BYTES} bytes`,
+        ResetCode.FRAME_TOO_LARGE,
+      );
     s.headParts.push(f.payload.slice());
     if (f.flags & FrameFlag.MORE) return;
     s.headDone = true;
@@ -418,7 +465,8 @@ export class TunnelMux {
     if (type === FrameType.REQ_HEAD) {
       const head = parseHead(RequestHeadSchema, bytes);
       if (!head) return this.protocolReset(s, 'malformed request head');
-      if (!this.requestHandler) return this.resetStream(s, ResetCode.REFUSED, 'this end serves no requests');
+      if (!this.requestHandler)
+        return this.resetStream(s, ResetCode.REFUSED, 'this end serves no requests');
       s.inbound = this.makeInbound(s);
       let responded = false;
       const req: IncomingTunnelRequest = {
@@ -439,7 +487,8 @@ export class TunnelMux {
     } else {
       const head = parseHead(WsOpenHeadSchema, bytes);
       if (!head) return this.protocolReset(s, 'malformed WebSocket open head');
-      if (!this.socketHandler) return this.resetStream(s, ResetCode.REFUSED, 'this end serves no WebSockets');
+      if (!this.socketHandler)
+        return this.resetStream(s, ResetCode.REFUSED, 'this end serves no WebSockets');
       let answered = false;
       this.socketHandler({
         streamId: s.id,
@@ -468,19 +517,26 @@ export class TunnelMux {
     if (!s) return;
     this.bytesReceived += f.payload.byteLength;
     if (s.discard && !s.remoteEnded) {
-      if (f.payload.byteLength > 0) this.sendControl(FrameType.CREDIT, s.id, encodeU32(f.payload.byteLength));
+      if (f.payload.byteLength > 0)
+        this.sendControl(FrameType.CREDIT, s.id, encodeU32(f.payload.byteLength));
       return;
     }
-    if (!s.inbound || s.inbound.isEnded || !s.headDone) return this.protocolReset(s, 'DATA on a stream that is not receiving a body');
+    if (!s.inbound || s.inbound.isEnded || !s.headDone)
+      return this.protocolReset(s, 'DATA on a stream that is not receiving a body');
     if (!s.inbound.push(f.payload)) {
-      this.protocolReset(s, 'the peer sent more than its flow-control window', ResetCode.FLOW_CONTROL);
+      this.protocolReset(
+        s,
+        'the peer sent more than its flow-control window',
+        ResetCode.FLOW_CONTROL,
+      );
     }
   }
 
   private onEnd(f: Frame): void {
     const s = this.streamFor(f, true);
     if (!s) return;
-    if (!s.inbound || (s.inbound.isEnded && !s.discard) || s.remoteEnded) return this.protocolReset(s, 'END on a stream that is not receiving a body');
+    if (!s.inbound || (s.inbound.isEnded && !s.discard) || s.remoteEnded)
+      return this.protocolReset(s, 'END on a stream that is not receiving a body');
     s.inbound.end();
     s.remoteEnded = true;
     this.maybeFinish(s);
@@ -516,10 +572,16 @@ export class TunnelMux {
 
   private sendHead(type: FrameTypeValue, id: number, head: unknown): void {
     const bytes = new TextEncoder().encode(JSON.stringify(head));
-    if (bytes.byteLength > MAX_HEAD_BYTES) throw new TunnelError(ResetCode.FRAME_TOO_LARGE, 'head too large');
+    if (bytes.byteLength > MAX_HEAD_BYTES)
+      throw new TunnelError(ResetCode.FRAME_TOO_LARGE, 'head too large');
     for (let off = 0; off < bytes.byteLength || off === 0; off += this.maxPayload) {
       const end = Math.min(off + this.maxPayload, bytes.byteLength);
-      this.sendControl(type, id, bytes.subarray(off, end), end < bytes.byteLength ? FrameFlag.MORE : 0);
+      this.sendControl(
+        type,
+        id,
+        bytes.subarray(off, end),
+        end < bytes.byteLength ? FrameFlag.MORE : 0,
+      );
       if (end >= bytes.byteLength) break;
     }
   }
@@ -580,7 +642,12 @@ export class TunnelMux {
       }
       this.sendEnd(s);
     } catch (err) {
-      if (!s.closed) this.resetStream(s, ResetCode.INTERNAL, `body failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (!s.closed)
+        this.resetStream(
+          s,
+          ResetCode.INTERNAL,
+          `body failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
     }
   }
 
@@ -599,13 +666,15 @@ export class TunnelMux {
           await this.writable();
           if (s.closed) throw new TunnelError(ResetCode.STREAM_CLOSED, 'the WebSocket is closed');
           const end = Math.min(off + this.maxPayload, data.byteLength);
-          const flags = (binary ? FrameFlag.BINARY : 0) | (end < data.byteLength ? FrameFlag.MORE : 0);
+          const flags =
+            (binary ? FrameFlag.BINARY : 0) | (end < data.byteLength ? FrameFlag.MORE : 0);
           this.channel.send(encodeFrame(FrameType.WS_MSG, s.id, data.subarray(off, end), flags));
           this.bytesSent += end - off;
           off = end;
         } while (off < data.byteLength);
       },
-      sendClose: (code: number, reason: string) => this.sendControl(FrameType.WS_CLOSE, s.id, encodeCodeReason(code, reason)),
+      sendClose: (code: number, reason: string) =>
+        this.sendControl(FrameType.WS_CLOSE, s.id, encodeCodeReason(code, reason)),
       finished: () => this.finish(s),
     };
   }

@@ -66,7 +66,12 @@ export class TunnelSocket {
   }
 
   /** @internal Adds a received fragment; returns an error reason on a violation. */
-  receiveFragment(payload: Uint8Array, binary: boolean, more: boolean, maxBytes: number): string | null {
+  receiveFragment(
+    payload: Uint8Array,
+    binary: boolean,
+    more: boolean,
+    maxBytes: number,
+  ): string | null {
     if (this.closedState) return null;
     if (this.parts.length === 0) this.partBinary = binary;
     this.partBytes += payload.byteLength;

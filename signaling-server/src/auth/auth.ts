@@ -52,18 +52,28 @@ export class Auth {
   /** Creates a built-in account. The admin invite makes an admin; otherwise open sign-up must be on. */
   async signup(email: string, password: string, invite?: string): Promise<User> {
     if (!EMAIL_RE.test(email)) throw new PeerwayError('bad_request', 'enter a valid email address');
-    if (password.length < 8) throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
+    if (password.length < 8)
+      throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
     let isAdmin = false;
     if (invite) {
       const kind = await this.store.takeOneTime('signup', invite, Date.now());
-      if (!kind) throw new PeerwayError('expired', 'this sign-up link was already used or has expired');
+      if (!kind)
+        throw new PeerwayError('expired', 'this sign-up link was already used or has expired');
       isAdmin = kind === 'admin';
     } else if (!this.config.openSignup) {
       throw new PeerwayError('forbidden', 'sign-up is by invitation only on this server');
     } else if ((await this.store.countUsers()) === 0) {
-      throw new PeerwayError('forbidden', 'the first account must be made with the admin sign-up link the server printed');
+      throw new PeerwayError(
+        'forbidden',
+        'the first account must be made with the admin sign-up link the server printed',
+      );
     }
-    return this.store.createUser({ email, passwordHash: await hashPassword(password), isAdmin, externalSubject: null });
+    return this.store.createUser({
+      email,
+      passwordHash: await hashPassword(password),
+      isAdmin,
+      externalSubject: null,
+    });
   }
 
   async login(email: string, password: string): Promise<User> {
@@ -124,9 +134,17 @@ export class Auth {
       const subject = `${payload.iss}|${payload.sub}`;
       const existing = await this.store.getUserByExternalSubject(subject);
       if (existing) return existing;
-      const email = typeof payload.email === 'string' && EMAIL_RE.test(payload.email) ? payload.email : `${payload.sub}@external.invalid`;
+      const email =
+        typeof payload.email === 'string' && EMAIL_RE.test(payload.email)
+          ? payload.email
+          : `${payload.sub}@external.invalid`;
       try {
-        return await this.store.createUser({ email, passwordHash: null, isAdmin: false, externalSubject: subject });
+        return await this.store.createUser({
+          email,
+          passwordHash: null,
+          isAdmin: false,
+          externalSubject: subject,
+        });
       } catch (err) {
         if (err instanceof PeerwayError && err.code === 'conflict') {
           // Two first requests raced; the other one made the user.

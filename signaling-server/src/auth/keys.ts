@@ -16,14 +16,24 @@ export interface ServerKeys {
 
 /** Loads the keys, creating them atomically on first start. */
 export async function loadServerKeys(store: Store): Promise<ServerKeys> {
-  const secret = await store.setSettingIfAbsent('session_secret', randomBytes(32).toString('base64url'));
+  const secret = await store.setSettingIfAbsent(
+    'session_secret',
+    randomBytes(32).toString('base64url'),
+  );
   let stored = await store.getSetting('access_key');
   if (!stored) {
     const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-    stored = await store.setSettingIfAbsent('access_key', JSON.stringify(await exportJWK(privateKey)));
+    stored = await store.setSettingIfAbsent(
+      'access_key',
+      JSON.stringify(await exportJWK(privateKey)),
+    );
   }
   const jwk = JSON.parse(stored) as JWK;
   const accessPrivateKey = (await importJWK(jwk, 'EdDSA')) as CryptoKey;
   const { d: _d, ...publicJwk } = jwk;
-  return { sessionSecret: Buffer.from(secret, 'base64url'), accessPrivateKey, accessPublicJwk: { ...publicJwk, alg: 'EdDSA', use: 'sig' } };
+  return {
+    sessionSecret: Buffer.from(secret, 'base64url'),
+    accessPrivateKey,
+    accessPublicJwk: { ...publicJwk, alg: 'EdDSA', use: 'sig' },
+  };
 }

@@ -63,14 +63,20 @@ export function createApp(deps: HttpDeps): express.Express {
     route(async (req, _res, next) => {
       const h = req.headers.authorization;
       const bearer = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
-      const cookie = req.headers.cookie ? parseCookie(req.headers.cookie)[SESSION_COOKIE] : undefined;
+      const cookie = req.headers.cookie
+        ? parseCookie(req.headers.cookie)[SESSION_COOKIE]
+        : undefined;
       req.user = await auth.authenticate(bearer ?? cookie);
       next();
     }),
   );
 
   const needUser = (req: Request): User => {
-    if (!req.user) throw new PeerwayError('unauthorized', 'sign in, or send an access token as "Authorization: Bearer …"');
+    if (!req.user)
+      throw new PeerwayError(
+        'unauthorized',
+        'sign in, or send an access token as "Authorization: Bearer …"',
+      );
     return req.user;
   };
   const needAdmin = (req: Request): User => {
@@ -94,7 +100,8 @@ export function createApp(deps: HttpDeps): express.Express {
     const user = needUser(req);
     const id = String(req.params.id);
     const node = (await store.getNode(id)) ?? (await store.getNodeByShortId(id));
-    if (!node || node.ownerId !== user.id) throw new PeerwayError('not_found', `you have no node ${id}`);
+    if (!node || node.ownerId !== user.id)
+      throw new PeerwayError('not_found', `you have no node ${id}`);
     return node;
   };
   const nodeView = async (n: NodeRecord) => {
@@ -171,14 +178,22 @@ export function createApp(deps: HttpDeps): express.Express {
     route(async (req, res) => {
       const user = needUser(req);
       const list = await store.listAccessTokens(user.id);
-      res.json({ tokens: list.map((t) => ({ id: t.id, name: t.name, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt })) });
+      res.json({
+        tokens: list.map((t) => ({
+          id: t.id,
+          name: t.name,
+          createdAt: t.createdAt,
+          lastUsedAt: t.lastUsedAt,
+        })),
+      });
     }),
   );
   app.delete(
     '/api/tokens/:id',
     route(async (req, res) => {
       const user = needUser(req);
-      if (!(await store.deleteAccessToken(user.id, String(req.params.id)))) throw new PeerwayError('not_found', 'no such token');
+      if (!(await store.deleteAccessToken(user.id, String(req.params.id))))
+        throw new PeerwayError('not_found', 'no such token');
       res.json({ ok: true });
     }),
   );
@@ -189,9 +204,16 @@ export function createApp(deps: HttpDeps): express.Express {
     route(async (req, res) => {
       const user = needUser(req);
       const claim = verifyClaimToken(body(ClaimBody, req).claimToken, Date.now());
-      const r = await store.claimNode(claim.nodeId, user.id, { shortId: shortIdOf(claim.nodeId), name: claim.name, now: Date.now() });
+      const r = await store.claimNode(claim.nodeId, user.id, {
+        shortId: shortIdOf(claim.nodeId),
+        name: claim.name,
+        now: Date.now(),
+      });
       if (!r.ok) {
-        throw new PeerwayError('conflict', 'this node is already claimed by another account; its owner must remove it first');
+        throw new PeerwayError(
+          'conflict',
+          'this node is already claimed by another account; its owner must remove it first',
+        );
       }
       deps.onNodeClaimed(claim.nodeId);
       res.json({ node: await nodeView(r.node), alreadyYours: r.alreadyYours });
@@ -203,7 +225,12 @@ export function createApp(deps: HttpDeps): express.Express {
       // Lets the add-node page name the node before the user confirms.
       const claim = verifyClaimToken(String(req.query.token ?? ''), Date.now());
       const node = await store.getNode(claim.nodeId);
-      res.json({ name: claim.name, shortId: shortIdOf(claim.nodeId), expiresAt: claim.exp * 1000, claimed: Boolean(node?.ownerId) });
+      res.json({
+        name: claim.name,
+        shortId: shortIdOf(claim.nodeId),
+        expiresAt: claim.exp * 1000,
+        claimed: Boolean(node?.ownerId),
+      });
     }),
   );
   app.get(
@@ -212,7 +239,12 @@ export function createApp(deps: HttpDeps): express.Express {
       // Short claim links the agent prints: they lead to the add-node page.
       const token = await store.peekOneTime('claim', String(req.params.code), Date.now());
       if (!token) {
-        res.status(404).type('text/plain').send('This claim link is unknown or has expired. Run `peerway-agent claim-url` on the node for a new one.\n');
+        res
+          .status(404)
+          .type('text/plain')
+          .send(
+            'This claim link is unknown or has expired. Run `peerway-agent claim-url` on the node for a new one.\n',
+          );
         return;
       }
       res.redirect(302, `/add-node#claim=${token}`);
@@ -233,7 +265,13 @@ export function createApp(deps: HttpDeps): express.Express {
         nodes: await Promise.all(
           nodes.map(async (n) => {
             const v = await nodeView(n);
-            return { shortId: v.shortId, name: v.name, online: v.online, lastSeen: v.lastSeen, services: v.services.filter((s) => s.access === 'public') };
+            return {
+              shortId: v.shortId,
+              name: v.name,
+              online: v.online,
+              lastSeen: v.lastSeen,
+              services: v.services.filter((s) => s.access === 'public'),
+            };
           }),
         ),
       });
@@ -260,7 +298,8 @@ export function createApp(deps: HttpDeps): express.Express {
   const ownService = async (req: Request) => {
     const user = needUser(req);
     const s = await store.getService(String(req.params.name));
-    if (!s || s.ownerId !== user.id) throw new PeerwayError('not_found', `you have no service ${req.params.name}`);
+    if (!s || s.ownerId !== user.id)
+      throw new PeerwayError('not_found', `you have no service ${req.params.name}`);
     return s;
   };
   app.get(
@@ -273,7 +312,9 @@ export function createApp(deps: HttpDeps): express.Express {
           services.map(async (s) => {
             const nodes = await store.listServiceNodes(s.name);
             const shares = await store.listShares(s.name);
-            const emails = await Promise.all(shares.map(async (id) => (await store.getUserById(id))?.email));
+            const emails = await Promise.all(
+              shares.map(async (id) => (await store.getUserById(id))?.email),
+            );
             return {
               name: s.name,
               url: serviceUrl(s.name),
@@ -324,12 +365,18 @@ export function createApp(deps: HttpDeps): express.Express {
       cors(res);
       const name = String(req.params.name);
       const s = isValidServiceName(name) ? await store.getService(name) : null;
-      if (!s) throw new PeerwayError('service_unknown', `there is no service "${name}" on this server`);
+      if (!s)
+        throw new PeerwayError('service_unknown', `there is no service "${name}" on this server`);
       let subject = 'anonymous';
       if (s.access !== 'public') {
         const user = needUser(req);
-        const allowed = user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(name, user.id)));
-        if (!allowed) throw new PeerwayError('forbidden', `${user.email} has no access to "${name}"; ask its owner to share it`);
+        const allowed =
+          user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(name, user.id)));
+        if (!allowed)
+          throw new PeerwayError(
+            'forbidden',
+            `${user.email} has no access to "${name}"; ask its owner to share it`,
+          );
         subject = user.id;
       } else if (req.user) subject = req.user.id;
       const token = await signServiceAccessToken({
@@ -354,7 +401,14 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/admin/nodes',
     route(async (req, res) => {
       needAdmin(req);
-      res.json({ nodes: await Promise.all((await store.listAllNodes()).map(async (n) => ({ ...(await nodeView(n)), ownerId: n.ownerId }))) });
+      res.json({
+        nodes: await Promise.all(
+          (await store.listAllNodes()).map(async (n) => ({
+            ...(await nodeView(n)),
+            ownerId: n.ownerId,
+          })),
+        ),
+      });
     }),
   );
   app.get(
@@ -367,7 +421,9 @@ export function createApp(deps: HttpDeps): express.Express {
 
   mountPages(app, { config, store, keys: deps.keys });
 
-  app.use('/api', (_req: Request, _res: Response, next: NextFunction) => next(new PeerwayError('not_found', 'no such API route')));
+  app.use('/api', (_req: Request, _res: Response, next: NextFunction) =>
+    next(new PeerwayError('not_found', 'no such API route')),
+  );
   app.use(errorHandler);
   return app;
 }

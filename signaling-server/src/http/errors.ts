@@ -7,7 +7,9 @@ import { logger } from '../logger';
 const log = logger('http');
 
 /** Wraps an async handler so a rejection reaches the error handler. */
-export function route(fn: (req: Request, res: Response, next: NextFunction) => Promise<unknown>): RequestHandler {
+export function route(
+  fn: (req: Request, res: Response, next: NextFunction) => Promise<unknown>,
+): RequestHandler {
   return (req, res, next) => {
     fn(req, res, next).catch(next);
   };
@@ -31,7 +33,12 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   const status = (err as { status?: number; type?: string }).status;
   if (status && status >= 400 && status < 500) {
     // body-parser: malformed JSON, too large
-    res.status(status).json({ error: { code: status === 413 ? 'message_too_large' : 'bad_request', message: (err as Error).message } });
+    res.status(status).json({
+      error: {
+        code: status === 413 ? 'message_too_large' : 'bad_request',
+        message: (err as Error).message,
+      },
+    });
     return;
   }
   log.error({ err }, 'unhandled error');

@@ -18,18 +18,40 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     const now = 1_800_000_000_000;
 
     it('creates and finds users; email is unique case-insensitively', async () => {
-      const u = await store.createUser({ email: 'Ann@example.com', passwordHash: 'h', isAdmin: true, externalSubject: null });
+      const u = await store.createUser({
+        email: 'Ann@example.com',
+        passwordHash: 'h',
+        isAdmin: true,
+        externalSubject: null,
+      });
       expect((await store.getUserById(u.id))?.email).toBe('Ann@example.com');
       expect((await store.getUserByEmail('ann@example.com'))?.id).toBe(u.id);
-      await expect(store.createUser({ email: 'ANN@example.com', passwordHash: null, isAdmin: false, externalSubject: null })).rejects.toMatchObject({ code: 'conflict' });
-      const ext = await store.createUser({ email: 'b@x', passwordHash: null, isAdmin: false, externalSubject: 'iss|sub1' });
+      await expect(
+        store.createUser({
+          email: 'ANN@example.com',
+          passwordHash: null,
+          isAdmin: false,
+          externalSubject: null,
+        }),
+      ).rejects.toMatchObject({ code: 'conflict' });
+      const ext = await store.createUser({
+        email: 'b@x',
+        passwordHash: null,
+        isAdmin: false,
+        externalSubject: 'iss|sub1',
+      });
       expect((await store.getUserByExternalSubject('iss|sub1'))?.id).toBe(ext.id);
       expect(await store.countUsers()).toBe(2);
       expect((await store.listUsers()).map((x) => x.isAdmin)).toEqual([true, false]);
     });
 
     it('stores access tokens by hash only', async () => {
-      const u = await store.createUser({ email: 'a@x', passwordHash: null, isAdmin: false, externalSubject: null });
+      const u = await store.createUser({
+        email: 'a@x',
+        passwordHash: null,
+        isAdmin: false,
+        externalSubject: null,
+      });
       await store.createAccessToken({ id: 't1', userId: u.id, name: 'ci', tokenHash: 'abc' });
       expect((await store.findAccessTokenByHash('abc'))?.userId).toBe(u.id);
       expect(await store.findAccessTokenByHash('nope')).toBeNull();
@@ -41,8 +63,18 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     it('claims a node once: a second owner is refused, the same owner is told it is theirs', async () => {
-      const a = await store.createUser({ email: 'a@x', passwordHash: null, isAdmin: false, externalSubject: null });
-      const b = await store.createUser({ email: 'b@x', passwordHash: null, isAdmin: false, externalSubject: null });
+      const a = await store.createUser({
+        email: 'a@x',
+        passwordHash: null,
+        isAdmin: false,
+        externalSubject: null,
+      });
+      const b = await store.createUser({
+        email: 'b@x',
+        passwordHash: null,
+        isAdmin: false,
+        externalSubject: null,
+      });
       expect(await store.claimNode('n1', a.id)).toEqual({ ok: false, reason: 'not_found' });
       const first = await store.claimNode('n1', a.id, { shortId: 'abc123', name: 'home', now });
       expect(first).toMatchObject({ ok: true, alreadyYours: false });
@@ -56,7 +88,12 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     it('keeps nodes, visibility, last seen, and removes them', async () => {
-      const a = await store.createUser({ email: 'a@x', passwordHash: null, isAdmin: false, externalSubject: null });
+      const a = await store.createUser({
+        email: 'a@x',
+        passwordHash: null,
+        isAdmin: false,
+        externalSubject: null,
+      });
       const n = await store.upsertNode({ id: 'n1', shortId: 'aaa111', name: 'one', now });
       expect(n).toMatchObject({ ownerId: null, isPublic: false, lastSeen: now });
       await store.upsertNode({ id: 'n1', shortId: 'aaa111', name: 'renamed', now: now + 5 });
@@ -76,26 +113,51 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     it('reserves service names for the first owner; replicas share a name', async () => {
-      const a = await store.createUser({ email: 'a@x', passwordHash: null, isAdmin: false, externalSubject: null });
-      const b = await store.createUser({ email: 'b@x', passwordHash: null, isAdmin: false, externalSubject: null });
+      const a = await store.createUser({
+        email: 'a@x',
+        passwordHash: null,
+        isAdmin: false,
+        externalSubject: null,
+      });
+      const b = await store.createUser({
+        email: 'b@x',
+        passwordHash: null,
+        isAdmin: false,
+        externalSubject: null,
+      });
       expect(await store.reserveService('blog', a.id, 'private', now)).toMatchObject({ ok: true });
-      expect(await store.reserveService('blog', b.id, 'public', now)).toEqual({ ok: false, ownerId: a.id });
+      expect(await store.reserveService('blog', b.id, 'public', now)).toEqual({
+        ok: false,
+        ownerId: a.id,
+      });
       expect((await store.reserveService('blog', a.id, 'public', now)).ok).toBe(true);
       expect((await store.getService('blog'))?.access).toBe('private');
       await store.setServiceAccess('blog', 'public');
-      expect((await store.listServicesByOwner(a.id)).map((s) => [s.name, s.access])).toEqual([['blog', 'public']]);
+      expect((await store.listServicesByOwner(a.id)).map((s) => [s.name, s.access])).toEqual([
+        ['blog', 'public'],
+      ]);
       await store.upsertNode({ id: 'n1', shortId: 'a', name: 'a', now });
       await store.upsertNode({ id: 'n2', shortId: 'b', name: 'b', now });
       await store.setNodeServices('n1', [{ name: 'blog', description: 'my blog' }]);
-      await store.setNodeServices('n2', [{ name: 'blog', description: null }, { name: 'wiki', description: null }]);
+      await store.setNodeServices('n2', [
+        { name: 'blog', description: null },
+        { name: 'wiki', description: null },
+      ]);
       expect((await store.listServiceNodes('blog')).sort()).toEqual(['n1', 'n2']);
       await store.setNodeServices('n2', [{ name: 'wiki', description: null }]);
       expect(await store.listServiceNodes('blog')).toEqual(['n1']);
-      expect(await store.listNodeServices('n1')).toEqual([{ nodeId: 'n1', name: 'blog', description: 'my blog' }]);
+      expect(await store.listNodeServices('n1')).toEqual([
+        { nodeId: 'n1', name: 'blog', description: 'my blog' },
+      ]);
     });
 
     it('shares services with named users', async () => {
-      const a = await store.createUser({ email: 'a@x', passwordHash: null, isAdmin: false, externalSubject: null });
+      const a = await store.createUser({
+        email: 'a@x',
+        passwordHash: null,
+        isAdmin: false,
+        externalSubject: null,
+      });
       await store.addShare('blog', a.id);
       await store.addShare('blog', a.id);
       expect(await store.listShares('blog')).toEqual([a.id]);
@@ -114,7 +176,10 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       await store.putOneTime('signup', 'x', 'val', now + 1000);
       expect(await store.peekOneTime('signup', 'x', now)).toBe('val');
       expect(await store.peekOneTime('other', 'x', now)).toBeNull();
-      const [t1, t2] = await Promise.all([store.takeOneTime('signup', 'x', now), store.takeOneTime('signup', 'x', now)]);
+      const [t1, t2] = await Promise.all([
+        store.takeOneTime('signup', 'x', now),
+        store.takeOneTime('signup', 'x', now),
+      ]);
       expect([t1, t2].filter((v) => v === 'val')).toHaveLength(1);
       await store.putOneTime('claim', 'y', 'v', now + 10);
       expect(await store.peekOneTime('claim', 'y', now + 11)).toBeNull();

@@ -127,8 +127,12 @@ export class SqliteStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)',
+    );
+    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as {
+      v: number | null;
+    };
     const current = row.v ?? 0;
     MIGRATIONS.forEach((sql, i) => {
       const version = i + 1;
@@ -150,10 +154,19 @@ export class SqliteStore implements Store {
     try {
       this.db
         .prepare('INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)')
-        .run(user.id, user.email, user.passwordHash, user.isAdmin ? 1 : 0, user.externalSubject, user.createdAt);
+        .run(
+          user.id,
+          user.email,
+          user.passwordHash,
+          user.isAdmin ? 1 : 0,
+          user.externalSubject,
+          user.createdAt,
+        );
     } catch (cause) {
       if ((cause as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
-        throw new PeerwayError('conflict', `a user with email ${u.email} already exists`, { cause });
+        throw new PeerwayError('conflict', `a user with email ${u.email} already exists`, {
+          cause,
+        });
       }
       throw cause;
     }
@@ -164,15 +177,19 @@ export class SqliteStore implements Store {
     return r ? toUser(r) : null;
   }
   async getUserByEmail(email: string) {
-    const r = this.db.prepare('SELECT * FROM users WHERE email = ?').get(email) as UserRow | undefined;
+    const r = this.db.prepare('SELECT * FROM users WHERE email = ?').get(email) as
+      UserRow | undefined;
     return r ? toUser(r) : null;
   }
   async getUserByExternalSubject(subject: string) {
-    const r = this.db.prepare('SELECT * FROM users WHERE external_subject = ?').get(subject) as UserRow | undefined;
+    const r = this.db.prepare('SELECT * FROM users WHERE external_subject = ?').get(subject) as
+      UserRow | undefined;
     return r ? toUser(r) : null;
   }
   async listUsers() {
-    return (this.db.prepare('SELECT * FROM users ORDER BY created_at').all() as UserRow[]).map(toUser);
+    return (this.db.prepare('SELECT * FROM users ORDER BY created_at').all() as UserRow[]).map(
+      toUser,
+    );
   }
   async countUsers() {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
@@ -181,21 +198,31 @@ export class SqliteStore implements Store {
   // tokens
   async createAccessToken(t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt'>) {
     const rec: AccessTokenRecord = { ...t, createdAt: Date.now(), lastUsedAt: null };
-    this.db.prepare('INSERT INTO access_tokens VALUES (?, ?, ?, ?, ?, NULL)').run(rec.id, rec.userId, rec.name, rec.tokenHash, rec.createdAt);
+    this.db
+      .prepare('INSERT INTO access_tokens VALUES (?, ?, ?, ?, ?, NULL)')
+      .run(rec.id, rec.userId, rec.name, rec.tokenHash, rec.createdAt);
     return rec;
   }
   async findAccessTokenByHash(tokenHash: string) {
-    const r = this.db.prepare('SELECT * FROM access_tokens WHERE token_hash = ?').get(tokenHash) as TokenRow | undefined;
+    const r = this.db.prepare('SELECT * FROM access_tokens WHERE token_hash = ?').get(tokenHash) as
+      TokenRow | undefined;
     return r ? toToken(r) : null;
   }
   async touchAccessToken(id: string, now: number) {
     this.db.prepare('UPDATE access_tokens SET last_used_at = ? WHERE id = ?').run(now, id);
   }
   async listAccessTokens(userId: string) {
-    return (this.db.prepare('SELECT * FROM access_tokens WHERE user_id = ? ORDER BY created_at').all(userId) as TokenRow[]).map(toToken);
+    return (
+      this.db
+        .prepare('SELECT * FROM access_tokens WHERE user_id = ? ORDER BY created_at')
+        .all(userId) as TokenRow[]
+    ).map(toToken);
   }
   async deleteAccessToken(userId: string, id: string) {
-    return this.db.prepare('DELETE FROM access_tokens WHERE user_id = ? AND id = ?').run(userId, id).changes > 0;
+    return (
+      this.db.prepare('DELETE FROM access_tokens WHERE user_id = ? AND id = ?').run(userId, id)
+        .changes > 0
+    );
   }
 
   // nodes
@@ -213,24 +240,43 @@ export class SqliteStore implements Store {
     return r ? toNode(r) : null;
   }
   async getNodeByShortId(shortId: string) {
-    const r = this.db.prepare('SELECT * FROM nodes WHERE short_id = ? LIMIT 1').get(shortId) as NodeRow | undefined;
+    const r = this.db.prepare('SELECT * FROM nodes WHERE short_id = ? LIMIT 1').get(shortId) as
+      NodeRow | undefined;
     return r ? toNode(r) : null;
   }
   async listNodesByOwner(ownerId: string) {
-    return (this.db.prepare('SELECT * FROM nodes WHERE owner_id = ? ORDER BY created_at').all(ownerId) as NodeRow[]).map(toNode);
+    return (
+      this.db
+        .prepare('SELECT * FROM nodes WHERE owner_id = ? ORDER BY created_at')
+        .all(ownerId) as NodeRow[]
+    ).map(toNode);
   }
   async listPublicNodes() {
-    return (this.db.prepare('SELECT * FROM nodes WHERE is_public = 1 AND owner_id IS NOT NULL ORDER BY created_at').all() as NodeRow[]).map(toNode);
+    return (
+      this.db
+        .prepare(
+          'SELECT * FROM nodes WHERE is_public = 1 AND owner_id IS NOT NULL ORDER BY created_at',
+        )
+        .all() as NodeRow[]
+    ).map(toNode);
   }
   async listAllNodes() {
-    return (this.db.prepare('SELECT * FROM nodes ORDER BY created_at').all() as NodeRow[]).map(toNode);
+    return (this.db.prepare('SELECT * FROM nodes ORDER BY created_at').all() as NodeRow[]).map(
+      toNode,
+    );
   }
-  async claimNode(id: string, ownerId: string, create?: { shortId: string; name: string; now: number }): Promise<ClaimResult> {
+  async claimNode(
+    id: string,
+    ownerId: string,
+    create?: { shortId: string; name: string; now: number },
+  ): Promise<ClaimResult> {
     return this.db.transaction((): ClaimResult => {
       let r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
       if (!r && create) {
         this.db
-          .prepare('INSERT INTO nodes (id, short_id, name, owner_id, is_public, created_at, last_seen) VALUES (?, ?, ?, NULL, 0, ?, ?)')
+          .prepare(
+            'INSERT INTO nodes (id, short_id, name, owner_id, is_public, created_at, last_seen) VALUES (?, ?, ?, NULL, 0, ?, ?)',
+          )
           .run(id, create.shortId, create.name, create.now, create.now);
         r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow;
       }
@@ -252,20 +298,34 @@ export class SqliteStore implements Store {
   }
 
   // services
-  async reserveService(name: string, ownerId: string, access: ServiceAccess, now: number): Promise<ReserveResult> {
+  async reserveService(
+    name: string,
+    ownerId: string,
+    access: ServiceAccess,
+    now: number,
+  ): Promise<ReserveResult> {
     return this.db.transaction((): ReserveResult => {
-      const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as ServiceRow | undefined;
-      if (r) return r.owner_id === ownerId ? { ok: true, service: toService(r) } : { ok: false, ownerId: r.owner_id };
+      const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as
+        ServiceRow | undefined;
+      if (r)
+        return r.owner_id === ownerId
+          ? { ok: true, service: toService(r) }
+          : { ok: false, ownerId: r.owner_id };
       this.db.prepare('INSERT INTO services VALUES (?, ?, ?, ?)').run(name, ownerId, access, now);
       return { ok: true, service: { name, ownerId, access, createdAt: now } };
     })();
   }
   async getService(name: string) {
-    const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as ServiceRow | undefined;
+    const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as
+      ServiceRow | undefined;
     return r ? toService(r) : null;
   }
   async listServicesByOwner(ownerId: string) {
-    return (this.db.prepare('SELECT * FROM services WHERE owner_id = ? ORDER BY name').all(ownerId) as ServiceRow[]).map(toService);
+    return (
+      this.db
+        .prepare('SELECT * FROM services WHERE owner_id = ? ORDER BY name')
+        .all(ownerId) as ServiceRow[]
+    ).map(toService);
   }
   async setServiceAccess(name: string, access: ServiceAccess) {
     this.db.prepare('UPDATE services SET access = ? WHERE name = ?').run(access, name);
@@ -278,14 +338,22 @@ export class SqliteStore implements Store {
     })();
   }
   async listNodeServices(nodeId: string): Promise<NodeServiceRecord[]> {
-    return (this.db.prepare('SELECT * FROM node_services WHERE node_id = ? ORDER BY name').all(nodeId) as {
-      node_id: string;
-      name: string;
-      description: string | null;
-    }[]).map((r) => ({ nodeId: r.node_id, name: r.name, description: r.description }));
+    return (
+      this.db
+        .prepare('SELECT * FROM node_services WHERE node_id = ? ORDER BY name')
+        .all(nodeId) as {
+        node_id: string;
+        name: string;
+        description: string | null;
+      }[]
+    ).map((r) => ({ nodeId: r.node_id, name: r.name, description: r.description }));
   }
   async listServiceNodes(name: string) {
-    return (this.db.prepare('SELECT node_id FROM node_services WHERE name = ?').all(name) as { node_id: string }[]).map((r) => r.node_id);
+    return (
+      this.db.prepare('SELECT node_id FROM node_services WHERE name = ?').all(name) as {
+        node_id: string;
+      }[]
+    ).map((r) => r.node_id);
   }
 
   // shares
@@ -296,15 +364,24 @@ export class SqliteStore implements Store {
     this.db.prepare('DELETE FROM shares WHERE service = ? AND user_id = ?').run(service, userId);
   }
   async listShares(service: string) {
-    return (this.db.prepare('SELECT user_id FROM shares WHERE service = ?').all(service) as { user_id: string }[]).map((r) => r.user_id);
+    return (
+      this.db.prepare('SELECT user_id FROM shares WHERE service = ?').all(service) as {
+        user_id: string;
+      }[]
+    ).map((r) => r.user_id);
   }
   async hasShare(service: string, userId: string) {
-    return this.db.prepare('SELECT 1 FROM shares WHERE service = ? AND user_id = ?').get(service, userId) !== undefined;
+    return (
+      this.db
+        .prepare('SELECT 1 FROM shares WHERE service = ? AND user_id = ?')
+        .get(service, userId) !== undefined
+    );
   }
 
   // settings
   async getSetting(key: string) {
-    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
+    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as
+      { value: string } | undefined;
     return r?.value ?? null;
   }
   async setSettingIfAbsent(key: string, value: string) {
@@ -314,19 +391,21 @@ export class SqliteStore implements Store {
 
   // one-time values
   async putOneTime(kind: string, key: string, value: string, expiresAt: number) {
-    this.db.prepare('INSERT OR REPLACE INTO one_time VALUES (?, ?, ?, ?)').run(kind, key, value, expiresAt);
+    this.db
+      .prepare('INSERT OR REPLACE INTO one_time VALUES (?, ?, ?, ?)')
+      .run(kind, key, value, expiresAt);
   }
   async peekOneTime(kind: string, key: string, now: number) {
-    const r = this.db.prepare('SELECT value, expires_at FROM one_time WHERE kind = ? AND key = ?').get(kind, key) as
-      | { value: string; expires_at: number }
-      | undefined;
+    const r = this.db
+      .prepare('SELECT value, expires_at FROM one_time WHERE kind = ? AND key = ?')
+      .get(kind, key) as { value: string; expires_at: number } | undefined;
     return r && r.expires_at > now ? r.value : null;
   }
   async takeOneTime(kind: string, key: string, now: number) {
     return this.db.transaction(() => {
-      const r = this.db.prepare('SELECT value, expires_at FROM one_time WHERE kind = ? AND key = ?').get(kind, key) as
-        | { value: string; expires_at: number }
-        | undefined;
+      const r = this.db
+        .prepare('SELECT value, expires_at FROM one_time WHERE kind = ? AND key = ?')
+        .get(kind, key) as { value: string; expires_at: number } | undefined;
       if (!r) return null;
       this.db.prepare('DELETE FROM one_time WHERE kind = ? AND key = ?').run(kind, key);
       return r.expires_at > now ? r.value : null;

@@ -79,7 +79,9 @@ export interface Store {
   countUsers(): Promise<number>;
 
   // personal access tokens
-  createAccessToken(t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt'>): Promise<AccessTokenRecord>;
+  createAccessToken(
+    t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt'>,
+  ): Promise<AccessTokenRecord>;
   findAccessTokenByHash(tokenHash: string): Promise<AccessTokenRecord | null>;
   touchAccessToken(id: string, now: number): Promise<void>;
   listAccessTokens(userId: string): Promise<AccessTokenRecord[]>;
@@ -106,12 +108,20 @@ export interface Store {
 
   // services
   /** Atomic: reserves `name` for `ownerId` unless another user holds it. */
-  reserveService(name: string, ownerId: string, access: ServiceAccess, now: number): Promise<ReserveResult>;
+  reserveService(
+    name: string,
+    ownerId: string,
+    access: ServiceAccess,
+    now: number,
+  ): Promise<ReserveResult>;
   getService(name: string): Promise<ServiceRecord | null>;
   listServicesByOwner(ownerId: string): Promise<ServiceRecord[]>;
   setServiceAccess(name: string, access: ServiceAccess): Promise<void>;
   /** Replaces the set of services a node serves. */
-  setNodeServices(nodeId: string, services: { name: string; description: string | null }[]): Promise<void>;
+  setNodeServices(
+    nodeId: string,
+    services: { name: string; description: string | null }[],
+  ): Promise<void>;
   listNodeServices(nodeId: string): Promise<NodeServiceRecord[]>;
   /** Node IDs that serve `name` (replicas). */
   listServiceNodes(name: string): Promise<string[]>;

@@ -17,7 +17,9 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
 /** A same-origin path to go back to, never an open redirect. */
 export function safeNext(v: unknown, fallback = '/'): string {
-  return typeof v === 'string' && v.startsWith('/') && !v.startsWith('//') && !v.includes('\\') ? v : fallback;
+  return typeof v === 'string' && v.startsWith('/') && !v.startsWith('//') && !v.includes('\\')
+    ? v
+    : fallback;
 }
 
 function page(title: string, body: string, script = ''): string {
@@ -49,14 +51,25 @@ const r=await fetch('/api/auth/${kind === 'signin' ? 'login' : 'signup'}',{metho
 if(r.ok){location.assign(next)}else{const j=await r.json().catch(()=>({}));document.getElementById('err').textContent=(j.error&&j.error.message)||('Error '+r.status)}};`,
   );
 
-export function mountPages(app: Express, deps: { config: OriginConfig; store: Store; keys: ServerKeys }): void {
+export function mountPages(
+  app: Express,
+  deps: { config: OriginConfig; store: Store; keys: ServerKeys },
+): void {
   const { config, store } = deps;
 
   app.get('/signin', (req, res) => {
     res.type('html').send(authForm('signin', safeNext(req.query.next), ''));
   });
   app.get('/signup', (req, res) => {
-    res.type('html').send(authForm('signup', safeNext(req.query.next), typeof req.query.invite === 'string' ? req.query.invite.slice(0, 128) : ''));
+    res
+      .type('html')
+      .send(
+        authForm(
+          'signup',
+          safeNext(req.query.next),
+          typeof req.query.invite === 'string' ? req.query.invite.slice(0, 128) : '',
+        ),
+      );
   });
 
   // The hop a private service's shell makes: who is signed in here, may they open it?
@@ -65,19 +78,45 @@ export function mountPages(app: Express, deps: { config: OriginConfig; store: St
       const service = String(req.query.service ?? '');
       const ret = safeNext(req.query.return);
       const s = await store.getService(service);
-      if (!s) return res.status(404).type('html').send(page('Unknown service', `<h1>No service “${esc(service)}”</h1><p>Check the address.</p>`));
+      if (!s)
+        return res
+          .status(404)
+          .type('html')
+          .send(
+            page(
+              'Unknown service',
+              `<h1>No service “${esc(service)}”</h1><p>Check the address.</p>`,
+            ),
+          );
       const user = req.user as User | null | undefined;
       if (!user) return res.redirect(302, `/signin?next=${encodeURIComponent(req.originalUrl)}`);
-      const allowed = s.access === 'public' || user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(service, user.id)));
+      const allowed =
+        s.access === 'public' ||
+        user.id === s.ownerId ||
+        (s.access === 'shared' && (await store.hasShare(service, user.id)));
       if (!allowed) {
         return res
           .status(403)
           .type('html')
-          .send(page('No access', `<h1>No access to “${esc(service)}”</h1><p>You are signed in as <b>${esc(user.email)}</b>, and this service has not been shared with you. Ask its owner to share it.</p><p><a href="/signin?next=${encodeURIComponent(req.originalUrl)}">Sign in as someone else</a></p>`));
+          .send(
+            page(
+              'No access',
+              `<h1>No access to “${esc(service)}”</h1><p>You are signed in as <b>${esc(user.email)}</b>, and this service has not been shared with you. Ask its owner to share it.</p><p><a href="/signin?next=${encodeURIComponent(req.originalUrl)}">Sign in as someone else</a></p>`,
+            ),
+          );
       }
-      const token = await signServiceAccessToken({ privateKey: deps.keys.accessPrivateKey, issuer: config.publicUrl, service, subject: user.id, ttlSeconds: AUTHORIZED_TOKEN_TTL_S });
+      const token = await signServiceAccessToken({
+        privateKey: deps.keys.accessPrivateKey,
+        issuer: config.publicUrl,
+        service,
+        subject: user.id,
+        ttlSeconds: AUTHORIZED_TOKEN_TTL_S,
+      });
       res.setHeader('Cache-Control', 'no-store');
-      res.redirect(302, `${serviceOrigin(config, service)}/__peerway/callback#token=${encodeURIComponent(token)}&return=${encodeURIComponent(ret)}`);
+      res.redirect(
+        302,
+        `${serviceOrigin(config, service)}/__peerway/callback#token=${encodeURIComponent(token)}&return=${encodeURIComponent(ret)}`,
+      );
     })().catch(next);
   });
 
@@ -106,7 +145,12 @@ sessionStorage.removeItem('peerway:claim');out.textContent=r.ok?'Node '+j.node.s
     if (!user) {
       return void res
         .type('html')
-        .send(page('Peerway', `<h1>Peerway</h1><p>A stable URL for web services behind home routers, peer to peer.</p><p><a href="/signin">Sign in</a> · <a href="/signup">Create an account</a></p>`));
+        .send(
+          page(
+            'Peerway',
+            `<h1>Peerway</h1><p>A stable URL for web services behind home routers, peer to peer.</p><p><a href="/signin">Sign in</a> · <a href="/signup">Create an account</a></p>`,
+          ),
+        );
     }
     res.type('html').send(
       page(

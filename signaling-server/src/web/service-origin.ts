@@ -14,7 +14,14 @@ import type { ServerKeys } from '../auth/keys';
 
 /** Where the built web client lives (npm run build -w @peerway/web-client). */
 export const WEB_DIST = resolve(import.meta.dirname, '../../../web-client/dist');
-const ASSETS = new Set(['shell.js', 'sw.js', 'shim.js', 'shell.js.map', 'sw.js.map', 'shim.js.map']);
+const ASSETS = new Set([
+  'shell.js',
+  'sw.js',
+  'shim.js',
+  'shell.js.map',
+  'sw.js.map',
+  'shim.js.map',
+]);
 /** Life of the token the shell gets for a public service. */
 const PUBLIC_TOKEN_TTL_S = 300;
 
@@ -51,7 +58,11 @@ function shellHtml(config: { service: string; gateway: string }): string | null 
   return shellTemplate.replace('<head>', `<head><script>window.__PEERWAY__=${json}</script>`);
 }
 
-export function serviceOriginRouter(deps: { config: OriginConfig; store: Store; keys: ServerKeys }): RequestHandler {
+export function serviceOriginRouter(deps: {
+  config: OriginConfig;
+  store: Store;
+  keys: ServerKeys;
+}): RequestHandler {
   const { config, store } = deps;
   return (req: Request, res: Response, next: NextFunction) => {
     const service = serviceFromHost(req.headers.host, config.baseDomain);
@@ -63,7 +74,11 @@ export function serviceOriginRouter(deps: { config: OriginConfig; store: Store; 
       const name = path.slice('/__peerway/'.length);
       if (ASSETS.has(name)) {
         const file = join(WEB_DIST, name);
-        if (!existsSync(file)) return void res.status(503).type('text/plain').send('Peerway web client is not built: run `npm run build`.\n');
+        if (!existsSync(file))
+          return void res
+            .status(503)
+            .type('text/plain')
+            .send('Peerway web client is not built: run `npm run build`.\n');
         if (name === 'sw.js') {
           res.setHeader('Service-Worker-Allowed', '/');
           res.setHeader('Cache-Control', 'no-cache');
@@ -73,14 +88,26 @@ export function serviceOriginRouter(deps: { config: OriginConfig; store: Store; 
       if (name === 'token' && req.method === 'POST') {
         void (async () => {
           const s = await store.getService(service);
-          if (!s) return res.status(404).json({ error: { code: 'service_unknown', message: `there is no service "${service}" on this server` } });
+          if (!s)
+            return res.status(404).json({
+              error: {
+                code: 'service_unknown',
+                message: `there is no service "${service}" on this server`,
+              },
+            });
           if (s.access !== 'public') {
             return res.status(401).json({
               error: { code: 'unauthorized', message: 'this service is private: sign in' },
               authorize: `${config.publicUrl}/authorize?service=${service}`,
             });
           }
-          const token = await signServiceAccessToken({ privateKey: deps.keys.accessPrivateKey, issuer: config.publicUrl, service, subject: 'anonymous', ttlSeconds: PUBLIC_TOKEN_TTL_S });
+          const token = await signServiceAccessToken({
+            privateKey: deps.keys.accessPrivateKey,
+            issuer: config.publicUrl,
+            service,
+            subject: 'anonymous',
+            ttlSeconds: PUBLIC_TOKEN_TTL_S,
+          });
           res.setHeader('Cache-Control', 'no-store');
           return res.json({ token });
         })().catch(next);
@@ -91,12 +118,23 @@ export function serviceOriginRouter(deps: { config: OriginConfig; store: Store; 
     // Navigations get the shell; anything else reached the server before the
     // service worker took over, and cannot be answered here.
     const dest = req.headers['sec-fetch-dest'];
-    const isNavigation = req.method === 'GET' && (dest === 'document' || (!dest && /text\/html/.test(req.headers.accept ?? '')));
+    const isNavigation =
+      req.method === 'GET' &&
+      (dest === 'document' || (!dest && /text\/html/.test(req.headers.accept ?? '')));
     if (!isNavigation) {
-      return void res.status(503).type('text/plain').send('Peerway: this request must come from the service page (its service worker is not active yet).\n');
+      return void res
+        .status(503)
+        .type('text/plain')
+        .send(
+          'Peerway: this request must come from the service page (its service worker is not active yet).\n',
+        );
     }
     const html = shellHtml({ service, gateway: config.publicUrl });
-    if (!html) return void res.status(503).type('text/plain').send('Peerway web client is not built: run `npm run build`.\n');
+    if (!html)
+      return void res
+        .status(503)
+        .type('text/plain')
+        .send('Peerway web client is not built: run `npm run build`.\n');
     res.setHeader('Cache-Control', 'no-store');
     res.type('html').send(html);
   };

@@ -3,7 +3,14 @@
  * heartbeats, service announcements and its half of session signaling.
  */
 import { randomBytes } from 'node:crypto';
-import { PeerwayError, isValidServiceName, type AgentToServer, type NodeLoad, type ServerToAgent, type ServiceAnnouncement } from '@peerway/protocol';
+import {
+  PeerwayError,
+  isValidServiceName,
+  type AgentToServer,
+  type NodeLoad,
+  type ServerToAgent,
+  type ServiceAnnouncement,
+} from '@peerway/protocol';
 import { newNonce, shortIdOf, verifyChallenge, verifyClaimToken } from '@peerway/protocol/node';
 import type { Peer } from './peer';
 import { CloseCode } from './peer';
@@ -25,7 +32,8 @@ export class AgentConnection {
   accepted = new Set<string>();
   private readonly nonce = newNonce();
   private authTimer: unknown;
-  readonly onPresenceTimeout = () => this.peer.close(CloseCode.PRESENCE_TIMEOUT, 'no heartbeat within the presence timeout');
+  readonly onPresenceTimeout = () =>
+    this.peer.close(CloseCode.PRESENCE_TIMEOUT, 'no heartbeat within the presence timeout');
 
   constructor(
     readonly peer: Peer<AgentToServer, ServerToAgent>,
@@ -74,9 +82,17 @@ export class AgentConnection {
     if (this.authed) throw new PeerwayError('bad_message', 'already authenticated');
     const now = this.ctx.clock.now();
     try {
-      verifyChallenge({ nodeId: m.nodeId, serverUrl: this.ctx.config.publicUrl, nonce: this.nonce, timestamp: m.timestamp, signature: m.signature, now });
+      verifyChallenge({
+        nodeId: m.nodeId,
+        serverUrl: this.ctx.config.publicUrl,
+        nonce: this.nonce,
+        timestamp: m.timestamp,
+        signature: m.signature,
+        now,
+      });
     } catch (err) {
-      const e = err instanceof PeerwayError ? err : new PeerwayError('invalid_signature', 'bad proof');
+      const e =
+        err instanceof PeerwayError ? err : new PeerwayError('invalid_signature', 'bad proof');
       this.ctx.log.warn({ ip: this.peer.ip, code: e.code }, 'agent proof refused');
       this.peer.send({ type: 'error', code: e.code, message: e.message });
       this.peer.close(CloseCode.BAD_AUTH, e.message);
@@ -93,10 +109,20 @@ export class AgentConnection {
 
     if (m.token) {
       const user = await this.ctx.authenticateBearer(m.token);
-      if (!user) this.peer.send({ type: 'error', code: 'unauthorized', message: 'the access token is not valid; run `peerway-agent login` with a fresh one' });
+      if (!user)
+        this.peer.send({
+          type: 'error',
+          code: 'unauthorized',
+          message: 'the access token is not valid; run `peerway-agent login` with a fresh one',
+        });
       else {
         const r = await this.ctx.store.claimNode(this.nodeId, user.id);
-        if (!r.ok) this.peer.send({ type: 'error', code: 'conflict', message: 'this node is claimed by another account' });
+        if (!r.ok)
+          this.peer.send({
+            type: 'error',
+            code: 'conflict',
+            message: 'this node is claimed by another account',
+          });
       }
     }
     const node = await this.ctx.store.getNode(this.nodeId);
@@ -107,7 +133,12 @@ export class AgentConnection {
         const claim = verifyClaimToken(m.claimToken, now);
         if (claim.nodeId === this.nodeId) {
           const code = randomBytes(6).toString('base64url');
-          await this.ctx.store.putOneTime('claim', code, m.claimToken, Math.min(claim.exp * 1000, now + CLAIM_LINK_TTL_MS));
+          await this.ctx.store.putOneTime(
+            'claim',
+            code,
+            m.claimToken,
+            Math.min(claim.exp * 1000, now + CLAIM_LINK_TTL_MS),
+          );
           claimUrl = `${this.ctx.config.publicUrl}/add-node#claim=${m.claimToken}`;
           shortClaimUrl = `${this.ctx.config.publicUrl}/c/${code}`;
         }
@@ -115,7 +146,9 @@ export class AgentConnection {
         // A bad claim token only means no short link.
       }
     }
-    const owner = node?.ownerId ? (await this.ctx.store.getUserById(node.ownerId))?.email : undefined;
+    const owner = node?.ownerId
+      ? (await this.ctx.store.getUserById(node.ownerId))?.email
+      : undefined;
     const statuses = await this.serviceStatuses(node?.ownerId ?? null);
     this.peer.send({
       type: 'welcome',
@@ -129,7 +162,10 @@ export class AgentConnection {
       heartbeatIntervalMs: this.ctx.config.heartbeatIntervalMs,
       services: statuses,
     });
-    this.ctx.log.info({ node: this.shortId, name: this.name, claimed: Boolean(node?.ownerId), ip: this.peer.ip }, 'agent connected');
+    this.ctx.log.info(
+      { node: this.shortId, name: this.name, claimed: Boolean(node?.ownerId), ip: this.peer.ip },
+      'agent connected',
+    );
   }
 
   /** Re-evaluates routable services (after a claim or an announcement) and tells the agent. */
@@ -146,19 +182,36 @@ export class AgentConnection {
     const accepted: { name: string; description: string | null }[] = [];
     for (const s of this.announced) {
       if (!ownerId) {
-        statuses.push({ name: s.name, accepted: false, reason: 'the node is not claimed yet: open the claim URL' });
+        statuses.push({
+          name: s.name,
+          accepted: false,
+          reason: 'the node is not claimed yet: open the claim URL',
+        });
         continue;
       }
       if (!isValidServiceName(s.name)) {
-        statuses.push({ name: s.name, accepted: false, reason: `"${s.name}" is reserved for the gateway; pick another name` });
+        statuses.push({
+          name: s.name,
+          accepted: false,
+          reason: `"${s.name}" is reserved for the gateway; pick another name`,
+        });
         continue;
       }
-      const r = await this.ctx.store.reserveService(s.name, ownerId, s.public ? 'public' : 'private', now);
+      const r = await this.ctx.store.reserveService(
+        s.name,
+        ownerId,
+        s.public ? 'public' : 'private',
+        now,
+      );
       if (r.ok) {
         statuses.push({ name: s.name, accepted: true });
         accepted.push({ name: s.name, description: s.description ?? null });
       } else {
-        statuses.push({ name: s.name, accepted: false, reason: `the name "${s.name}" belongs to another account` });
+        statuses.push({
+          name: s.name,
+          accepted: false,
+          reason: `the name "${s.name}" belongs to another account`,
+        });
       }
     }
     if (ownerId) await this.ctx.store.setNodeServices(this.nodeId, accepted);

@@ -6,7 +6,12 @@
  * for sessions it belongs to.
  */
 import { randomBytes } from 'node:crypto';
-import { PeerwayError, type AgentToServer, type ClientToServer, type ServerToClient } from '@peerway/protocol';
+import {
+  PeerwayError,
+  type AgentToServer,
+  type ClientToServer,
+  type ServerToClient,
+} from '@peerway/protocol';
 import { importServerKey, verifyServiceAccessToken } from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
 import type { AgentConnection } from './agent-handler';
@@ -47,12 +52,19 @@ export class Broker {
         const agent = this.ctx.agents.get(s.nodeId);
         if (m.type === 'session-stats') {
           s.clientStats = m.stats;
-          this.ctx.metrics.sessionsByType.inc({ candidate: m.stats.localCandidateType, protocol: m.stats.relayProtocol ?? m.stats.protocol });
+          this.ctx.metrics.sessionsByType.inc({
+            candidate: m.stats.localCandidateType,
+            protocol: m.stats.relayProtocol ?? m.stats.protocol,
+          });
           return;
         }
         if (m.type === 'close') {
           this.sessions.end(s.id, this.ctx.clock.now());
-          agent?.peer.send({ type: 'session-close', sessionId: s.id, reason: 'the client closed the session' });
+          agent?.peer.send({
+            type: 'session-close',
+            sessionId: s.id,
+            reason: 'the client closed the session',
+          });
           return;
         }
         if (!agent) {
@@ -61,9 +73,17 @@ export class Broker {
         }
         if (m.type === 'offer') {
           const pending = this.pendingOpen.get(s.id);
-          if (!pending) throw new PeerwayError('bad_message', 'the offer for this session was already sent');
+          if (!pending)
+            throw new PeerwayError('bad_message', 'the offer for this session was already sent');
           this.pendingOpen.delete(s.id);
-          agent.peer.send({ type: 'session', sessionId: s.id, service: s.service, token: pending.token, iceServers: pending.iceServers, offer: m.sdp });
+          agent.peer.send({
+            type: 'session',
+            sessionId: s.id,
+            service: s.service,
+            token: pending.token,
+            iceServers: pending.iceServers,
+            offer: m.sdp,
+          });
         } else {
           agent.peer.send({ type: 'candidate', sessionId: s.id, candidate: m.candidate });
         }
@@ -76,17 +96,28 @@ export class Broker {
     }
   }
 
-  private readonly pendingOpen = new Map<string, { token: string; iceServers: ReturnType<typeof iceServersFor> }>();
+  private readonly pendingOpen = new Map<
+    string,
+    { token: string; iceServers: ReturnType<typeof iceServersFor> }
+  >();
 
-  private async open(client: ClientPeer, m: Extract<ClientToServer, { type: 'open' }>): Promise<void> {
+  private async open(
+    client: ClientPeer,
+    m: Extract<ClientToServer, { type: 'open' }>,
+  ): Promise<void> {
     const refuse = (code: PeerwayError['code'], message: string) => {
       this.ctx.metrics.sessionsFailed.inc({ reason: code });
       client.send({ type: 'session-error', ref: m.ref, code, message });
     };
     const mine = this.sessions.of((s) => s.clientKey === client).length;
-    if (mine >= this.ctx.config.limits.maxSessionsPerClient) return refuse('rate_limited', 'too many open sessions on this connection');
+    if (mine >= this.ctx.config.limits.maxSessionsPerClient)
+      return refuse('rate_limited', 'too many open sessions on this connection');
     try {
-      await verifyServiceAccessToken(m.token, { publicKey: await this.key(), issuer: this.ctx.serverKeys.issuer, service: m.service });
+      await verifyServiceAccessToken(m.token, {
+        publicKey: await this.key(),
+        issuer: this.ctx.serverKeys.issuer,
+        service: m.service,
+      });
     } catch (err) {
       const e = err instanceof PeerwayError ? err : new PeerwayError('unauthorized', 'bad token');
       return refuse(e.code, e.message);
@@ -95,11 +126,21 @@ export class Broker {
     if (!service) return refuse('service_unknown', `there is no service "${m.service}"`);
     const agent = await this.pickAgent(m.service, new Set(m.avoid ?? []));
     if (!agent) {
-      return refuse('service_offline', `the node serving "${m.service}" is offline; the page will connect when it is back`);
+      return refuse(
+        'service_offline',
+        `the node serving "${m.service}" is offline; the page will connect when it is back`,
+      );
     }
     const now = this.ctx.clock.now();
     const id = randomBytes(12).toString('base64url');
-    const s: SessionRecord = { id, service: m.service, nodeId: agent.nodeId, shortId: agent.shortId, clientKey: client, openedAt: now };
+    const s: SessionRecord = {
+      id,
+      service: m.service,
+      nodeId: agent.nodeId,
+      shortId: agent.shortId,
+      clientKey: client,
+      openedAt: now,
+    };
     this.sessions.add(s);
     const iceServers = iceServersFor(this.ctx.config, id, now);
     this.pendingOpen.set(id, { token: m.token, iceServers });
@@ -107,7 +148,13 @@ export class Broker {
     const minute = Math.floor(now / 60_000);
     this.perMinute.set(minute, (this.perMinute.get(minute) ?? 0) + 1);
     for (const k of this.perMinute.keys()) if (k < minute - 60) this.perMinute.delete(k);
-    client.send({ type: 'session', ref: m.ref, sessionId: id, iceServers, node: { shortId: agent.shortId, name: agent.name } });
+    client.send({
+      type: 'session',
+      ref: m.ref,
+      sessionId: id,
+      iceServers,
+      node: { shortId: agent.shortId, name: agent.name },
+    });
   }
 
   /** Least-loaded online, non-draining agent that serves `service`. */
@@ -115,16 +162,26 @@ export class Broker {
     const nodeIds = await this.ctx.store.listServiceNodes(service);
     const candidates = nodeIds
       .map((id) => this.ctx.agents.get(id))
-      .filter((a): a is AgentConnection => !!a && a.accepted.has(service) && !a.draining && this.ctx.presence.isOnline(a.nodeId));
+      .filter(
+        (a): a is AgentConnection =>
+          !!a && a.accepted.has(service) && !a.draining && this.ctx.presence.isOnline(a.nodeId),
+      );
     const preferred = candidates.filter((a) => !avoid.has(a.shortId));
     const pool = preferred.length > 0 ? preferred : candidates;
     const live = (a: AgentConnection) => this.sessions.of((s) => s.nodeId === a.nodeId).length;
-    pool.sort((a, b) => (a.load?.sessions ?? live(a)) - (b.load?.sessions ?? live(b)) || (a.load?.cpu ?? 0) - (b.load?.cpu ?? 0));
+    pool.sort(
+      (a, b) =>
+        (a.load?.sessions ?? live(a)) - (b.load?.sessions ?? live(b)) ||
+        (a.load?.cpu ?? 0) - (b.load?.cpu ?? 0),
+    );
     return pool[0] ?? null;
   }
 
   /** A session message from an agent. */
-  fromAgent(agent: AgentConnection, m: Exclude<AgentToServer, { type: 'auth' | 'heartbeat' | 'services' | 'drain' }>): void {
+  fromAgent(
+    agent: AgentConnection,
+    m: Exclude<AgentToServer, { type: 'auth' | 'heartbeat' | 'services' | 'drain' }>,
+  ): void {
     const s = this.ownSession(m.sessionId, (x) => x.nodeId === agent.nodeId);
     const client = s.clientKey as ClientPeer;
     switch (m.type) {
@@ -143,7 +200,11 @@ export class Broker {
         return;
       case 'session-closed':
         this.sessions.end(s.id, this.ctx.clock.now());
-        client.send({ type: 'session-close', sessionId: s.id, reason: m.reason ?? 'the node closed the session' });
+        client.send({
+          type: 'session-close',
+          sessionId: s.id,
+          reason: m.reason ?? 'the node closed the session',
+        });
         return;
       case 'session-stats':
         s.agentStats = m.stats;
@@ -171,7 +232,9 @@ export class Broker {
 
   /** An agent went away: its sessions' clients are told (their data channels may live on). */
   agentGone(agent: AgentConnection): void {
-    for (const s of this.sessions.of((x) => x.nodeId === agent.nodeId && x.answeredAt === undefined)) {
+    for (const s of this.sessions.of(
+      (x) => x.nodeId === agent.nodeId && x.answeredAt === undefined,
+    )) {
       this.fail(s, 'service_offline', 'the node went offline before answering');
     }
   }
@@ -182,7 +245,10 @@ export class Broker {
       this.pendingOpen.delete(s.id);
       this.sessions.end(s.id, this.ctx.clock.now());
       // Established data channels outlive signaling; only unanswered ones are cancelled.
-      if (s.answeredAt === undefined) this.ctx.agents.get(s.nodeId)?.peer.send({ type: 'session-close', sessionId: s.id, reason: 'the client went away' });
+      if (s.answeredAt === undefined)
+        this.ctx.agents
+          .get(s.nodeId)
+          ?.peer.send({ type: 'session-close', sessionId: s.id, reason: 'the client went away' });
     }
   }
 }

@@ -19,7 +19,12 @@ export interface IceConfig {
 }
 
 /** TURN REST credentials for `id`, valid for `ttlS` seconds from `nowMs`. */
-export function turnCredentials(secret: string, id: string, nowMs: number, ttlS: number): { username: string; credential: string } {
+export function turnCredentials(
+  secret: string,
+  id: string,
+  nowMs: number,
+  ttlS: number,
+): { username: string; credential: string } {
   const username = `${Math.floor(nowMs / 1000) + ttlS}:${id}`;
   return { username, credential: createHmac('sha1', secret).update(username).digest('base64') };
 }
@@ -32,7 +37,10 @@ export function iceServersFor(cfg: IceConfig, sessionId: string, nowMs: number):
   if (cfg.stunUrls.length > 0) out.push({ urls: cfg.stunUrls });
   if (cfg.turnUrls.length > 0 && cfg.turnSecret) {
     const urls = [...cfg.turnUrls].sort((a, b) => rank(a) - rank(b));
-    out.push({ urls, ...turnCredentials(cfg.turnSecret, sessionId, nowMs, cfg.turnCredentialTtlS) });
+    out.push({
+      urls,
+      ...turnCredentials(cfg.turnSecret, sessionId, nowMs, cfg.turnCredentialTtlS),
+    });
   }
   return out;
 }

@@ -77,7 +77,9 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
   const agents = new Map<string, AgentConnection>();
   const clients = new Set<ClientPeer>();
   const presence = new Presence(deps.config.presenceTimeoutMs, clock, (id, at) => {
-    deps.store.setNodeLastSeen(id, at).catch((err: unknown) => log.warn({ err }, 'could not persist lastSeen'));
+    deps.store
+      .setNodeLastSeen(id, at)
+      .catch((err: unknown) => log.warn({ err }, 'could not persist lastSeen'));
   });
   const ctx: SignalingContext = {
     config: deps.config,
@@ -92,7 +94,8 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     agents,
     registerAgent(a) {
       const old = agents.get(a.nodeId);
-      if (old && old !== a) old.peer.close(CloseCode.REPLACED, 'another connection of this node took over');
+      if (old && old !== a)
+        old.peer.close(CloseCode.REPLACED, 'another connection of this node took over');
       agents.set(a.nodeId, a);
       presence.connected(a.nodeId, a.onPresenceTimeout);
       metrics.agents.set(agents.size);
@@ -116,17 +119,20 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
 
   // Dead-socket detection below the heartbeat: ws pings. Transport-level, so
   // on real timers even when the presence clock is injected.
-  const pinger = setInterval(() => {
-    for (const ws of wss.clients) {
-      const w = ws as WebSocket & { alive?: boolean };
-      if (w.alive === false) {
-        w.terminate();
-        continue;
+  const pinger = setInterval(
+    () => {
+      for (const ws of wss.clients) {
+        const w = ws as WebSocket & { alive?: boolean };
+        if (w.alive === false) {
+          w.terminate();
+          continue;
+        }
+        w.alive = false;
+        w.ping();
       }
-      w.alive = false;
-      w.ping();
-    }
-  }, Math.max(1000, deps.config.heartbeatIntervalMs));
+    },
+    Math.max(1000, deps.config.heartbeatIntervalMs),
+  );
   pinger.unref();
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -134,7 +140,9 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     if (path !== '/ws/agent' && path !== '/ws/client') return; // someone else's
     const ip = req.socket.remoteAddress ?? 'unknown';
     if (!ipRate.hit(ip)) {
-      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.end(
+        'HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -142,10 +150,28 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       w.alive = true;
       ws.on('pong', () => (w.alive = true));
       if (path === '/ws/agent') {
-        const peer = new Peer<AgentToServer, ServerToAgent>(ws, ip, 'agent', parseAgentToServer, log.child({ side: 'agent' }), metrics, deps.config.limits, clock);
+        const peer = new Peer<AgentToServer, ServerToAgent>(
+          ws,
+          ip,
+          'agent',
+          parseAgentToServer,
+          log.child({ side: 'agent' }),
+          metrics,
+          deps.config.limits,
+          clock,
+        );
         new AgentConnection(peer, ctx).start();
       } else {
-        const peer: ClientPeer = new Peer<ClientToServer, ServerToClient>(ws, ip, 'client', parseClientToServer, log.child({ side: 'client' }), metrics, deps.config.limits, clock);
+        const peer: ClientPeer = new Peer<ClientToServer, ServerToClient>(
+          ws,
+          ip,
+          'client',
+          parseClientToServer,
+          log.child({ side: 'client' }),
+          metrics,
+          deps.config.limits,
+          clock,
+        );
         clients.add(peer);
         metrics.clients.set(clients.size);
         ws.on('close', () => {
@@ -191,9 +217,13 @@ function pct(sorted: number[], p: number): number | null {
 
 function stats(broker: Broker, agents: number, clients: number): SignalingStats {
   const recent = broker.sessions.recent(1000);
-  const setups = recent.filter((s) => s.answeredAt !== undefined).map((s) => s.answeredAt! - s.openedAt).sort((a, b) => a - b);
+  const setups = recent
+    .filter((s) => s.answeredAt !== undefined)
+    .map((s) => s.answeredAt! - s.openedAt)
+    .sort((a, b) => a - b);
   const failuresByReason: Record<string, number> = {};
-  for (const s of recent) if (s.failure) failuresByReason[s.failure] = (failuresByReason[s.failure] ?? 0) + 1;
+  for (const s of recent)
+    if (s.failure) failuresByReason[s.failure] = (failuresByReason[s.failure] ?? 0) + 1;
   const conn = { relayed: 0, direct: 0, relayUdp: 0, relayTcp: 0 };
   for (const s of recent) {
     const st = s.clientStats ?? s.agentStats;
@@ -201,7 +231,9 @@ function stats(broker: Broker, agents: number, clients: number): SignalingStats 
     const relayed = st.localCandidateType === 'relay' || st.remoteCandidateType === 'relay';
     if (relayed) {
       conn.relayed++;
-      const r = (s.clientStats?.localCandidateType === 'relay' ? s.clientStats : s.agentStats)?.relayProtocol ?? st.protocol;
+      const r =
+        (s.clientStats?.localCandidateType === 'relay' ? s.clientStats : s.agentStats)
+          ?.relayProtocol ?? st.protocol;
       if (r === 'udp') conn.relayUdp++;
       else conn.relayTcp++;
     } else conn.direct++;
@@ -210,7 +242,9 @@ function stats(broker: Broker, agents: number, clients: number): SignalingStats 
     agentsConnected: agents,
     clientsConnected: clients,
     liveSessions: broker.sessions.liveCount,
-    sessionsPerMinute: [...broker.perMinute.entries()].sort((a, b) => a[0] - b[0]).map(([minute, count]) => ({ minute: minute * 60_000, count })),
+    sessionsPerMinute: [...broker.perMinute.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([minute, count]) => ({ minute: minute * 60_000, count })),
     setupMs: { p50: pct(setups, 50), p90: pct(setups, 90), p99: pct(setups, 99) },
     failuresByReason,
     connections: conn,

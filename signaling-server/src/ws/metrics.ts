@@ -6,9 +6,21 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'peerway_process_' });
   const m = {
     registry,
-    agents: new Gauge({ name: 'peerway_agents_connected', help: 'Agents connected and authenticated', registers: [registry] }),
-    clients: new Gauge({ name: 'peerway_clients_connected', help: 'Browser/Node clients connected', registers: [registry] }),
-    sessionsOpened: new Counter({ name: 'peerway_sessions_opened_total', help: 'Sessions brokered', registers: [registry] }),
+    agents: new Gauge({
+      name: 'peerway_agents_connected',
+      help: 'Agents connected and authenticated',
+      registers: [registry],
+    }),
+    clients: new Gauge({
+      name: 'peerway_clients_connected',
+      help: 'Browser/Node clients connected',
+      registers: [registry],
+    }),
+    sessionsOpened: new Counter({
+      name: 'peerway_sessions_opened_total',
+      help: 'Sessions brokered',
+      registers: [registry],
+    }),
     sessionsFailed: new Counter({
       name: 'peerway_sessions_failed_total',
       help: 'Session requests that failed, by reason',
@@ -27,8 +39,18 @@ export function createMetrics() {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    messages: new Counter({ name: 'peerway_signaling_messages_total', help: 'Signaling messages received', labelNames: ['side'] as const, registers: [registry] }),
-    badMessages: new Counter({ name: 'peerway_signaling_bad_messages_total', help: 'Signaling messages refused', labelNames: ['side', 'code'] as const, registers: [registry] }),
+    messages: new Counter({
+      name: 'peerway_signaling_messages_total',
+      help: 'Signaling messages received',
+      labelNames: ['side'] as const,
+      registers: [registry],
+    }),
+    badMessages: new Counter({
+      name: 'peerway_signaling_bad_messages_total',
+      help: 'Signaling messages refused',
+      labelNames: ['side', 'code'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

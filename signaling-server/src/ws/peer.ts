@@ -5,7 +5,13 @@
  * throws costs only that message.
  */
 import type { WebSocket, RawData } from 'ws';
-import { PeerwayError, encodeMessage, type ParseResult, type ServerToAgent, type ServerToClient } from '@peerway/protocol';
+import {
+  PeerwayError,
+  encodeMessage,
+  type ParseResult,
+  type ServerToAgent,
+  type ServerToClient,
+} from '@peerway/protocol';
 import type { Logger } from '../logger';
 import { AbuseMeter, TokenBucket } from './limits';
 import type { Clock } from './clock';
@@ -53,8 +59,10 @@ export class Peer<In, Out extends ServerToAgent | ServerToClient> {
   listen(handler: (msg: In) => Promise<void> | void): void {
     this.ws.on('message', (raw, isBinary) => {
       this.metrics.messages.inc({ side: this.side });
-      if (!this.bucket.take()) return this.refuse(new PeerwayError('rate_limited', 'too many messages; slow down'));
-      if (isBinary) return this.refuse(new PeerwayError('bad_message', 'signaling messages are JSON text'));
+      if (!this.bucket.take())
+        return this.refuse(new PeerwayError('rate_limited', 'too many messages; slow down'));
+      if (isBinary)
+        return this.refuse(new PeerwayError('bad_message', 'signaling messages are JSON text'));
       const r = this.parse(raw);
       if (!r.ok) {
         if (r.unknownType) {

@@ -25,7 +25,10 @@ export class Presence {
   ) {}
 
   start(): void {
-    this.timer = this.clock.setInterval(() => this.sweep(), Math.max(50, Math.floor(this.timeoutMs / 4)));
+    this.timer = this.clock.setInterval(
+      () => this.sweep(),
+      Math.max(50, Math.floor(this.timeoutMs / 4)),
+    );
   }
 
   stop(): void {

@@ -6,7 +6,10 @@
  */
 const LOOKAHEAD_BYTES = 4096;
 
-export function injectShim(body: ReadableStream<Uint8Array>, tag: string): ReadableStream<Uint8Array> {
+export function injectShim(
+  body: ReadableStream<Uint8Array>,
+  tag: string,
+): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
   const dec = new TextDecoder();
   let pending = '';

@@ -6,7 +6,13 @@
  * requests that were in flight.
  */
 import { PeerwayError, TunnelError, type TunnelSocket } from '@peerway/protocol';
-import { SHIM_PATH, SW_PATH, type BridgeRequest, type BridgeResponse, type ShellConfig } from '../bridge';
+import {
+  SHIM_PATH,
+  SW_PATH,
+  type BridgeRequest,
+  type BridgeResponse,
+  type ShellConfig,
+} from '../bridge';
 import { CookieStore } from './cookies';
 import { injectShim } from './inject';
 import { openTunnel, type OpenTunnel } from './session';
@@ -31,12 +37,15 @@ export interface ShellApi {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 const RETRY_DELAYS_MS = [0, 500, 1000, 2000, 3000, 5000];
 
-const cfg: ShellConfig = window.__PEERWAY__ ?? { service: location.hostname.split('.')[0]!, gateway: location.origin };
+const cfg: ShellConfig = window.__PEERWAY__ ?? {
+  service: location.hostname.split('.')[0]!,
+  gateway: location.origin,
+};
 const jar = new CookieStore(location.origin);
 const frame = document.getElementById('app') as HTMLIFrameElement;
 
 let tunnel: OpenTunnel | null = null;
-let waiting: ((t: OpenTunnel) => void)[] = [];
+const waiting: ((t: OpenTunnel) => void)[] = [];
 let lastNode: string | null = null;
 let connecting = false;
 
@@ -47,24 +56,42 @@ function currentTunnel(): Promise<OpenTunnel> {
 }
 
 function explain(err: unknown): void {
-  const e = err instanceof PeerwayError ? err : new PeerwayError('session_failed', (err as Error).message);
+  const e =
+    err instanceof PeerwayError ? err : new PeerwayError('session_failed', (err as Error).message);
   switch (e.code) {
     case 'service_offline':
-      showStatus('offline', `${cfg.service} is offline`, `The node that serves ${cfg.service} is not connected right now. This page connects by itself as soon as it is back.`);
+      showStatus(
+        'offline',
+        `${cfg.service} is offline`,
+        `The node that serves ${cfg.service} is not connected right now. This page connects by itself as soon as it is back.`,
+      );
       return;
     case 'forbidden':
-      showStatus('denied', 'No access', `${e.message}`, { label: 'Sign in as someone else', run: () => (forgetToken(), authorize(cfg)) });
+      showStatus('denied', 'No access', `${e.message}`, {
+        label: 'Sign in as someone else',
+        run: () => (forgetToken(), authorize(cfg)),
+      });
       return;
     case 'unauthorized':
     case 'expired':
       forgetToken();
-      showStatus('denied', 'Sign-in needed', e.message, { label: 'Sign in', run: () => authorize(cfg) });
+      showStatus('denied', 'Sign-in needed', e.message, {
+        label: 'Sign in',
+        run: () => authorize(cfg),
+      });
       return;
     case 'service_unknown':
-      showStatus('unknown', 'No such service', `There is no service called "${cfg.service}" on this Peerway server. Check the address.`);
+      showStatus(
+        'unknown',
+        'No such service',
+        `There is no service called "${cfg.service}" on this Peerway server. Check the address.`,
+      );
       return;
     default:
-      showStatus('error', 'Could not connect', e.message, { label: 'Try again', run: () => void connect() });
+      showStatus('error', 'Could not connect', e.message, {
+        label: 'Try again',
+        run: () => void connect(),
+      });
   }
 }
 
@@ -97,7 +124,9 @@ async function connect(): Promise<void> {
           continue;
         }
         if (!frame.src || code === 'service_offline') explain(err);
-        await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]! + 1000));
+        await new Promise((r) =>
+          setTimeout(r, RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]! + 1000),
+        );
       }
     }
   } finally {
@@ -116,21 +145,37 @@ async function serve(req: BridgeRequest): Promise<BridgeResponse> {
     const t = await currentTunnel();
     try {
       const res = await t.mux.request({ method: req.method, path: req.path, headers }, body);
-      const setCookies = res.headers.filter(([k]) => k.toLowerCase() === 'set-cookie').map(([, v]) => v);
+      const setCookies = res.headers
+        .filter(([k]) => k.toLowerCase() === 'set-cookie')
+        .map(([, v]) => v);
       jar.fromResponse(req.path, setCookies);
       const out = res.headers.filter(([k]) => k.toLowerCase() !== 'set-cookie');
       const type = out.find(([k]) => k.toLowerCase() === 'content-type')?.[1] ?? '';
-      const isDoc = req.destination === 'iframe' || req.destination === 'document' || req.destination === '';
+      const isDoc =
+        req.destination === 'iframe' || req.destination === 'document' || req.destination === '';
       let stream: ReadableStream<Uint8Array> | null = res.body;
       if (isDoc && /text\/html/i.test(type) && req.method !== 'HEAD') {
         stream = injectShim(res.body, `<script src="${SHIM_PATH}"></script>`);
         // the length changes with the injected tag
-        for (let i = out.length - 1; i >= 0; i--) if (out[i]![0].toLowerCase() === 'content-length') out.splice(i, 1);
+        for (let i = out.length - 1; i >= 0; i--)
+          if (out[i]![0].toLowerCase() === 'content-length') out.splice(i, 1);
       }
-      return { ok: true, status: res.status, statusText: res.statusText, headers: out, body: stream };
+      return {
+        ok: true,
+        status: res.status,
+        statusText: res.statusText,
+        headers: out,
+        body: stream,
+      };
     } catch (err) {
       // A tunnel that died under an idempotent request: retry on the next one.
-      if (retryable && err instanceof TunnelError && attempt < 2 && (t.mux.isClosed || err.code === 10)) continue;
+      if (
+        retryable &&
+        err instanceof TunnelError &&
+        attempt < 2 &&
+        (t.mux.isClosed || err.code === 10)
+      )
+        continue;
       return { ok: false, status: 502, message: `Peerway: ${(err as Error).message}` };
     }
   }
@@ -140,7 +185,8 @@ function syncAddressBar(): void {
   try {
     const w = frame.contentWindow!;
     const path = w.location.pathname + w.location.search + w.location.hash;
-    if (w.location.origin === location.origin && path !== currentPath()) history.replaceState(null, '', path);
+    if (w.location.origin === location.origin && path !== currentPath())
+      history.replaceState(null, '', path);
     const title = frame.contentDocument?.title;
     document.title = title || cfg.service;
   } catch {
@@ -150,19 +196,30 @@ function syncAddressBar(): void {
 
 async function main(): Promise<void> {
   if (consumeCallback()) return;
-  showStatus('connecting', `Connecting to ${cfg.service}…`, 'Opening a peer-to-peer connection to the node that serves it.');
+  showStatus(
+    'connecting',
+    `Connecting to ${cfg.service}…`,
+    'Opening a peer-to-peer connection to the node that serves it.',
+  );
   if (!('serviceWorker' in navigator)) {
-    showStatus('error', 'This browser cannot open Peerway services here', 'Service workers are off: open the page over HTTPS (or on localhost) in a current browser.');
+    showStatus(
+      'error',
+      'This browser cannot open Peerway services here',
+      'Service workers are off: open the page over HTTPS (or on localhost) in a current browser.',
+    );
     return;
   }
   navigator.serviceWorker.addEventListener('message', (ev: MessageEvent) => {
     const req = ev.data as BridgeRequest;
     const port = ev.ports[0];
     if (req?.kind !== 'peerway-fetch' || !port) return;
-    void serve(req).then((res) => port.postMessage(res, res.ok && res.body ? [res.body as unknown as Transferable] : []));
+    void serve(req).then((res) =>
+      port.postMessage(res, res.ok && res.body ? [res.body as unknown as Transferable] : []),
+    );
   });
   window.__peerway = {
-    openWebSocket: async (path, protocols) => (await currentTunnel()).mux.openWebSocket({ path, protocols, headers: cookieHeaders(path) }),
+    openWebSocket: async (path, protocols) =>
+      (await currentTunnel()).mux.openWebSocket({ path, protocols, headers: cookieHeaders(path) }),
     cookieGet: (path) => jar.scriptGet(path),
     cookieSet: (path, v) => jar.scriptSet(path, v),
     navigated: syncAddressBar,
@@ -179,7 +236,11 @@ async function main(): Promise<void> {
   frame.src = currentPath();
   window.addEventListener('popstate', () => {
     // Back/forward in the outer bar: show the same page in the app.
-    if (frame.contentWindow && currentPath() !== frame.contentWindow.location.pathname + frame.contentWindow.location.search) frame.contentWindow.location.replace(currentPath());
+    if (
+      frame.contentWindow &&
+      currentPath() !== frame.contentWindow.location.pathname + frame.contentWindow.location.search
+    )
+      frame.contentWindow.location.replace(currentPath());
   });
 }
 

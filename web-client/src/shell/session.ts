@@ -25,9 +25,15 @@ export interface OpenTunnel {
   close(): void;
 }
 
-export async function openTunnel(service: string, token: string, avoid: string[] = []): Promise<OpenTunnel> {
+export async function openTunnel(
+  service: string,
+  token: string,
+  avoid: string[] = [],
+): Promise<OpenTunnel> {
   const started = performance.now();
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`);
+  const ws = new WebSocket(
+    `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`,
+  );
   const send = (m: ClientToServer) => ws.readyState === WebSocket.OPEN && ws.send(encodeMessage(m));
   const listeners: ((m: ServerToClient) => void)[] = [];
   ws.onmessage = (ev) => {
@@ -42,31 +48,50 @@ export async function openTunnel(service: string, token: string, avoid: string[]
   try {
     await new Promise<void>((resolve, reject) => {
       ws.onopen = () => resolve();
-      ws.onerror = () => reject(new PeerwayError('session_failed', 'cannot reach the Peerway server'));
+      ws.onerror = () =>
+        reject(new PeerwayError('session_failed', 'cannot reach the Peerway server'));
     });
     const ref = Math.random().toString(36).slice(2);
     const result = await new Promise<OpenTunnel>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new PeerwayError('session_failed', 'the connection to the node could not be set up in time (a firewall may block it, or the relay is unreachable)')),
+        () =>
+          reject(
+            new PeerwayError(
+              'session_failed',
+              'the connection to the node could not be set up in time (a firewall may block it, or the relay is unreachable)',
+            ),
+          ),
         SESSION_TIMEOUT_MS,
       );
       const fail = (e: PeerwayError) => (clearTimeout(timer), reject(e));
       let sessionId = '';
       listeners.push(async (m) => {
         try {
-          if (m.type === 'session-error' && (m.ref === ref || m.sessionId === sessionId)) return fail(new PeerwayError(m.code, m.message));
+          if (m.type === 'session-error' && (m.ref === ref || m.sessionId === sessionId))
+            return fail(new PeerwayError(m.code, m.message));
           if (m.type === 'session' && m.ref === ref) {
             sessionId = m.sessionId;
             pc = new RTCPeerConnection({ iceServers: m.iceServers });
             const dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
-            pc.onicecandidate = (ev) => send({ type: 'candidate', sessionId, candidate: ev.candidate ? ev.candidate.toJSON() as never : null });
+            pc.onicecandidate = (ev) =>
+              send({
+                type: 'candidate',
+                sessionId,
+                candidate: ev.candidate ? (ev.candidate.toJSON() as never) : null,
+              });
             pc.onconnectionstatechange = () => {
-              if (pc?.connectionState === 'failed') fail(new PeerwayError('session_failed', 'no network path to the node (ICE failed)'));
+              if (pc?.connectionState === 'failed')
+                fail(
+                  new PeerwayError('session_failed', 'no network path to the node (ICE failed)'),
+                );
             };
             dc.onopen = () => {
               clearTimeout(timer);
               const max = pc?.sctp?.maxMessageSize ?? 65536;
-              const mux = new TunnelMux(fromRTCDataChannel(dc, Number.isFinite(max) && max > 0 ? max : 65536), { role: 'client' });
+              const mux = new TunnelMux(
+                fromRTCDataChannel(dc, Number.isFinite(max) && max > 0 ? max : 65536),
+                { role: 'client' },
+              );
               const setupMs = performance.now() - started;
               void pc!.getStats().then((report) => {
                 const stats = summariseStats(report);
@@ -91,7 +116,11 @@ export async function openTunnel(service: string, token: string, avoid: string[]
             await pc!.addIceCandidate(m.candidate as RTCIceCandidateInit).catch(() => {});
           }
         } catch (err) {
-          fail(err instanceof PeerwayError ? err : new PeerwayError('session_failed', (err as Error).message));
+          fail(
+            err instanceof PeerwayError
+              ? err
+              : new PeerwayError('session_failed', (err as Error).message),
+          );
         }
       });
       send({ type: 'open', ref, service, token, ...(avoid.length ? { avoid } : {}) });
@@ -131,7 +160,8 @@ function watchLiveness(pc: RTCPeerConnection, mux: TunnelMux): void {
   pc.addEventListener('connectionstatechange', () => {
     const st = pc.connectionState;
     if (st === 'failed' || st === 'closed') dead(`connection ${st}`);
-    else if (st === 'disconnected') grace ??= setTimeout(() => dead('connection lost'), DISCONNECTED_GRACE_MS);
+    else if (st === 'disconnected')
+      grace ??= setTimeout(() => dead('connection lost'), DISCONNECTED_GRACE_MS);
     else if (grace) {
       clearTimeout(grace);
       grace = null;

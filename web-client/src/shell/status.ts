@@ -3,7 +3,12 @@ export type ShellState = 'connecting' | 'offline' | 'denied' | 'unknown' | 'erro
 
 const el = () => document.getElementById('status')!;
 
-export function showStatus(state: ShellState, title: string, detail: string, action?: { label: string; run: () => void }): void {
+export function showStatus(
+  state: ShellState,
+  title: string,
+  detail: string,
+  action?: { label: string; run: () => void },
+): void {
   const s = el();
   s.dataset.state = state;
   if (state === 'ready') {

@@ -11,7 +11,9 @@ const KEY = 'peerway:token';
 
 function expiry(token: string): number {
   try {
-    const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: number };
+    const payload = JSON.parse(
+      atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')),
+    ) as { exp?: number };
     return (payload.exp ?? 0) * 1000;
   } catch {
     return 0;
@@ -25,7 +27,9 @@ export function currentPath(): string {
 
 /** Goes through the gateway's sign-in and authorization, back to `returnTo`. */
 export function authorize(cfg: ShellConfig, returnTo = currentPath()): never {
-  location.assign(`${cfg.gateway}/authorize?service=${encodeURIComponent(cfg.service)}&return=${encodeURIComponent(returnTo)}`);
+  location.assign(
+    `${cfg.gateway}/authorize?service=${encodeURIComponent(cfg.service)}&return=${encodeURIComponent(returnTo)}`,
+  );
   throw new PeerwayError('unauthorized', 'redirecting to sign in');
 }
 
@@ -46,13 +50,19 @@ export async function getToken(cfg: ShellConfig, minLifeMs = 30_000): Promise<st
   const saved = sessionStorage.getItem(KEY);
   if (saved && expiry(saved) - Date.now() > minLifeMs) return saved;
   const res = await fetch('/__peerway/token', { method: 'POST' });
-  const body = (await res.json().catch(() => ({}))) as { token?: string; error?: { code: PeerwayError['code']; message: string } };
+  const body = (await res.json().catch(() => ({}))) as {
+    token?: string;
+    error?: { code: PeerwayError['code']; message: string };
+  };
   if (res.ok && body.token) {
     sessionStorage.setItem(KEY, body.token);
     return body.token;
   }
   if (res.status === 401) authorize(cfg);
-  throw new PeerwayError(body.error?.code ?? 'internal', body.error?.message ?? `the server answered ${res.status}`);
+  throw new PeerwayError(
+    body.error?.code ?? 'internal',
+    body.error?.message ?? `the server answered ${res.status}`,
+  );
 }
 
 export function forgetToken(): void {

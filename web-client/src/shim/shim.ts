@@ -11,7 +11,10 @@ import type { TunnelSocket } from '@peerway/protocol';
 (() => {
   let shell: ShellApi | undefined;
   try {
-    shell = window.parent !== window ? (window.parent as Window & { __peerway?: ShellApi }).__peerway : undefined;
+    shell =
+      window.parent !== window
+        ? (window.parent as Window & { __peerway?: ShellApi }).__peerway
+        : undefined;
   } catch {
     shell = undefined;
   }
@@ -45,7 +48,8 @@ import type { TunnelSocket } from '@peerway/protocol';
       super();
       const u = new URL(String(url), location.href);
       this.url = u.toString();
-      const list = protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
+      const list =
+        protocols === undefined ? [] : Array.isArray(protocols) ? protocols : [protocols];
       api.openWebSocket(u.pathname + u.search, list).then(
         (s) => {
           this.sock = s;
@@ -88,12 +92,15 @@ import type { TunnelSocket } from '@peerway/protocol';
     }
 
     send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
-      if (this.readyState === 0) throw new DOMException('WebSocket is still connecting', 'InvalidStateError');
+      if (this.readyState === 0)
+        throw new DOMException('WebSocket is still connecting', 'InvalidStateError');
       if (this.readyState !== 1) return;
-      const go = (m: string | Uint8Array) => (this.sock ? void this.sock.send(m) : this.queue.push(m));
+      const go = (m: string | Uint8Array) =>
+        this.sock ? void this.sock.send(m) : this.queue.push(m);
       if (typeof data === 'string') go(data);
       else if (data instanceof Blob) void data.arrayBuffer().then((b) => go(new Uint8Array(b)));
-      else if (ArrayBuffer.isView(data)) go(new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
+      else if (ArrayBuffer.isView(data))
+        go(new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
       else go(new Uint8Array(data as ArrayBuffer).slice());
     }
 
@@ -111,7 +118,13 @@ import type { TunnelSocket } from '@peerway/protocol';
     const sameHost = u.host === location.host && (u.protocol === 'ws:' || u.protocol === 'wss:');
     return sameHost ? new PeerwayWebSocket(url, protocols) : new NativeWebSocket(url, protocols);
   } as unknown as typeof WebSocket;
-  Object.assign(Patched, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3, prototype: PeerwayWebSocket.prototype });
+  Object.assign(Patched, {
+    CONNECTING: 0,
+    OPEN: 1,
+    CLOSING: 2,
+    CLOSED: 3,
+    prototype: PeerwayWebSocket.prototype,
+  });
   window.WebSocket = Patched;
 
   Object.defineProperty(document, 'cookie', {

@@ -27,14 +27,22 @@ self.addEventListener('fetch', (e) => {
 
 /** The shell that should carry this request: the focused top-level page of this origin, else any. */
 async function findShell(): Promise<Client | undefined> {
-  const all = (await self.clients.matchAll({ type: 'window', includeUncontrolled: true })) as WindowClient[];
-  const tops = all.filter((c) => c.frameType === 'top-level' && !new URL(c.url).pathname.startsWith('/__peerway/'));
+  const all = (await self.clients.matchAll({
+    type: 'window',
+    includeUncontrolled: true,
+  })) as WindowClient[];
+  const tops = all.filter(
+    (c) => c.frameType === 'top-level' && !new URL(c.url).pathname.startsWith('/__peerway/'),
+  );
   return tops.find((c) => c.focused) ?? tops[0];
 }
 
 async function viaShell(e: FetchEvent): Promise<Response> {
   const shell = await findShell();
-  if (!shell) return new Response('Peerway: open this page in a tab (no shell page is connected).', { status: 503 });
+  if (!shell)
+    return new Response('Peerway: open this page in a tab (no shell page is connected).', {
+      status: 503,
+    });
   const r = e.request;
   const hasBody = !['GET', 'HEAD'].includes(r.method);
   // Chromium hands a worker the upload whole; it is passed on as one buffer.
@@ -42,15 +50,30 @@ async function viaShell(e: FetchEvent): Promise<Response> {
   const headers: [string, string][] = [];
   r.headers.forEach((v, k) => headers.push([k, v]));
   const url = new URL(r.url);
-  const req: BridgeRequest = { kind: 'peerway-fetch', method: r.method, path: url.pathname + url.search, headers, body, destination: r.destination };
+  const req: BridgeRequest = {
+    kind: 'peerway-fetch',
+    method: r.method,
+    path: url.pathname + url.search,
+    headers,
+    body,
+    destination: r.destination,
+  };
   const { port1, port2 } = new MessageChannel();
   const answer = new Promise<BridgeResponse>((resolve) => {
-    const t = setTimeout(() => resolve({ ok: false, status: 504, message: 'Peerway: the page did not answer in time' }), SHELL_TIMEOUT_MS);
+    const t = setTimeout(
+      () =>
+        resolve({ ok: false, status: 504, message: 'Peerway: the page did not answer in time' }),
+      SHELL_TIMEOUT_MS,
+    );
     port1.onmessage = (m) => (clearTimeout(t), resolve(m.data as BridgeResponse));
   });
   shell.postMessage(req, [port2, ...(body ? [body] : [])]);
   const res = await answer;
-  if (!res.ok) return new Response(res.message, { status: res.status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+  if (!res.ok)
+    return new Response(res.message, {
+      status: res.status,
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+    });
   const h = new Headers();
   for (const [k, v] of res.headers) {
     try {
@@ -59,5 +82,9 @@ async function viaShell(e: FetchEvent): Promise<Response> {
       // a header a Response may not carry is dropped
     }
   }
-  return new Response(NULL_BODY.has(res.status) ? null : res.body, { status: res.status, statusText: res.statusText, headers: h });
+  return new Response(NULL_BODY.has(res.status) ? null : res.body, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: h,
+  });
 }
