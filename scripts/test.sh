@@ -24,6 +24,9 @@ fi
 
 [ -d node_modules ] || npm ci
 
+echo "== lint"
+npx eslint .
+npx prettier --check . >/dev/null || { echo "prettier: run npm run format"; exit 1; }
 echo "== typecheck"
 npx tsc -p tsconfig.json
 echo "== build web client"
