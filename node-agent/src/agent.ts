@@ -223,14 +223,19 @@ export class Agent {
       });
       mux.onWebSocket((inc) => upstream.handleWebSocket(inc));
       mux.onClose(() => this.endSession(s, 'the data channel closed', true));
-      void connectionStats(pc).then((stats) => {
-        if (stats)
-          this.conn.send({
-            type: 'session-stats',
-            sessionId: s.id,
-            stats: { ...stats, setupMs: performance.now() - started },
-          });
-      });
+      const setupMs = performance.now() - started;
+      const report = () =>
+        void connectionStats(pc).then((stats) => {
+          if (stats && this.sessions.has(s.id))
+            this.conn.send({
+              type: 'session-stats',
+              sessionId: s.id,
+              stats: { ...stats, setupMs },
+            });
+        });
+      // once at open, and again after ICE has settled on its final pair
+      report();
+      for (const ms of [2000, 6000]) setTimeout(report, ms).unref();
     });
     pc.connectionStateChange.subscribe((state) => {
       if (state === 'failed' || state === 'closed')

@@ -17,6 +17,8 @@ import {
 export const TUNNEL_LABEL = 'peerway-tunnel';
 /** A session not open by then is given up (a clear error, not a hang). */
 export const SESSION_TIMEOUT_MS = 15_000;
+/** When to report the connection's stats again after it opened. */
+export const STATS_REPORT_DELAYS_MS = [2000, 6000];
 
 export interface OpenTunnel {
   mux: TunnelMux;
@@ -93,10 +95,16 @@ export async function openTunnel(
                 { role: 'client' },
               );
               const setupMs = performance.now() - started;
-              void pc!.getStats().then((report) => {
-                const stats = summariseStats(report);
-                if (stats) send({ type: 'session-stats', sessionId, stats: { ...stats, setupMs } });
-              });
+              // How the connection was made: once at open, and again after ICE
+              // has settled (a better pair may replace the first one that worked).
+              const report = () =>
+                void pc!.getStats().then((r) => {
+                  const stats = summariseStats(r);
+                  if (stats)
+                    send({ type: 'session-stats', sessionId, stats: { ...stats, setupMs } });
+                });
+              report();
+              for (const ms of STATS_REPORT_DELAYS_MS) setTimeout(report, ms);
               watchLiveness(pc!, mux);
               resolve({
                 mux,
