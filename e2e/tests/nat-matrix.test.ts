@@ -83,3 +83,33 @@ describe.skipIf(!avail.ok)('NAT matrix', () => {
     expect(s.client!.relayProtocol).toBe('tcp');
   }, 120_000);
 });
+
+describe.skipIf(!avail.ok)('NAT matrix: a broken relay', () => {
+  async function brokenRelay(o: Partial<LabStackOptions>, shot: string) {
+    stack = new LabStack();
+    await stack.start({ client: { nat: 'symmetric' }, node: { nat: 'symmetric' }, ...o });
+    const page = await (await (await stack.launchBrowser()).newContext()).newPage();
+    const started = Date.now();
+    await page.goto(stack.serviceUrl('chat'));
+    await expect
+      .poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 30_000 })
+      .toBe('error');
+    const elapsed = Date.now() - started;
+    const text = await page.locator('#status p').textContent();
+    console.log(`[nat-matrix] ${shot}: "${text}" after ${elapsed} ms`);
+    await screenshot(page, shot);
+    return { text: text ?? '', elapsed };
+  }
+
+  it('TURN with a wrong secret: a clear error within seconds', async () => {
+    const r = await brokenRelay({ wrongTurnSecret: true }, 'nat-turn-wrong-secret');
+    expect(r.text).toMatch(/relay \(TURN\) refused our credentials/);
+    expect(r.elapsed).toBeLessThan(15_000);
+  }, 120_000);
+
+  it('TURN down: a clear error within seconds', async () => {
+    const r = await brokenRelay({ noTurn: true }, 'nat-turn-down');
+    expect(r.text).toMatch(/relay \(TURN\) is unreachable/);
+    expect(r.elapsed).toBeLessThan(15_000);
+  }, 120_000);
+});

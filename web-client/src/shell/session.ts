@@ -17,6 +17,10 @@ import {
 export const TUNNEL_LABEL = 'peerway-tunnel';
 /** A session not open by then is given up (a clear error, not a hang). */
 export const SESSION_TIMEOUT_MS = 15_000;
+/** After gathering ends with a failed relay, how long a direct path may still take. */
+export const RELAY_FAILURE_GRACE_MS = 3000;
+/** With STUN/TURN configured, no server-reflexive or relay candidate by then means they are unreachable. */
+export const RELAY_UNREACHABLE_MS = 5000;
 /** When to report the connection's stats again after it opened. */
 export const STATS_REPORT_DELAYS_MS = [2000, 6000];
 
@@ -75,12 +79,53 @@ export async function openTunnel(
             sessionId = m.sessionId;
             pc = new RTCPeerConnection({ iceServers: m.iceServers });
             const dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
+            // Nothing but host candidates a few seconds in, on a page that was
+            // given STUN/TURN servers, means those servers are unreachable.
+            let reflexive = false;
+            if (m.iceServers.length > 0) {
+              setTimeout(() => {
+                if (pc && !reflexive && pc.connectionState !== 'connected') {
+                  fail(
+                    new PeerwayError(
+                      'session_failed',
+                      "No direct path to the node, and the relay (TURN) is unreachable. Ask the server's admin to check TURN.",
+                    ),
+                  );
+                }
+              }, RELAY_UNREACHABLE_MS);
+            }
+            pc.addEventListener('icecandidate', (ev) => {
+              if (ev.candidate && (ev.candidate.type === 'srflx' || ev.candidate.type === 'relay'))
+                reflexive = true;
+            });
             pc.onicecandidate = (ev) =>
               send({
                 type: 'candidate',
                 sessionId,
                 candidate: ev.candidate ? (ev.candidate.toJSON() as never) : null,
               });
+            // A relay that is down or refuses our credentials shows up as an
+            // icecandidateerror; once gathering is over without a relay and no
+            // path works shortly after, say so instead of waiting out ICE.
+            let relayError = '';
+            pc.onicecandidateerror = (ev) => {
+              const e = ev as RTCPeerConnectionIceErrorEvent;
+              if (/^turns?:/.test(e.url))
+                relayError = e.errorCode === 401 ? 'refused our credentials' : 'is unreachable';
+            };
+            pc.onicegatheringstatechange = () => {
+              if (pc?.iceGatheringState !== 'complete' || !relayError) return;
+              setTimeout(() => {
+                if (pc && pc.connectionState !== 'connected') {
+                  fail(
+                    new PeerwayError(
+                      'session_failed',
+                      `No direct path to the node, and the relay (TURN) ${relayError}. Ask the server's admin to check TURN.`,
+                    ),
+                  );
+                }
+              }, RELAY_FAILURE_GRACE_MS);
+            };
             pc.onconnectionstatechange = () => {
               if (pc?.connectionState === 'failed')
                 fail(
