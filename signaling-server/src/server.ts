@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config';
 import { SqliteStore } from './store/sqlite';
+import { RedisStore } from './store/redis';
 import type { Store } from './store/store';
 import { Auth } from './auth/auth';
 import { loadServerKeys, type ServerKeys } from './auth/keys';
@@ -40,7 +41,11 @@ export async function startPeerwayServer(
   config: ServerConfig,
   opts: ServerOptions = {},
 ): Promise<PeerwayServer> {
-  const store = opts.store ?? new SqliteStore(config.dataDir);
+  // With --redis-url, instances share one Redis store (signaling between
+  // instances over pub/sub is not built yet: see the README).
+  const store =
+    opts.store ??
+    (config.redisUrl ? new RedisStore(config.redisUrl) : new SqliteStore(config.dataDir));
   await store.migrate();
   const keys = await loadServerKeys(store);
   const httpServer = createServer();
