@@ -150,7 +150,7 @@ export class RedisStore implements Store {
     return id ? this.getUserById(id) : null;
   }
   async listUsers() {
-    const ids = await this.redis.zrange(`${P}users`, 0, -1);
+    const ids = await this.redis.zrange(`${P}users`, '0', '-1');
     return this.hashes(
       ids.map((i) => `${P}user:${i}`),
       toUser,
@@ -189,7 +189,7 @@ export class RedisStore implements Store {
       await this.redis.hset(`${P}token:${id}`, 'lastUsedAt', String(now));
   }
   async listAccessTokens(userId: string) {
-    const ids = await this.redis.zrange(`${P}user:${userId}:tokens`, 0, -1);
+    const ids = await this.redis.zrange(`${P}user:${userId}:tokens`, '0', '-1');
     return this.hashes(
       ids.map((i) => `${P}token:${i}`),
       toToken,
@@ -236,14 +236,14 @@ export class RedisStore implements Store {
     return id ? this.getNode(id) : null;
   }
   async listNodesByOwner(ownerId: string) {
-    const ids = await this.redis.zrange(`${P}owner:${ownerId}:nodes`, 0, -1);
+    const ids = await this.redis.zrange(`${P}owner:${ownerId}:nodes`, '0', '-1');
     return this.hashes(
       ids.map((i) => `${P}node:${i}`),
       toNode,
     );
   }
   async listPublicNodes() {
-    const ids = await this.redis.zrange(`${P}nodes:public`, 0, -1);
+    const ids = await this.redis.zrange(`${P}nodes:public`, '0', '-1');
     return (
       await this.hashes(
         ids.map((i) => `${P}node:${i}`),
@@ -252,7 +252,7 @@ export class RedisStore implements Store {
     ).filter((n) => n.ownerId);
   }
   async listAllNodes() {
-    const ids = await this.redis.zrange(`${P}nodes`, 0, -1);
+    const ids = await this.redis.zrange(`${P}nodes`, '0', '-1');
     return this.hashes(
       ids.map((i) => `${P}node:${i}`),
       toNode,
@@ -332,7 +332,7 @@ export class RedisStore implements Store {
     return empty(h) ? null : toService(h);
   }
   async listServicesByOwner(ownerId: string) {
-    const names = await this.redis.zrange(`${P}owner:${ownerId}:services`, 0, -1);
+    const names = await this.redis.zrange(`${P}owner:${ownerId}:services`, '0', '-1');
     return this.hashes(
       names.map((n) => `${P}service:${n}`),
       toService,
