@@ -143,6 +143,35 @@ export class Lab {
     this.inNs(routerNs, opts.nat === 'symmetric' ? [...masq, '--random-fully'] : masq);
     if (opts.blockUdp)
       this.inNs(routerNs, ['iptables', '-A', 'FORWARD', '-p', 'udp', '-j', 'DROP']);
+    // A home router's inbound firewall. Without it, a peer's punching packet
+    // that arrives before this side has sent anything is delivered to the
+    // router itself; nobody answers, but conntrack keeps an entry for it, and
+    // when the host then sends to that peer the NAT finds its port taken and
+    // picks another: the cone turns symmetric for exactly that peer and hole
+    // punching never succeeds. Dropping unsolicited inbound packets leaves no
+    // entry behind.
+    for (const rule of [
+      ['INPUT', '-i', 'lo', '-j', 'ACCEPT'],
+      ['INPUT', '-i', 'lan', '-j', 'ACCEPT'],
+      ['INPUT', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'],
+      ['INPUT', '-p', 'icmp', '-j', 'ACCEPT'],
+      ['INPUT', '-j', 'DROP'],
+      ['FORWARD', '-i', 'lan', '-j', 'ACCEPT'],
+      [
+        'FORWARD',
+        '-i',
+        'wan',
+        '-m',
+        'conntrack',
+        '--ctstate',
+        'ESTABLISHED,RELATED',
+        '-j',
+        'ACCEPT',
+      ],
+      ['FORWARD', '-i', 'wan', '-j', 'DROP'],
+    ]) {
+      this.inNs(routerNs, ['iptables', '-A', ...rule]);
+    }
     void lanB;
     void wanA;
     return { name, hostNs, routerNs, wanIp, lanIp };

@@ -44,6 +44,8 @@ export interface LabStackOptions {
   wrongTurnSecret?: boolean;
   /** Do not start coturn at all. */
   noTurn?: boolean;
+  /** Give the peers only STUN (coturn still answers it), no TURN. */
+  stunOnly?: boolean;
 }
 
 export class LabStack {
@@ -108,14 +110,18 @@ export class LabStack {
         `http://${LAB_DOMAIN}:${PORT}`,
         '--base-domain',
         LAB_DOMAIN,
-        '--turn-secret',
-        secret,
+        ...(o.stunOnly
+          ? []
+          : [
+              '--turn-secret',
+              secret,
+              '--turn-url',
+              `turn:${PUBLIC_HOST_IP}:${TURN_PORT}`,
+              '--turn-url',
+              `turn:${PUBLIC_HOST_IP}:${TURN_PORT}?transport=tcp`,
+            ]),
         '--stun-url',
         `stun:${PUBLIC_HOST_IP}:${TURN_PORT}`,
-        '--turn-url',
-        `turn:${PUBLIC_HOST_IP}:${TURN_PORT}`,
-        '--turn-url',
-        `turn:${PUBLIC_HOST_IP}:${TURN_PORT}?transport=tcp`,
       ],
       { env: { ...process.env, PEERWAY_LOG_LEVEL: 'warn' } },
     );

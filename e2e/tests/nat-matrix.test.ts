@@ -54,13 +54,10 @@ const relayed = (s: Record<string, string>) =>
   s.localCandidateType === 'relay' || s.remoteCandidateType === 'relay';
 
 describe.skipIf(!avail.ok)('NAT matrix', () => {
-  it('cone ⇄ cone connects (KNOWN GAP: through the relay, not yet directly)', async () => {
-    const s = await openChat({ client: { nat: 'cone' }, node: { nat: 'cone' } }, 'nat-cone');
-    // Hole punching works between these routers (netlab.test.ts), yet Chromium
-    // (controlling) and werift settle on a relay pair, so "direct" is not asserted
-    // here: the page and WebSocket must work, and both ends must report their
-    // pair. Direct selection is the open part of issue 5.
-    expect(s.agent!.localCandidateType).not.toBe('unknown');
+  it('cone ⇄ cone connects directly', async () => {
+    const s = await openChat({ client: { nat: 'cone' }, node: { nat: 'cone' } }, 'nat-cone-direct');
+    expect(relayed(s.client!)).toBe(false);
+    expect(relayed(s.agent!)).toBe(false);
   }, 120_000);
 
   it('symmetric ⇄ symmetric connects through TURN over UDP', async () => {

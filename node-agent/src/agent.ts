@@ -3,7 +3,14 @@
  * access token itself, answers the browser's WebRTC offer (werift), and
  * serves the tunnel from the declared upstreams only.
  */
-import { PeerwayError, TunnelMux, type IceCandidate, type ServerToAgent } from '@peerway/protocol';
+import {
+  PeerwayError,
+  TunnelMux,
+  RELAY_HOLD_MS,
+  holdBackRelay,
+  type IceCandidate,
+  type ServerToAgent,
+} from '@peerway/protocol';
 import {
   createClaimToken,
   importServerKey,
@@ -247,7 +254,20 @@ export class Agent {
     const answer = await pc.createAnswer();
     // werift waits for ICE gathering here: the answer carries its candidates.
     await pc.setLocalDescription(answer);
-    this.conn.send({ type: 'answer', sessionId: s.id, sdp: pc.localDescription!.sdp });
+    // Direct first: relay candidates follow a moment later (RELAY_HOLD_MS).
+    const { sdp, relay } = holdBackRelay(pc.localDescription!.sdp);
+    this.conn.send({ type: 'answer', sessionId: s.id, sdp });
+    if (relay.length > 0) {
+      setTimeout(() => {
+        if (!this.sessions.has(s.id)) return;
+        for (const c of relay)
+          this.conn.send({
+            type: 'candidate',
+            sessionId: s.id,
+            candidate: { candidate: c.candidate, sdpMid: c.sdpMid },
+          });
+      }, RELAY_HOLD_MS).unref();
+    }
   }
 
   private async addCandidate(s: Session, c: IceCandidate): Promise<void> {

@@ -3,3 +3,4 @@ export * from './names';
 export * from './signaling';
 export * from './tunnel';
 export * from './stats';
+export * from './ice-policy';

@@ -9,6 +9,7 @@ import {
   encodeMessage,
   fromRTCDataChannel,
   parseServerToClient,
+  RELAY_HOLD_MS,
   summariseStats,
   type ClientToServer,
   type ServerToClient,
@@ -98,12 +99,19 @@ export async function openTunnel(
               if (ev.candidate && (ev.candidate.type === 'srflx' || ev.candidate.type === 'relay'))
                 reflexive = true;
             });
-            pc.onicecandidate = (ev) =>
-              send({
-                type: 'candidate',
-                sessionId,
-                candidate: ev.candidate ? (ev.candidate.toJSON() as never) : null,
-              });
+            // Direct first: our relay candidates (and the end-of-candidates
+            // mark after them) go out RELAY_HOLD_MS after the offer.
+            const holdUntil = performance.now() + RELAY_HOLD_MS;
+            const trickle = (c: RTCIceCandidate | null) =>
+              send({ type: 'candidate', sessionId, candidate: c ? (c.toJSON() as never) : null });
+            let held = 0;
+            pc.onicecandidate = (ev) => {
+              const wait = holdUntil - performance.now();
+              if (wait > 0 && (ev.candidate?.type === 'relay' || (!ev.candidate && held > 0))) {
+                held++;
+                setTimeout(() => trickle(ev.candidate), wait + (ev.candidate ? 0 : 50));
+              } else trickle(ev.candidate);
+            };
             // A relay that is down or refuses our credentials shows up as an
             // icecandidateerror; once gathering is over without a relay and no
             // path works shortly after, say so instead of waiting out ICE.
