@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { chromium, type Browser } from 'playwright-core';
+import { CHROMIUM_ARGS } from '../support/stack';
 import { startTurn, type TurnProcess } from '../../infra/turn/turn-process';
 import { Lab, PUBLIC_HOST_IP, type Home, type NatKind } from './lab';
 import type { ChildProcess } from 'node:child_process';
@@ -171,13 +172,7 @@ export class LabStack {
     this.browser = await chromium.launch({
       executablePath: wrapper,
       args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
+        ...CHROMIUM_ARGS,
         `--host-resolver-rules=MAP *.${LAB_DOMAIN} ${PUBLIC_HOST_IP}, MAP ${LAB_DOMAIN} ${PUBLIC_HOST_IP}`,
         `--unsafely-treat-insecure-origin-as-secure=http://chat.${LAB_DOMAIN}:${PORT}`,
       ],

@@ -17,6 +17,16 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const SERVER_BIN = join(ROOT, 'signaling-server/bin/peerway-server.js');
 const AGENT_BIN = join(ROOT, 'node-agent/bin/peerway-agent.js');
 export const ARTIFACTS = join(ROOT, 'e2e/artifacts');
+/** Debian's Chromium, headless, as root, on a closed network. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
 
 export class Proc {
   out = '';
@@ -145,15 +155,7 @@ export class Stack {
   async context(): Promise<BrowserContext> {
     this.browser ??= await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
+      args: CHROMIUM_ARGS,
     });
     const ctx = await this.browser.newContext({ viewport: { width: 1100, height: 800 } });
     this.cleanups.push(() => ctx.close());
