@@ -98,6 +98,37 @@ describe('TunnelMux', () => {
     expect((a as MemoryChannel).maxBufferedAmount).toBeLessThan(64 * 1024);
   });
 
+  it('many streams together stay within the high-water mark', async () => {
+    const { b, client, server } = pair();
+    const chunk = new Uint8Array(64 * 1024).fill(1);
+    server.onRequest((req) => {
+      let sent = 0;
+      void req.respond(
+        { status: 200, headers: [] },
+        new ReadableStream({
+          pull(c) {
+            if (sent >= 2 * 1024 * 1024) return c.close();
+            c.enqueue(chunk);
+            sent += chunk.byteLength;
+          },
+        }),
+      );
+    });
+    const sizes = await Promise.all(
+      Array.from(
+        { length: 50 },
+        async () =>
+          (await readAll((await client.request({ method: 'GET', path: '/', headers: [] })).body))
+            .byteLength,
+      ),
+    );
+    expect(sizes.every((n) => n === 2 * 1024 * 1024)).toBe(true);
+    // one frame of slack at most, not one per stream
+    expect((b as MemoryChannel).maxBufferedAmount).toBeLessThanOrEqual(
+      1024 * 1024 + 16 * 1024 + 64,
+    );
+  });
+
   it('a slow reader stops the sender at the window', async () => {
     const { client, server } = pair();
     let produced = 0;

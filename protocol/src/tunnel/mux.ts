@@ -630,9 +630,16 @@ export class TunnelMux {
         if (s.closed) return;
         let off = 0;
         while (off < value.byteLength) {
-          await this.writable();
+          // The mark and the credit are checked with no await between the
+          // check and the send, so streams woken together by
+          // bufferedamountlow cannot all overshoot the mark.
           await s.waitCredit();
           if (s.closed) return;
+          if (this.channel.bufferedAmount > this.hwm) {
+            await this.writable();
+            continue;
+          }
+          if (s.sendCredit <= 0) continue;
           const n = Math.min(value.byteLength - off, this.maxPayload, s.sendCredit);
           this.channel.send(encodeFrame(FrameType.DATA, s.id, value.subarray(off, off + n)));
           this.bytesSent += n;
@@ -663,7 +670,7 @@ export class TunnelMux {
       sendMessage: async (data: Uint8Array, binary: boolean) => {
         let off = 0;
         do {
-          await this.writable();
+          while (this.channel.bufferedAmount > this.hwm) await this.writable();
           if (s.closed) throw new TunnelError(ResetCode.STREAM_CLOSED, 'the WebSocket is closed');
           const end = Math.min(off + this.maxPayload, data.byteLength);
           const flags =
