@@ -1,0 +1,65 @@
+/**
+ * The agent CLI as a user runs it: init, expose, login, status, claim-url
+ * write and read $PEERWAY_HOME; `run` starts even when the server is not up
+ * yet and connects once it is (reconnect with backoff from the first try).
+ */
+import { afterAll, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+import { verifyClaimToken } from '@peerway/protocol/node';
+import { Fixture } from './helpers';
+
+const run = promisify(execFile);
+const BIN = resolve(import.meta.dirname, '../bin/peerway-agent.js');
+const fx = new Fixture();
+afterAll(() => fx.cleanup());
+
+const agentCli = (home: string, args: string[]) =>
+  run(process.execPath, [BIN, ...args], { env: { ...process.env, PEERWAY_HOME: home } });
+
+it('init, expose, login, status and claim-url keep a valid home', async () => {
+  const home = fx.tmp('pw-cli-');
+  await agentCli(home, ['init', '--server', 'http://127.0.0.1:9', '--name', 'attic']);
+  await agentCli(home, ['expose', 'wiki', '3000', '--public']);
+  await agentCli(home, ['expose', 'wiki', 'localhost:4000']); // replaces
+  await agentCli(home, ['login', 'pwt_x_y']);
+  const cfg = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'));
+  expect(cfg).toMatchObject({
+    server: 'http://127.0.0.1:9',
+    name: 'attic',
+    token: 'pwt_x_y',
+    services: [{ name: 'wiki', target: 'http://localhost:4000', public: false }],
+  });
+  expect(statSync(join(home, 'agent.json')).mode & 0o777).toBe(0o600);
+  const status = (await agentCli(home, ['status'])).stdout;
+  expect(status).toMatch(/node\s+[0-9a-f]{6}\s+\(attic\)/);
+  expect(status).toMatch(/reachable no/);
+  const url = (await agentCli(home, ['claim-url'])).stdout.trim();
+  expect(url).toMatch(/^http:\/\/127\.0\.0\.1:9\/add-node#claim=pwc1\./);
+  expect(verifyClaimToken(url.split('#claim=')[1]!, Date.now()).name).toBe('attic');
+  await expect(agentCli(home, ['expose', 'Bad_Name', '3000'])).rejects.toMatchObject({
+    stderr: expect.stringMatching(/DNS label/),
+  });
+});
+
+it('run waits for a server that is not up yet, then connects', async () => {
+  // a free port, released again before the agent starts
+  const port = await new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
+  const pending = fx.agent({
+    serverUrl: `http://localhost:${port}`,
+    services: ['later=127.0.0.1:9'],
+    waitFor: /Connected to/,
+  });
+  await new Promise((r) => setTimeout(r, 1500)); // its first attempts fail
+  await fx.server({ port });
+  const agent = await pending;
+  expect(agent.stdout).toMatch(/not claimed yet/);
+}, 60_000);
