@@ -68,6 +68,23 @@ describe('coturn from the generated config', () => {
     ])
       expect(text).toContain(line);
     for (const r of DENIED_PEER_RANGES) expect(text).toContain(`denied-peer-ip=${r}`);
+    const own = renderTurnConfig({
+      secrets: ['a'.repeat(20)],
+      realm: 'r',
+      port: 3478,
+      listeningIps: ['0.0.0.0'],
+      relayIps: ['198.51.100.7'],
+      externalIp: '203.0.113.7/198.51.100.7',
+      minPort: 1,
+      maxPort: 2,
+      userQuota: 1,
+      totalQuota: 1,
+      maxBps: 0,
+      pidFile: '/tmp/p',
+    });
+    expect(own).toContain('denied-peer-ip=203.0.113.7');
+    expect(own).toContain('denied-peer-ip=198.51.100.7');
+    expect(own).not.toContain('denied-peer-ip=0.0.0.0\n');
     expect(text).not.toContain('allow-loopback-peers');
     expect(text).not.toMatch(/\{\{/);
     expect(() => renderTurnConfig({ secrets: ['short'] } as never)).toThrow(/16\+ characters/);

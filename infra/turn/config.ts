@@ -29,6 +29,8 @@ export const DENIED_PEER_RANGES: readonly string[] = [
   '::1', // loopback
   '::ffff:0.0.0.0-::ffff:255.255.255.255', // IPv4-mapped: would bypass the v4 list
   '64:ff9b::-64:ff9b::ffff:ffff', // NAT64
+  '::', // unspecified
+  '2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff', // documentation
   'fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', // unique local
   'fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff', // link-local
   'ff00::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', // multicast
@@ -74,6 +76,14 @@ export const TURN_DEFAULTS = {
 const lines = (key: string, values: readonly string[]) =>
   values.map((v) => `${key}=${v}`).join('\n');
 
+/** The TURN host's own concrete addresses (not wildcards), public and private. */
+function ownAddresses(c: TurnConfig): string[] {
+  const ext = c.externalIp ? c.externalIp.split('/') : [];
+  return [...new Set([...c.listeningIps, ...c.relayIps, ...ext])].filter(
+    (ip) => ip !== '0.0.0.0' && ip !== '::',
+  );
+}
+
 /** The coturn config file text for `c`. */
 export function renderTurnConfig(c: TurnConfig): string {
   if (c.secrets.length === 0) throw new Error('TURN needs at least one shared secret');
@@ -98,7 +108,9 @@ export function renderTurnConfig(c: TurnConfig): string {
     userQuota: String(c.userQuota),
     totalQuota: String(c.totalQuota),
     maxBps: String(c.maxBps),
-    deniedPeers: lines('denied-peer-ip', DENIED_PEER_RANGES),
+    // The relay's own addresses too: otherwise a client could reach services
+    // listening on the TURN host itself through its public address.
+    deniedPeers: lines('denied-peer-ip', [...DENIED_PEER_RANGES, ...ownAddresses(c)]),
     allowedPeers: lines('allowed-peer-ip', c.allowedPeerRanges ?? []),
     loopback: c.allowLoopbackPeers ? 'allow-loopback-peers' : '',
     redis: r
