@@ -47,6 +47,8 @@ export const INITIAL_WINDOW_BYTES = 256 * 1024;
 export const DEFAULT_MAX_FRAME_PAYLOAD_BYTES = 16 * 1024;
 /** Default send high-water mark on the channel (keep ≤ 4 MiB for werift). */
 export const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+/** Most outstanding credit a peer may grant one stream (sanity bound). */
+const MAX_CREDIT_BYTES = 1024 * 1024 * 1024;
 /** Largest WebSocket message after reassembly. */
 export const DEFAULT_MAX_WS_MESSAGE_BYTES = 16 * 1024 * 1024;
 
@@ -107,6 +109,7 @@ class Stream {
   readonly abort = new AbortController();
   onHead: ((type: FrameTypeValue, bytes: Uint8Array) => void) | null = null;
   onResetCbs: ((e: TunnelError) => void)[] = [];
+  onDone: (() => void)[] = [];
   socket: TunnelSocket | null = null;
   /** The server stopped reading the request body: drop DATA, hand credit straight back. */
   discard = false;
@@ -201,6 +204,8 @@ export class TunnelMux {
       };
       if (opts.signal?.aborted) return onAbort();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
+      // the caller's signal may outlive the stream: do not keep it referenced
+      stream.onDone.push(() => opts.signal?.removeEventListener('abort', onAbort));
       stream.onResetCbs.push((e) => reject(e));
       stream.inbound = this.makeInbound(stream);
       stream.onHead = (type, bytes) => {
@@ -359,6 +364,8 @@ export class TunnelMux {
         const n = decodeU32(f.payload);
         if (!s) return;
         if (n === null || n === 0) return this.protocolReset(s, 'malformed CREDIT');
+        if (s.sendCredit + n > MAX_CREDIT_BYTES)
+          return this.protocolReset(s, 'CREDIT beyond 1 GiB', ResetCode.FLOW_CONTROL);
         s.addCredit(n);
         return;
       }
@@ -697,6 +704,7 @@ export class TunnelMux {
     if (s.closed) return;
     s.closed = true;
     this.streams.delete(s.id);
+    for (const cb of s.onDone.splice(0)) cb();
     s.wakeCredit();
   }
 

@@ -15,6 +15,9 @@ export interface SocketIo {
 
 export type SocketMessage = string | Uint8Array;
 
+/** Messages kept for a socket nobody listens to yet. */
+const MAX_PENDING_MESSAGES = 1000;
+
 export class TunnelSocket {
   private parts: Uint8Array[] = [];
   private partBytes = 0;
@@ -99,7 +102,12 @@ export class TunnelSocket {
         return 'text WebSocket message is not valid UTF-8';
       }
     }
-    if (this.msgCbs.length === 0) this.pending.push(msg);
+    if (this.msgCbs.length === 0) {
+      // held for a listener that has not subscribed yet, within a bound
+      if (this.pending.length >= MAX_PENDING_MESSAGES)
+        return 'too many WebSocket messages before anyone listened';
+      this.pending.push(msg);
+    }
     for (const cb of this.msgCbs) cb(msg);
     return null;
   }
