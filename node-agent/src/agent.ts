@@ -7,7 +7,6 @@ import {
   PeerwayError,
   TunnelMux,
   RELAY_HOLD_MS,
-  holdBackRelay,
   type IceCandidate,
   type ServerToAgent,
 } from '@peerway/protocol';
@@ -22,9 +21,16 @@ import type { RTCPeerConnection } from 'werift';
 import type { Logger } from 'pino';
 import { ServerConnection } from './connection';
 import { LoadMeter } from './load';
-import { connectionStats, createPeerConnection, TUNNEL_LABEL, tunnelChannel } from './rtc';
+import {
+  boundGathering,
+  connectionStats,
+  createPeerConnection,
+  remoteAddress,
+  TUNNEL_LABEL,
+  tunnelChannel,
+} from './rtc';
 import { Upstream } from './upstream';
-import type { ServiceConfig } from './home';
+import { serviceUrl, type ServiceConfig } from './home';
 
 export const AGENT_VERSION = '0.1.0';
 /** Most concurrent sessions one agent serves. */
@@ -37,7 +43,8 @@ export interface AgentOptions {
   identity: NodeIdentity;
   name: string;
   token?: string | undefined;
-  services: ServiceConfig[];
+  /** The declared services (validated config; timeoutMs defaults to 30 s). */
+  services: (Omit<ServiceConfig, 'timeoutMs'> & { timeoutMs?: number })[];
   log: Logger;
   onWelcome?: (m: Extract<ServerToAgent, { type: 'welcome' }>) => void;
   onServices?: (s: { name: string; accepted: boolean; reason?: string | undefined }[]) => void;
@@ -65,7 +72,13 @@ export class Agent {
 
   constructor(private readonly o: AgentOptions) {
     for (const s of o.services)
-      this.upstreams.set(s.name, new Upstream(s.name, s.target, o.log.child({ service: s.name })));
+      this.upstreams.set(
+        s.name,
+        new Upstream(s.name, s.target, o.log.child({ service: s.name }), {
+          publicOrigin: serviceUrl(o.serverUrl, s.name),
+          headTimeoutMs: s.timeoutMs,
+        }),
+      );
     this.conn = new ServerConnection({
       serverUrl: o.serverUrl,
       identity: o.identity,
@@ -223,12 +236,15 @@ export class Agent {
           this.o.log.debug({ session: s.id, stream: id, reason }, 'tunnel protocol error'),
       });
       s.mux = mux;
+      // the peer's address for X-Forwarded-For, once ICE has picked a pair
+      const peer = { address: remoteAddress(pc) };
       mux.onRequest((req) => {
+        peer.address ??= remoteAddress(pc);
         upstream
-          .handleRequest(req)
+          .handleRequest(req, peer)
           .catch((err: unknown) => this.o.log.warn({ err }, 'request failed'));
       });
-      mux.onWebSocket((inc) => upstream.handleWebSocket(inc));
+      mux.onWebSocket((inc) => upstream.handleWebSocket(inc, peer));
       mux.onClose(() => this.endSession(s, 'the data channel closed', true));
       const setupMs = performance.now() - started;
       const report = () =>
@@ -252,22 +268,32 @@ export class Agent {
     s.remoteSet = true;
     for (const c of s.pending.splice(0)) await this.addCandidate(s, c);
     const answer = await pc.createAnswer();
-    // werift waits for ICE gathering here: the answer carries its candidates.
+    // Trickle ICE: the answer goes out at once (werift's createAnswer SDP
+    // holds no candidates yet) and each candidate follows as werift finds
+    // it. Direct first: relay candidates wait until RELAY_HOLD_MS after the
+    // answer, so a direct pair wins where one exists.
+    const answeredAt = performance.now();
+    pc.onIceCandidate.subscribe((c) => {
+      if (!c?.candidate || !this.sessions.has(s.id)) return;
+      const candidate: IceCandidate = {
+        candidate: c.candidate,
+        sdpMid: c.sdpMid ?? null,
+        sdpMLineIndex: c.sdpMLineIndex ?? null,
+      };
+      const send = () => {
+        if (this.sessions.has(s.id))
+          this.conn.send({ type: 'candidate', sessionId: s.id, candidate });
+      };
+      const wait = answeredAt + RELAY_HOLD_MS - performance.now();
+      if (/ typ relay( |$)/.test(c.candidate) && wait > 0) setTimeout(send, wait).unref();
+      else send();
+    });
+    this.conn.send({ type: 'answer', sessionId: s.id, sdp: answer.sdp });
+    // werift gathers inside setLocalDescription and starts its checks only
+    // after; boundGathering keeps a slow or dead STUN/TURN server from
+    // holding that up.
+    boundGathering(pc, m.iceServers);
     await pc.setLocalDescription(answer);
-    // Direct first: relay candidates follow a moment later (RELAY_HOLD_MS).
-    const { sdp, relay } = holdBackRelay(pc.localDescription!.sdp);
-    this.conn.send({ type: 'answer', sessionId: s.id, sdp });
-    if (relay.length > 0) {
-      setTimeout(() => {
-        if (!this.sessions.has(s.id)) return;
-        for (const c of relay)
-          this.conn.send({
-            type: 'candidate',
-            sessionId: s.id,
-            candidate: { candidate: c.candidate, sdpMid: c.sdpMid },
-          });
-      }, RELAY_HOLD_MS).unref();
-    }
   }
 
   private async addCandidate(s: Session, c: IceCandidate): Promise<void> {

@@ -12,16 +12,19 @@ import {
   homeDir,
   loadConfig,
   loadOrCreateIdentity,
+  parseServiceFlag,
   saveConfig,
-  ServiceConfigSchema,
+  serviceUrl,
   type AgentConfig,
-  type ServiceConfig,
 } from './home';
 
 const log = pino(
   { level: process.env.PEERWAY_LOG_LEVEL ?? 'info', base: { app: 'peerway-agent' } },
   pino.destination(2),
 );
+
+/** How long `status` waits for the server, in ms. */
+const STATUS_TIMEOUT_MS = 5000;
 
 function needServer(cfg: AgentConfig, flag?: string): string {
   const s = flag ?? cfg.server;
@@ -31,26 +34,6 @@ function needServer(cfg: AgentConfig, flag?: string): string {
       'no server: run `peerway-agent init --server URL` or pass --server',
     );
   return s.replace(/\/+$/, '');
-}
-
-function serviceUrl(server: string, name: string, baseDomain = new URL(server).hostname): string {
-  const u = new URL(server);
-  return `${u.protocol}//${name}.${baseDomain}${u.port ? `:${u.port}` : ''}/`;
-}
-
-/** Parses `NAME=TARGET[,public]`. */
-export function parseServiceFlag(v: string): ServiceConfig {
-  const eq = v.indexOf('=');
-  if (eq < 1) throw new PeerwayError('bad_request', `--service "${v}": use NAME=TARGET[,public]`);
-  const [target, ...flags] = v.slice(eq + 1).split(',');
-  const r = ServiceConfigSchema.safeParse({
-    name: v.slice(0, eq),
-    target,
-    public: flags.includes('public'),
-  });
-  if (!r.success)
-    throw new PeerwayError('bad_request', `--service "${v}": ${r.error.issues[0]!.message}`);
-  return r.data;
 }
 
 const program = new Command('peerway-agent').description(
@@ -107,7 +90,7 @@ program
 
 program
   .command('status')
-  .description('show this node: short ID, server, services')
+  .description('show this node: short ID, server, services, and whether it is claimed')
   .action(async () => {
     const cfg = loadConfig();
     const id = loadOrCreateIdentity();
@@ -117,12 +100,33 @@ program
     console.log(`logged in ${cfg.token ? 'yes' : 'no'}`);
     for (const s of cfg.services)
       console.log(`service   ${s.name} → ${s.target}${s.public ? ' (public)' : ''}`);
-    if (cfg.server) {
-      const ok = await fetch(new URL('/healthz', cfg.server))
-        .then((r) => r.ok)
-        .catch(() => false);
-      console.log(`reachable ${ok ? 'yes' : 'no'}`);
-    }
+    if (!cfg.server) return;
+    const server = cfg.server.replace(/\/+$/, '');
+    const getJson = (path: string, token?: string) =>
+      fetch(new URL(path, server), {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
+      })
+        .then(async (r) => (r.ok ? ((await r.json()) as unknown) : null))
+        .catch(() => null);
+    // claim-info answers for any node-signed claim token: no account needed
+    const claimToken = createClaimToken(id, cfg.name, Date.now());
+    const info = (await getJson(
+      `/api/nodes/claim-info?token=${encodeURIComponent(claimToken)}`,
+    )) as { claimed?: boolean } | null;
+    console.log(`reachable ${info ? 'yes' : 'no'}`);
+    if (!info) return;
+    console.log(
+      `claimed   ${info.claimed ? 'yes' : `no — open ${server}/add-node#claim=${claimToken}`}`,
+    );
+    if (!cfg.token) return;
+    const mine = (await getJson('/api/nodes', cfg.token)) as {
+      nodes?: { id: string; online: boolean; services: { name: string; url: string }[] }[];
+    } | null;
+    const node = mine?.nodes?.find((n) => n.id === id.nodeId);
+    if (!node) return;
+    console.log(`online    ${node.online ? 'yes' : 'no'}`);
+    for (const s of node.services) console.log(`url       ${s.name}: ${s.url}`);
   });
 
 program
@@ -131,59 +135,70 @@ program
   .option('--server <url>')
   .option('--token <token>')
   .option('--name <name>')
+  .option('--qr', 'print the claim QR code even when stdout is not a terminal')
   .option(
-    '--service <NAME=TARGET[,public]>',
+    '--service <NAME=TARGET[,public][,timeoutMs=N]>',
     'a service, repeatable',
     (v: string, prev: string[] = []) => [...prev, v],
   )
-  .action((opts: { server?: string; token?: string; name?: string; service?: string[] }) => {
-    const cfg = loadConfig();
-    const server = needServer(cfg, opts.server);
-    const services = opts.service ? opts.service.map(parseServiceFlag) : cfg.services;
-    if (services.length === 0)
-      console.log(
-        'No services declared: add one with --service NAME=TARGET or `peerway-agent expose`.',
-      );
-    const identity = loadOrCreateIdentity();
-    const name = opts.name ?? cfg.name;
-    const agent = new Agent({
-      serverUrl: server,
-      identity,
-      name,
-      token: opts.token ?? cfg.token,
-      services,
-      log,
-      onWelcome: (w) => {
+  .action(
+    (opts: {
+      server?: string;
+      token?: string;
+      name?: string;
+      qr?: boolean;
+      service?: string[];
+    }) => {
+      const cfg = loadConfig();
+      const server = needServer(cfg, opts.server);
+      const services = opts.service ? opts.service.map(parseServiceFlag) : cfg.services;
+      if (services.length === 0)
         console.log(
-          `Connected to ${server} as node ${w.shortId} (${name})${w.claimed ? `, owned by ${w.owner}` : ''}`,
+          'No services declared: add one with --service NAME=TARGET or `peerway-agent expose`.',
         );
-        if (!w.claimed && w.claimUrl) {
+      const identity = loadOrCreateIdentity();
+      const name = opts.name ?? cfg.name;
+      console.log(`Node ${identity.shortId} (${name}): connecting to ${server}…`);
+      const agent = new Agent({
+        serverUrl: server,
+        identity,
+        name,
+        token: opts.token ?? cfg.token,
+        services,
+        log,
+        onWelcome: (w) => {
           console.log(
-            `\nThis node is not claimed yet. Open this link signed in to claim it:\n  ${w.shortClaimUrl ?? w.claimUrl}\n  (full link: ${w.claimUrl})`,
+            `Connected to ${server} as node ${w.shortId} (${name})${w.claimed ? `, owned by ${w.owner}` : ''}`,
           );
-          if (process.stdout.isTTY) qrcode.generate(w.shortClaimUrl ?? w.claimUrl, { small: true });
-        }
-      },
-      onServices: (list) => {
-        for (const s of list) {
-          const svc = services.find((x) => x.name === s.name);
-          console.log(
-            s.accepted
-              ? `  ✓ ${serviceUrl(server, s.name)}  →  ${svc?.target}`
-              : `  ✗ ${s.name}: ${s.reason}`,
-          );
-        }
-      },
-      onClaimed: (owner) => console.log(`Claimed by ${owner}.`),
-    });
-    agent.start();
-    const stop = () => {
-      agent.stop();
-      process.exit(0);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+          if (!w.claimed && w.claimUrl) {
+            console.log(
+              `\nThis node is not claimed yet. Open this link signed in to claim it:\n  ${w.shortClaimUrl ?? w.claimUrl}\n  (full link: ${w.claimUrl})`,
+            );
+            if (process.stdout.isTTY || opts.qr)
+              qrcode.generate(w.shortClaimUrl ?? w.claimUrl, { small: true });
+          }
+        },
+        onServices: (list) => {
+          for (const s of list) {
+            const svc = services.find((x) => x.name === s.name);
+            console.log(
+              s.accepted
+                ? `  ✓ ${serviceUrl(server, s.name)}  →  ${svc?.target}`
+                : `  ✗ ${s.name}: ${s.reason}`,
+            );
+          }
+        },
+        onClaimed: (owner) => console.log(`Claimed by ${owner}.`),
+      });
+      agent.start();
+      const stop = () => {
+        agent.stop();
+        process.exit(0);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    },
+  );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`peerway-agent: ${err instanceof Error ? err.message : String(err)}`);

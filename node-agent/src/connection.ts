@@ -17,6 +17,24 @@ import { signChallenge, type NodeIdentity } from '@peerway/protocol/node';
 import type { Logger } from 'pino';
 import { nextDelay } from './policy';
 
+/** The part of a `ws` WebSocket the connection uses (tests pass a fake). */
+export interface ServerSocket {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  on(event: 'message', cb: (data: Buffer | ArrayBuffer | Buffer[]) => void): unknown;
+  on(event: 'close', cb: (code: number, reason: Buffer) => void): unknown;
+  on(event: 'error', cb: (err: Error) => void): unknown;
+}
+
+/** How long the first message (the challenge) may take, in ms. */
+export const FIRST_MESSAGE_TIMEOUT_MS = 20_000;
+/** With no message for this many heartbeat intervals the server counts as gone… */
+export const LIVENESS_HEARTBEATS = 3;
+/** …but never sooner than this, in ms. */
+export const MIN_LIVENESS_TIMEOUT_MS = 15_000;
+
 export interface ConnectionOptions {
   serverUrl: string;
   identity: NodeIdentity;
@@ -30,10 +48,14 @@ export interface ConnectionOptions {
   onState?: (state: 'connecting' | 'connected' | 'disconnected', detail?: string) => void;
   log: Logger;
   rand?: () => number;
+  /** Opens the socket (default: a `ws` WebSocket with a 10 s handshake timeout). */
+  createSocket?: (url: string) => ServerSocket;
 }
 
+const OPEN = 1;
+
 export class ServerConnection {
-  private ws: WebSocket | null = null;
+  private ws: ServerSocket | null = null;
   private attempt = 0;
   private stopped = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -49,7 +71,7 @@ export class ServerConnection {
   }
 
   send(m: AgentToServer): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(encodeMessage(m));
+    if (this.ws?.readyState === OPEN) this.ws.send(encodeMessage(m));
   }
 
   stop(): void {
@@ -69,13 +91,16 @@ export class ServerConnection {
   private connect(): void {
     if (this.stopped) return;
     this.o.onState?.('connecting');
-    const ws = new WebSocket(this.wsUrl(), { handshakeTimeout: 10_000 });
+    const ws: ServerSocket = this.o.createSocket
+      ? this.o.createSocket(this.wsUrl())
+      : new WebSocket(this.wsUrl(), { handshakeTimeout: 10_000 });
     this.ws = ws;
     let authed = false;
-    this.armLiveness(20_000);
+    this.armLiveness(FIRST_MESSAGE_TIMEOUT_MS);
     ws.on('message', (raw) => {
-      this.armLiveness(Math.max(3 * this.heartbeatMs, 15_000));
-      const r = parseServerToAgent(raw as Buffer);
+      if (this.ws !== ws) return;
+      this.armLiveness(Math.max(LIVENESS_HEARTBEATS * this.heartbeatMs, MIN_LIVENESS_TIMEOUT_MS));
+      const r = parseServerToAgent(raw);
       if (!r.ok) {
         this.o.log.warn(
           { err: r.error.message },

@@ -2,7 +2,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, loadOrCreateIdentity, normaliseTarget, saveConfig } from './home';
+import {
+  loadConfig,
+  loadOrCreateIdentity,
+  normaliseTarget,
+  parseServiceFlag,
+  saveConfig,
+  serviceUrl,
+} from './home';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -22,6 +29,33 @@ describe('targets', () => {
     expect(() => normaliseTarget('ftp://x')).toThrow(/http or https/);
     expect(() => normaliseTarget('http://user:pw@x')).toThrow(/credentials/);
     expect(() => normaliseTarget('http://[bad')).toThrow(/not a target/);
+  });
+});
+
+describe('--service flags', () => {
+  it('parses NAME=TARGET with options', () => {
+    expect(parseServiceFlag('web=3000')).toEqual({
+      name: 'web',
+      target: 'http://127.0.0.1:3000',
+      public: false,
+      timeoutMs: 30_000,
+    });
+    expect(parseServiceFlag('api=localhost:8080,public,timeoutMs=5000')).toMatchObject({
+      target: 'http://localhost:8080',
+      public: true,
+      timeoutMs: 5000,
+    });
+  });
+  it('says what is wrong', () => {
+    expect(() => parseServiceFlag('3000')).toThrow(/use NAME=TARGET/);
+    expect(() => parseServiceFlag('web=3000,pubic')).toThrow(/unknown option "pubic"/);
+    expect(() => parseServiceFlag('Web=3000')).toThrow(/DNS label/);
+    expect(() => parseServiceFlag('web=ftp://x')).toThrow(/http or https/);
+    expect(() => parseServiceFlag('web=3000,timeoutMs=5')).toThrow(/timeoutMs/i);
+  });
+  it('names the public URL after the server host', () => {
+    expect(serviceUrl('http://localhost:8080', 'wiki')).toBe('http://wiki.localhost:8080/');
+    expect(serviceUrl('https://peerway.example', 'wiki')).toBe('https://wiki.peerway.example/');
   });
 });
 

@@ -41,6 +41,16 @@ export function normaliseTarget(raw: string): string {
   return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
 }
 
+/**
+ * A service's public URL: `<name>.<host of the server URL>`. The server's
+ * base domain can differ from its own host (--base-domain); the welcome does
+ * not say, so this is the common case, not a certainty.
+ */
+export function serviceUrl(server: string, name: string): string {
+  const u = new URL(server);
+  return `${u.protocol}//${name}.${u.hostname}${u.port ? `:${u.port}` : ''}/`;
+}
+
 export const ServiceConfigSchema = z.object({
   name: z.string().regex(SERVICE_NAME_RE, 'a service name is a DNS label: a-z, 0-9 and "-"'),
   target: z.string().transform((t, ctx) => {
@@ -53,8 +63,40 @@ export const ServiceConfigSchema = z.object({
   }),
   public: z.boolean().default(false),
   description: z.string().max(200).optional(),
+  /** How long the upstream may take to start answering before the browser gets a 504. */
+  timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
 });
 export type ServiceConfig = z.output<typeof ServiceConfigSchema>;
+
+/** Parses `NAME=TARGET[,public][,timeoutMs=N]`. */
+export function parseServiceFlag(v: string): ServiceConfig {
+  const eq = v.indexOf('=');
+  if (eq < 1)
+    throw new PeerwayError(
+      'bad_request',
+      `--service "${v}": use NAME=TARGET[,public][,timeoutMs=N]`,
+    );
+  const [target, ...flags] = v.slice(eq + 1).split(',');
+  const raw: Record<string, unknown> = { name: v.slice(0, eq), target };
+  for (const f of flags) {
+    if (f === 'public') raw.public = true;
+    else if (/^timeoutMs=\d+$/.test(f)) raw.timeoutMs = Number(f.slice('timeoutMs='.length));
+    else
+      throw new PeerwayError(
+        'bad_request',
+        `--service "${v}": unknown option "${f}" (known: public, timeoutMs=N)`,
+      );
+  }
+  const r = ServiceConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new PeerwayError(
+      'bad_request',
+      `--service "${v}": ${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`,
+    );
+  }
+  return r.data;
+}
 
 export const AgentConfigSchema = z.object({
   server: z.url({ protocol: /^https?$/ }).optional(),

@@ -32,9 +32,34 @@ const WS_OWN = new Set([
   'sec-websocket-protocol',
   'sec-websocket-accept',
 ]);
+/**
+ * Proxy headers a client could forge: dropped from every tunnel request, then
+ * set by the agent from what it knows (allow-list, STYLE §5).
+ */
+const FORWARDING = new Set([
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-real-ip',
+]);
 const REFUSED_METHODS = new Set(['CONNECT', 'TRACE']);
 
-/** How long the upstream may take to answer with a head. */
+export interface UpstreamOptions {
+  /** The service's public origin (e.g. https://wiki.peerway.example), for X-Forwarded-Proto/Host. */
+  publicOrigin?: string;
+  /** How long the upstream may take to answer with a head (then 504), in ms. */
+  headTimeoutMs?: number;
+}
+
+/** Per-session facts for X-Forwarded-For. */
+export interface PeerInfo {
+  /** The browser's address as ICE saw it (its relay's, when relayed). */
+  address?: string | undefined;
+}
+
+/** How long the upstream may take to answer with a head, by default, in ms. */
 export const UPSTREAM_HEAD_TIMEOUT_MS = 30_000;
 
 function filterHeaders(h: HeaderPairs, extraDrop?: Set<string>): HeaderPairs {
@@ -66,11 +91,24 @@ export class Upstream {
   private readonly agent: http.Agent;
   private readonly mod: typeof http | typeof https;
 
+  private readonly forwarded: [string, string][];
+  private readonly headTimeoutMs: number;
+
   constructor(
     readonly service: string,
     target: string,
     private readonly log: Logger,
+    opts: UpstreamOptions = {},
   ) {
+    this.headTimeoutMs = opts.headTimeoutMs ?? UPSTREAM_HEAD_TIMEOUT_MS;
+    // Not `new URL`: "wiki.127.0.0.1" (a server reached by IP) is no valid URL host.
+    const pub = /^(https?):\/\/([^/?#]+)/.exec(opts.publicOrigin ?? '');
+    this.forwarded = pub
+      ? [
+          ['x-forwarded-proto', pub[1]!],
+          ['x-forwarded-host', pub[2]!],
+        ]
+      : [];
     this.base = new URL(target);
     this.mod = this.base.protocol === 'https:' ? https : http;
     this.agent = new this.mod.Agent({ keepAlive: true, maxSockets: 128 });
@@ -82,7 +120,7 @@ export class Upstream {
   }
 
   /** Serves one tunnel request from the upstream. */
-  async handleRequest(req: IncomingTunnelRequest): Promise<void> {
+  async handleRequest(req: IncomingTunnelRequest, peer: PeerInfo = {}): Promise<void> {
     const { method, path } = req.head;
     const refused = refuseTarget(method, path);
     if (refused) {
@@ -96,10 +134,12 @@ export class Upstream {
       );
       return;
     }
-    const headers = filterHeaders(req.head.headers);
+    const headers = filterHeaders(req.head.headers, FORWARDING);
     const flat: string[] = [];
     for (const [k, v] of headers) flat.push(k, v);
     flat.push('host', this.base.host);
+    for (const [k, v] of this.forwarded) flat.push(k, v);
+    if (peer.address) flat.push('x-forwarded-for', peer.address);
     const hasBody =
       !['GET', 'HEAD'].includes(method.toUpperCase()) ||
       headers.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k));
@@ -114,7 +154,7 @@ export class Upstream {
         path: this.pathFor(path),
         headers: flat,
         agent: this.agent,
-        timeout: UPSTREAM_HEAD_TIMEOUT_MS,
+        timeout: this.headTimeoutMs,
       });
       const fail = (status: number, statusText: string, body: string) => {
         if (answered) return;
@@ -130,16 +170,18 @@ export class Upstream {
         up.destroy();
         resolve();
       });
+      let timedOut = false;
       up.on('timeout', () => {
-        up.destroy(new Error('timeout'));
+        timedOut = true;
+        up.destroy();
         fail(
           504,
           'Gateway Timeout',
-          `Peerway: the service's upstream at ${this.base.host} did not answer within ${UPSTREAM_HEAD_TIMEOUT_MS / 1000} s\n`,
+          `Peerway: the service's upstream at ${this.base.host} did not answer within ${this.headTimeoutMs / 1000} s\n`,
         );
       });
       up.on('error', (err: NodeJS.ErrnoException) => {
-        if (req.signal.aborted) return resolve();
+        if (req.signal.aborted || timedOut) return resolve();
         if (answered) {
           req.reset(8, `upstream failed: ${err.code ?? err.message}`);
           return resolve();
@@ -186,13 +228,16 @@ export class Upstream {
   }
 
   /** Bridges a tunnel WebSocket to the upstream's WebSocket at the same path. */
-  handleWebSocket(inc: IncomingTunnelSocket): void {
+  handleWebSocket(inc: IncomingTunnelSocket, peer: PeerInfo = {}): void {
     const refused = refuseTarget('GET', inc.head.path);
     if (refused) return inc.reject(400, refused);
     const url = new URL(this.pathFor(inc.head.path), this.base);
     url.protocol = this.base.protocol === 'https:' ? 'wss:' : 'ws:';
     const headers: Record<string, string> = {};
-    for (const [k, v] of filterHeaders(inc.head.headers, WS_OWN)) headers[k] = v;
+    for (const [k, v] of filterHeaders(inc.head.headers, new Set([...WS_OWN, ...FORWARDING])))
+      headers[k] = v;
+    for (const [k, v] of this.forwarded) headers[k] = v;
+    if (peer.address) headers['x-forwarded-for'] = peer.address;
     const up = new WebSocket(url, inc.head.protocols ?? [], { headers, perMessageDeflate: false });
     let tunnel: ReturnType<IncomingTunnelSocket['accept']> | null = null;
     inc.signal.addEventListener('abort', () => up.terminate());

@@ -56,10 +56,36 @@ it('run waits for a server that is not up yet, then connects', async () => {
   const pending = fx.agent({
     serverUrl: `http://localhost:${port}`,
     services: ['later=127.0.0.1:9'],
-    waitFor: /not claimed yet/,
+    waitFor: /full link: /,
+    extraArgs: ['--qr'],
   });
   await new Promise((r) => setTimeout(r, 1500)); // its first attempts fail
   await fx.server({ port });
   const agent = await pending;
+  // the short ID comes first, before any connection
+  expect(agent.stdout).toMatch(/^Node [0-9a-f]{6} \(.+\): connecting to/);
   expect(agent.stdout).toMatch(/Connected to http:\/\/localhost:\d+ as node [0-9a-f]{6}/);
+  expect(agent.stdout).toMatch(new RegExp(`http://localhost:${port}/c/\\S+`));
+  expect(agent.stdout).toMatch(
+    new RegExp(`full link: http://localhost:${port}/add-node#claim=pwc1\\.`),
+  );
+  await agent.waitFor(/[▀▄█]{10}/, 5000); // the QR code
+}, 60_000);
+
+it('status asks the server whether the node is claimed and where its services are', async () => {
+  const server = await fx.server();
+  const { token } = await fx.user(server);
+  const home = fx.tmp('pw-cli-');
+  await agentCli(home, ['init', '--server', server.config.publicUrl, '--name', 'den']);
+  await agentCli(home, ['expose', 'den-wiki', '127.0.0.1:9']);
+  let status = (await agentCli(home, ['status'])).stdout;
+  expect(status).toMatch(/reachable yes/);
+  expect(status).toMatch(/claimed\s+no — open http:.*\/add-node#claim=pwc1\./);
+  await agentCli(home, ['login', token]);
+  const agent = await fx.agent({ serverUrl: server.config.publicUrl, home, services: [] });
+  expect(agent.stdout).toMatch(/owned by/);
+  status = (await agentCli(home, ['status'])).stdout;
+  expect(status).toMatch(/claimed\s+yes/);
+  expect(status).toMatch(/online\s+yes/);
+  expect(status).toMatch(/url\s+den-wiki: http:\/\/den-wiki\./);
 }, 60_000);

@@ -64,6 +64,7 @@ export class Fixture {
     services: string[];
     home?: string;
     waitFor?: RegExp;
+    extraArgs?: string[];
   }): Promise<AgentProcess> {
     const home = args.home ?? this.tmp('pw-agent-');
     const argv = [
@@ -73,6 +74,7 @@ export class Fixture {
       args.serverUrl,
       ...(args.token ? ['--token', args.token] : []),
       ...args.services.flatMap((s) => ['--service', s]),
+      ...(args.extraArgs ?? []),
     ];
     const proc = spawn(process.execPath, argv, {
       env: {

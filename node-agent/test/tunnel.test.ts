@@ -35,8 +35,9 @@ beforeAll(async () => {
       `web=127.0.0.1:${up.port},public`,
       `secret=127.0.0.1:${up.port}`,
       'down=127.0.0.1:1',
+      `hang=127.0.0.1:${up.port},public,timeoutMs=1000`,
     ],
-    waitFor: /✓ http:\/\/down\./,
+    waitFor: /✓ http:\/\/hang\./,
   });
   t = await connectTunnel({ serverUrl: url(), service: 'web' });
   fx.onCleanup(() => t.close());
@@ -123,6 +124,79 @@ describe('HTTP through the tunnel', () => {
     expect(up.slowClosed).toBe(before + 1);
   });
 
+  it('sets X-Forwarded-*, Host and strips hop-by-hop and forged proxy headers', async () => {
+    const r = await get('/headers', [
+      ['connection', 'x-private'],
+      ['x-private', 'secret'],
+      ['keep-alive', 'timeout=5'],
+      ['proxy-authorization', 'Basic eA=='],
+      ['te', 'trailers'],
+      ['x-forwarded-for', '6.6.6.6'],
+      ['x-forwarded-host', 'evil.example'],
+      ['forwarded', 'for=6.6.6.6'],
+      ['x-app', 'kept'],
+    ]);
+    const h = JSON.parse(r.text) as Record<string, string>;
+    expect(h.host).toBe(`127.0.0.1:${up.port}`);
+    expect(h['x-app']).toBe('kept');
+    expect(h['x-forwarded-host']).toBe(`web.${new URL(url()).host}`);
+    expect(h['x-forwarded-proto']).toBe('http');
+    // the peer's address as ICE saw it (any local interface here), never the forged one
+    expect(h['x-forwarded-for']).toMatch(/^[0-9a-f.:]+$/);
+    expect(h['x-forwarded-for']).not.toBe('6.6.6.6');
+    for (const gone of ['x-private', 'keep-alive', 'proxy-authorization', 'te', 'forwarded'])
+      expect(h[gone]).toBeUndefined();
+  });
+
+  it('reuses upstream connections (keep-alive)', async () => {
+    const before = up.connections;
+    for (let i = 0; i < 30; i++) await get(`/hello?seq=${i}`);
+    expect(up.connections - before).toBeLessThanOrEqual(2);
+  });
+
+  it('an upstream that does not answer in time → 504', async () => {
+    const t2 = await connectTunnel({ serverUrl: url(), service: 'hang' });
+    try {
+      const started = performance.now();
+      const r = await t2.request('GET', '/hang');
+      expect(r.status).toBe(504);
+      expect((await readAll(r.body)).toString()).toMatch(/did not answer within 1 s/);
+      expect(performance.now() - started).toBeLessThan(5000);
+    } finally {
+      t2.close();
+    }
+  });
+
+  it('measures small-request latency and session setup (printed for the report)', async () => {
+    const lat: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const s0 = performance.now();
+      const r = await t.request('GET', '/hello');
+      await readAll(r.body);
+      lat.push(performance.now() - s0);
+    }
+    lat.sort((a, b) => a - b);
+    const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
+    const setups: TunnelClient['timings'][] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await connectTunnel({ serverUrl: url(), service: 'web' });
+      setups.push(c.timings);
+      expect((await c.request('GET', '/hello')).status).toBe(200);
+      c.close();
+    }
+    const med = (k: keyof TunnelClient['timings']) =>
+      setups
+        .map((x) => x[k])
+        .sort((a, b) => a - b)[2]!
+        .toFixed(0);
+    console.log(
+      `[tunnel] small GET latency p50 ${q(0.5).toFixed(2)} ms, p99 ${q(0.99).toFixed(2)} ms (n=300, sequential); ` +
+        `session setup median of 5: total ${med('totalMs')} ms = token ${med('tokenMs')} + signaling ${med('signalingMs')} + ICE ${med('iceMs')} + DTLS/SCTP ${med('dtlsSctpMs')}`,
+    );
+    expect(q(0.5)).toBeLessThan(50);
+    expect(Number(med('totalMs'))).toBeLessThan(3000);
+  });
+
   it('upstream down → 502 with a clear body', async () => {
     const t2 = await connectTunnel({ serverUrl: url(), service: 'down', userToken: owner.token });
     try {
@@ -180,16 +254,22 @@ describe('HTTP through the tunnel', () => {
 
 describe('WebSocket through the tunnel', () => {
   it('echoes text and binary and carries close codes', async () => {
-    const ws = await t.mux.openWebSocket({ path: '/ws', protocols: [], headers: [] });
+    const ws = await t.mux.openWebSocket({
+      path: '/ws',
+      protocols: [],
+      headers: [['x-forwarded-host', 'forged.example']],
+    });
     const got: (string | Uint8Array)[] = [];
     ws.onMessage((m) => got.push(m));
     const closed = new Promise<number>((r) => ws.onClose((code) => r(code)));
     await ws.send('hi');
     await ws.send(new Uint8Array([9, 8, 7]));
     const deadline = Date.now() + 5000;
-    while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(got[0]).toBe('echo:hi');
-    expect(Array.from(got[1] as Uint8Array)).toEqual([9, 8, 7]);
+    while (got.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // the upstream greets with the X-Forwarded-Host it saw: the agent's, not the forged one
+    expect(got[0]).toBe(`forwarded-host:web.${new URL(url()).host}`);
+    expect(got[1]).toBe('echo:hi');
+    expect(Array.from(got[2] as Uint8Array)).toEqual([9, 8, 7]);
     await ws.send('close-me');
     expect(await closed).toBe(4321);
   });
@@ -266,6 +346,40 @@ describe('robustness', () => {
     const r = await other.request('GET', '/hello');
     expect(r.status).toBe(200);
     await readAll(r.body);
+  });
+
+  it('an opening head on a stream id in use resets that stream and stops its upstream request', async () => {
+    const h = await connectTunnel({ serverUrl: url(), service: 'web' });
+    fx.onCleanup(() => h.close());
+    const seen: { type: number; id: number }[] = [];
+    h.channel.onMessage((m) =>
+      seen.push({ type: m[0]!, id: new DataView(m.buffer, m.byteOffset).getUint32(2) }),
+    );
+    const head = (path: string) =>
+      encodeFrame(
+        FrameType.REQ_HEAD,
+        100_001,
+        new TextEncoder().encode(JSON.stringify({ method: 'GET', path, headers: [] })),
+      );
+    const until = async (ok: () => boolean) => {
+      const deadline = Date.now() + 5000;
+      while (!ok() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(ok()).toBe(true);
+    };
+    // Both heads in one go: the second arrives while the first stream is
+    // open. (Waiting for the first answer would not do: the client's own mux
+    // resets a stream it did not open as soon as an answer for it arrives.)
+    const opened = up.slowOpened;
+    const closed = up.slowClosed;
+    h.channel.send(head('/slow'));
+    h.channel.send(head('/hello'));
+    await until(() => seen.some((f) => f.type === FrameType.RESET && f.id === 100_001));
+    // whatever reached the upstream was stopped
+    await new Promise((r) => setTimeout(r, 300));
+    await until(() => up.slowOpened - opened === up.slowClosed - closed);
+    // the session itself still answers pings, and the other session requests
+    expect(await h.mux.ping()).toBeGreaterThanOrEqual(0);
+    expect((await get('/hello?after=reuse')).status).toBe(200);
   });
 
   it('a reset stream surfaces as a TunnelError to the client', async () => {

@@ -17,8 +17,10 @@ import {
   type HeaderPairs,
   type BodySource,
   type FrameChannel,
+  type IceServer,
 } from '@peerway/protocol';
 import {
+  boundGathering,
   connectionStats,
   createPeerConnection,
   TUNNEL_LABEL,
@@ -34,6 +36,8 @@ export interface ConnectOptions {
   /** A ready service access token (skips fetching one). */
   accessToken?: string;
   avoid?: string[];
+  /** ICE servers to use instead of the ones the server hands out (tests). */
+  iceServers?: IceServer[];
   timeoutMs?: number;
 }
 
@@ -135,7 +139,7 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
     throw err;
   });
 
-  const pc = createPeerConnection(session.iceServers);
+  const pc = createPeerConnection(o.iceServers ?? session.iceServers);
   const dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
   let failure: PeerwayError | null = null;
   const failed = new Promise<never>((_, reject) => {
@@ -154,10 +158,41 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
         void pc.addIceCandidate(m.candidate ?? undefined).catch(() => {});
     });
   });
+  // Trickle ICE, as a browser does: the offer goes out before gathering
+  // (werift's createOffer SDP holds no candidates), candidates follow.
+  pc.onIceCandidate.subscribe((c) => {
+    if (c?.candidate)
+      send({
+        type: 'candidate',
+        sessionId: session.sessionId,
+        candidate: {
+          candidate: c.candidate,
+          sdpMid: c.sdpMid ?? null,
+          sdpMLineIndex: c.sdpMLineIndex ?? null,
+        },
+      });
+  });
   const offer = await pc.createOffer();
-  await pc.setLocalDescription(offer); // werift: gathers; the SDP holds the candidates
-  send({ type: 'offer', sessionId: session.sessionId, sdp: pc.localDescription!.sdp });
-  const sdp = await Promise.race([answered, failed]);
+  send({ type: 'offer', sessionId: session.sessionId, sdp: offer.sdp });
+  boundGathering(pc, o.iceServers ?? session.iceServers);
+  void pc.setLocalDescription(offer).catch(() => {});
+  let answerTimer: NodeJS.Timeout | undefined;
+  const sdp = await Promise.race([
+    answered,
+    failed,
+    new Promise<never>((_, reject) => {
+      answerTimer = setTimeout(
+        () => reject(new PeerwayError('session_failed', `no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    }),
+  ])
+    .catch(async (err: unknown) => {
+      await pc.close().catch(() => {});
+      ws.close();
+      throw err;
+    })
+    .finally(() => clearTimeout(answerTimer));
   const tAnswer = performance.now();
   let tIce = tAnswer;
   pc.iceConnectionStateChange.subscribe((s) => {
