@@ -47,7 +47,9 @@ export interface AgentOptions {
   services: (Omit<ServiceConfig, 'timeoutMs'> & { timeoutMs?: number })[];
   log: Logger;
   onWelcome?: (m: Extract<ServerToAgent, { type: 'welcome' }>) => void;
-  onServices?: (s: { name: string; accepted: boolean; reason?: string | undefined }[]) => void;
+  onServices?: (
+    s: { name: string; accepted: boolean; reason?: string | undefined; url?: string | undefined }[],
+  ) => void;
   onClaimed?: (owner: string) => void;
 }
 

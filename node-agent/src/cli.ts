@@ -183,7 +183,7 @@ program
             const svc = services.find((x) => x.name === s.name);
             console.log(
               s.accepted
-                ? `  ✓ ${serviceUrl(server, s.name)}  →  ${svc?.target}`
+                ? `  ✓ ${s.url ?? serviceUrl(server, s.name)}  →  ${svc?.target}`
                 : `  ✗ ${s.name}: ${s.reason}`,
             );
           }

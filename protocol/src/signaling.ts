@@ -138,6 +138,8 @@ const serviceStatus = z.object({
   name: serviceName,
   accepted: z.boolean(),
   reason: shortText.optional(),
+  /** The service's public URL, as the server routes it (base domain included). */
+  url: z.string().max(512).optional(),
 });
 
 export const ServerToAgentSchema = z.discriminatedUnion('type', [

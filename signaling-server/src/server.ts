@@ -62,6 +62,7 @@ export async function startPeerwayServer(
   const signaling = attachSignaling(httpServer, {
     config: {
       publicUrl: config.publicUrl,
+      baseDomain: config.baseDomain,
       presenceTimeoutMs: config.presenceTimeoutMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       stunUrls: config.stunUrls,

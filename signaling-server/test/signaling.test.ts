@@ -94,7 +94,9 @@ describe('agent handshake', () => {
       type: 'welcome',
       claimed: true,
       owner: user.email,
-      services: [{ name: 'blog', accepted: true }],
+      services: [
+        { name: 'blog', accepted: true, url: `http://blog.localhost:${server.config.port}/` },
+      ],
     });
     const nodes = await api(server, 'GET', '/api/nodes', { token });
     expect(nodes.json.nodes[0]).toMatchObject({

@@ -15,6 +15,7 @@ import { newNonce, shortIdOf, verifyChallenge, verifyClaimToken } from '@peerway
 import type { Peer } from './peer';
 import { CloseCode } from './peer';
 import type { SignalingContext } from './context';
+import { serviceOrigin } from '../web/service-origin';
 
 /** How long an agent has to answer the challenge. */
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -178,7 +179,7 @@ export class AgentConnection {
   /** Claimed node → reserve each name for the owner; returns what was accepted. */
   private async serviceStatuses(ownerId: string | null) {
     const now = this.ctx.clock.now();
-    const statuses: { name: string; accepted: boolean; reason?: string }[] = [];
+    const statuses: { name: string; accepted: boolean; reason?: string; url?: string }[] = [];
     const accepted: { name: string; description: string | null }[] = [];
     for (const s of this.announced) {
       if (!ownerId) {
@@ -204,7 +205,11 @@ export class AgentConnection {
         now,
       );
       if (r.ok) {
-        statuses.push({ name: s.name, accepted: true });
+        statuses.push({
+          name: s.name,
+          accepted: true,
+          url: `${serviceOrigin(this.ctx.config, s.name)}/`,
+        });
         accepted.push({ name: s.name, description: s.description ?? null });
       } else {
         statuses.push({

@@ -12,6 +12,8 @@ import type { PeerLimits } from './peer';
 /** The slice of server configuration signaling needs. */
 export interface SignalingConfig extends IceConfig {
   publicUrl: string;
+  /** Services live at `<name>.<baseDomain>` (on publicUrl's scheme and port). */
+  baseDomain: string;
   presenceTimeoutMs: number;
   heartbeatIntervalMs: number;
   limits: PeerLimits & {
