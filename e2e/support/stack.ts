@@ -186,5 +186,11 @@ export class Stack {
 /** Saves a screenshot under e2e/artifacts for a person to look at. */
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+  try {
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+  } catch {
+    // a navigation was swapping the page out: wait for it to settle, then once more
+    await page.waitForLoadState('load').catch(() => {});
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+  }
 }

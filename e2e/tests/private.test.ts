@@ -26,6 +26,9 @@ async function signIn(page: import('playwright-core').Page, u: StackUser) {
 it('the owner signs in and lands on the deep link', async () => {
   const page = await (await stack.context()).newPage();
   await page.goto(stack.serviceUrl('vault', '/a/b/deep?x=1'));
+  // the shell hands over to the gateway: shoot once the sign-in page is there
+  await page.waitForURL(/\/signin\?next=/, { timeout: 20_000 });
+  await page.locator('#email').waitFor();
   await screenshot(page, 'private-signin');
   await signIn(page, owner);
   await expect
