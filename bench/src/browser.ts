@@ -6,80 +6,18 @@
  * Chromium ⇄ Chromium data channel in one page. Median (min–max) of
  * BENCH_RUNS runs. Writes bench/results/browser-<date>.json.
  */
-import http from 'node:http';
-import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { tmpdir } from 'node:os';
-import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { parseConfig, startPeerwayServer } from '@peerway/signaling-server';
+import { ROOT, startBenchStack, stat } from './stack';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const SIZE = 64 * 1024 * 1024;
-const ROOT = resolve(import.meta.dirname, '../..');
-const stat = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
-};
-const f = (s: { median: number; min: number; max: number }, d = 0) =>
-  `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
+const f = (x: { median: number; min: number; max: number }, d = 0) =>
+  `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})`;
 
-const chunk = Buffer.alloc(256 * 1024, 3);
-const app = http.createServer((req, res) => {
-  const u = new URL(req.url ?? '/', 'http://x');
-  if (u.pathname === '/big') {
-    let left = Number(u.searchParams.get('bytes'));
-    res.writeHead(200, { 'content-length': left, 'content-type': 'application/octet-stream' });
-    const pump = () => {
-      while (left > 0) {
-        const n = Math.min(left, chunk.length);
-        left -= n;
-        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
-          return void res.once('drain', pump);
-      }
-      res.end();
-    };
-    return pump();
-  }
-  if (u.pathname === '/app.js')
-    return void res.setHeader('content-type', 'text/javascript').end('window.appReady = true;');
-  res.setHeader('content-type', 'text/html');
-  res.end(
-    '<!doctype html><html><head><title>bench</title><script src="/app.js"></script></head><body><h1 id="t">bench</h1></body></html>',
-  );
-});
-await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
-const appPort = (app.address() as { port: number }).port;
-const dataDir = mkdtempSync(join(tmpdir(), 'pw-bench-'));
-const home = mkdtempSync(join(tmpdir(), 'pw-bench-agent-'));
-const server = await startPeerwayServer(parseConfig({ port: 0, dataDir }));
-const user = await server.store.createUser({
-  email: 'bench@test.invalid',
-  passwordHash: null,
-  isAdmin: false,
-  externalSubject: null,
-});
-const { token } = await server.auth.createAccessToken(user.id, 'bench');
-const agent = spawn(
-  process.execPath,
-  [
-    join(ROOT, 'node-agent/bin/peerway-agent.js'),
-    'run',
-    '--server',
-    server.config.publicUrl,
-    '--token',
-    token,
-    '--service',
-    `bench=127.0.0.1:${appPort},public`,
-  ],
-  {
-    env: { ...process.env, PEERWAY_HOME: home, PEERWAY_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  },
-);
-await new Promise<void>((r) =>
-  agent.stdout!.on('data', (d: Buffer) => /✓/.test(d.toString()) && r()),
-);
+const stack = await startBenchStack();
+const { server, appPort } = stack;
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: [
@@ -206,11 +144,6 @@ try {
   console.log(`\nwrote ${out}`);
 } finally {
   await browser.close();
-  agent.kill('SIGTERM');
-  await server.close();
-  app.closeAllConnections();
-  app.close();
-  rmSync(dataDir, { recursive: true, force: true });
-  rmSync(home, { recursive: true, force: true });
+  await stack.close();
 }
 process.exit(0);

@@ -9,25 +9,19 @@
  * Browser-side figures (cold open, Chromium throughput) are not here yet.
  */
 import http from 'node:http';
-import { mkdirSync, writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { tmpdir } from 'node:os';
-import { spawn } from 'node:child_process';
-import { parseConfig, startPeerwayServer } from '@peerway/signaling-server';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startBenchStack, stat, ROOT } from './stack';
 import { connectTunnel, type TunnelClient } from '@peerway/node-agent/client';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const ROOT = resolve(import.meta.dirname, '../..');
 
 interface Stat {
   median: number;
   min: number;
   max: number;
 }
-const stat = (xs: number[]): Stat => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
-};
+
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
@@ -41,65 +35,10 @@ async function drain(
 
 async function main() {
   const chunk = Buffer.alloc(256 * 1024, 7);
-  const upstream = http.createServer((req, res) => {
-    const u = new URL(req.url ?? '/', 'http://x');
-    if (u.pathname === '/small') return void res.end('ok');
-    if (u.pathname === '/big') {
-      let left = Number(u.searchParams.get('bytes'));
-      res.writeHead(200, { 'content-length': left });
-      const pump = () => {
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          left -= n;
-          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
-            return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      return pump();
-    }
-    if (u.pathname === '/upload') {
-      let n = 0;
-      req.on('data', (c: Buffer) => (n += c.length));
-      req.on('end', () => res.end(String(n)));
-      return;
-    }
-    res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
-  const upPort = (upstream.address() as { port: number }).port;
-  const dataDir = mkdtempSync(join(tmpdir(), 'pw-bench-'));
-  const home = mkdtempSync(join(tmpdir(), 'pw-bench-agent-'));
-  const server = await startPeerwayServer(parseConfig({ port: 0, dataDir }));
-  const user = await server.store.createUser({
-    email: 'bench@test.invalid',
-    passwordHash: null,
-    isAdmin: false,
-    externalSubject: null,
-  });
-  const { token } = await server.auth.createAccessToken(user.id, 'bench');
-  const agent = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'node-agent/bin/peerway-agent.js'),
-      'run',
-      '--server',
-      server.config.publicUrl,
-      '--token',
-      token,
-      '--service',
-      `bench=127.0.0.1:${upPort},public`,
-    ],
-    {
-      env: { ...process.env, PEERWAY_HOME: home, PEERWAY_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  await new Promise<void>((r) =>
-    agent.stdout!.on('data', (d: Buffer) => /✓/.test(d.toString()) && r()),
-  );
-  const rss = () =>
-    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))![1]) * 1024;
+  const stack = await startBenchStack();
+  const { server } = stack;
+  const upPort = stack.appPort;
+  const rss = stack.agentRss;
   await new Promise((r) => setTimeout(r, 1000));
   const idleRss = rss();
 
@@ -224,12 +163,7 @@ async function main() {
     writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
     console.log(`\nwrote ${out}`);
   } finally {
-    agent.kill('SIGTERM');
-    await server.close();
-    upstream.closeAllConnections();
-    upstream.close();
-    rmSync(dataDir, { recursive: true, force: true });
-    rmSync(home, { recursive: true, force: true });
+    await stack.close();
   }
 }
 
