@@ -2,6 +2,10 @@
  * Server configuration: raw input (flags, environment) is parsed once into a
  * validated ServerConfig. Defaults live in DEFAULTS; components receive only
  * the slice they need.
+ *
+ * The default host is 127.0.0.1: a fresh `npm start` is reachable from this
+ * machine only. A public deployment passes `--host 0.0.0.0` (or a specific
+ * address) on purpose, usually behind a TLS-ending reverse proxy.
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
@@ -17,6 +21,9 @@ export const DEFAULTS = {
   turnCredentialTtlS: 600,
   openSignup: true,
 } as const;
+
+/** pino levels, plus `silent`. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** What flags and environment variables may say, before validation. */
 export interface RawServerConfig {
@@ -34,7 +41,9 @@ export interface RawServerConfig {
   authAudience?: string;
   presenceTimeoutMs?: string | number;
   heartbeatIntervalMs?: string | number;
+  turnCredentialTtlS?: string | number;
   openSignup?: boolean | string;
+  logLevel?: string;
 }
 
 const list = z
@@ -67,9 +76,22 @@ const Schema = z
     authAudience: z.string().optional(),
     presenceTimeoutMs: z.coerce.number().int().min(100).default(DEFAULTS.presenceTimeoutMs),
     heartbeatIntervalMs: z.coerce.number().int().min(50).default(DEFAULTS.heartbeatIntervalMs),
+    turnCredentialTtlS: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(86_400)
+      .default(DEFAULTS.turnCredentialTtlS),
     openSignup: z
-      .union([z.boolean(), z.string().transform((s) => s !== 'false' && s !== '0')])
+      .union([
+        z.boolean(),
+        z
+          .enum(['true', 'false', '1', '0', 'yes', 'no'], 'say true or false')
+          .transform((s) => s === 'true' || s === '1' || s === 'yes'),
+      ])
       .default(DEFAULTS.openSignup),
+    /** Unset: keep the logger's own default (PEERWAY_LOG_LEVEL, else info; silent under vitest). */
+    logLevel: z.enum(LOG_LEVELS).optional(),
   })
   .refine((c) => c.turnUrls.length === 0 || c.turnSecret, {
     message: '--turn-url needs --turn-secret',
@@ -78,6 +100,10 @@ const Schema = z
   .refine((c) => !c.authJwksUrl || (c.authIssuer && c.authAudience), {
     message: '--auth-jwks-url needs --auth-issuer and --auth-audience',
     path: ['authJwksUrl'],
+  })
+  .refine((c) => c.heartbeatIntervalMs < c.presenceTimeoutMs, {
+    message: 'the heartbeat interval must be shorter than the presence timeout',
+    path: ['heartbeatIntervalMs'],
   });
 
 export type ServerConfig = Omit<z.output<typeof Schema>, 'publicUrl'> & {
@@ -124,5 +150,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RawServerConfig {
     authJwksUrl: env.PEERWAY_AUTH_JWKS_URL,
     authIssuer: env.PEERWAY_AUTH_ISSUER,
     authAudience: env.PEERWAY_AUTH_AUDIENCE,
+    presenceTimeoutMs: env.PEERWAY_PRESENCE_TIMEOUT_MS,
+    heartbeatIntervalMs: env.PEERWAY_HEARTBEAT_INTERVAL_MS,
+    turnCredentialTtlS: env.PEERWAY_TURN_CREDENTIAL_TTL_S,
+    openSignup: env.PEERWAY_OPEN_SIGNUP,
+    logLevel: env.PEERWAY_LOG_LEVEL,
   };
 }

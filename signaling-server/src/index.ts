@@ -1,4 +1,9 @@
-export { startPeerwayServer, type PeerwayServer, type ServerOptions } from './server';
+export {
+  startPeerwayServer,
+  createPeerwayServer,
+  type PeerwayServer,
+  type ServerOptions,
+} from './server';
 export {
   parseConfig,
   configFromEnv,

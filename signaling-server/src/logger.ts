@@ -12,6 +12,15 @@ const root = pino(
 
 export type Logger = pino.Logger;
 
+/** A named child of the root logger, one per module. */
 export function logger(module: string): Logger {
   return root.child({ module });
+}
+
+/**
+ * Sets the level of every logger (children follow the root unless they set
+ * their own). Called once with the validated `--log-level`.
+ */
+export function setLogLevel(level: pino.LevelWithSilent): void {
+  root.level = level;
 }

@@ -1,7 +1,12 @@
 /**
  * Wires a Peerway server: store, auth, HTTP API, WebSocket signaling.
+ *
+ * Tests start one with `startPeerwayServer(parseConfig({ port: 0, dataDir }))`
+ * (see `test/helpers.ts`, `withServer`): port 0 resolves before any URL is
+ * handed out, and `server.url` is the address actually listened on.
  */
 import { createServer, type Server } from 'node:http';
+import type { Express } from 'express';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config';
 import { SqliteStore } from './store/sqlite';
@@ -11,7 +16,7 @@ import { Auth } from './auth/auth';
 import { loadServerKeys, type ServerKeys } from './auth/keys';
 import { createApp } from './http/app';
 import { attachSignaling, DEFAULT_LIMITS, type Signaling, type SignalingConfig } from './ws/index';
-import { logger } from './logger';
+import { logger, setLogLevel } from './logger';
 import type { Clock } from './ws/clock';
 
 const log = logger('server');
@@ -19,6 +24,8 @@ const log = logger('server');
 export interface PeerwayServer {
   config: ServerConfig;
   httpServer: Server;
+  /** The express app answering every HTTP request (mounted on httpServer). */
+  app: Express;
   store: Store;
   auth: Auth;
   keys: ServerKeys;
@@ -36,11 +43,18 @@ export interface ServerOptions {
   limits?: Partial<SignalingConfig['limits']>;
 }
 
-/** Starts a server and resolves once it listens. */
+/**
+ * Starts a server and resolves once it listens: opens the store (SQLite in
+ * `config.dataDir`, or Redis with `config.redisUrl`) unless `opts.store` is
+ * given, runs migrations, loads or creates the server keys, attaches
+ * signaling and the HTTP app, and makes a one-time admin sign-up link when
+ * there are no users yet (logged, and returned as `adminInvite`).
+ */
 export async function startPeerwayServer(
   config: ServerConfig,
   opts: ServerOptions = {},
 ): Promise<PeerwayServer> {
+  if (config.logLevel) setLogLevel(config.logLevel);
   // With --redis-url, instances share one Redis store (signaling between
   // instances over pub/sub is not built yet: see the README).
   const store =
@@ -68,7 +82,7 @@ export async function startPeerwayServer(
       stunUrls: config.stunUrls,
       turnUrls: config.turnUrls,
       turnSecret: config.turnSecret,
-      turnCredentialTtlS: 600,
+      turnCredentialTtlS: config.turnCredentialTtlS,
       limits: { ...DEFAULT_LIMITS, ...opts.limits },
     },
     store,
@@ -91,11 +105,13 @@ export async function startPeerwayServer(
   const adminInvite = await auth.ensureAdminInvite();
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info({ url, publicUrl: config.publicUrl, dataDir: config.dataDir }, 'listening');
+  if (adminInvite) log.warn({ adminInvite }, 'no users yet: create the admin with this one-time link');
 
   let closing: Promise<void> | null = null;
   return {
     config,
     httpServer,
+    app,
     store,
     auth,
     keys,
@@ -113,3 +129,6 @@ export async function startPeerwayServer(
     },
   };
 }
+
+/** The name the design notes use; the same function as `startPeerwayServer`. */
+export const createPeerwayServer = startPeerwayServer;

@@ -28,6 +28,8 @@ export interface AuthConfig {
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+let dummy: Promise<string> | null = null;
+const dummyHash = () => (dummy ??= hashPassword(randomBytes(16).toString('hex')));
 const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
 export class Auth {
@@ -54,32 +56,46 @@ export class Auth {
     if (!EMAIL_RE.test(email)) throw new PeerwayError('bad_request', 'enter a valid email address');
     if (password.length < 8)
       throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
-    let isAdmin = false;
-    if (invite) {
-      const kind = await this.store.takeOneTime('signup', invite, Date.now());
-      if (!kind)
-        throw new PeerwayError('expired', 'this sign-up link was already used or has expired');
-      isAdmin = kind === 'admin';
-    } else if (!this.config.openSignup) {
-      throw new PeerwayError('forbidden', 'sign-up is by invitation only on this server');
-    } else if ((await this.store.countUsers()) === 0) {
-      throw new PeerwayError(
-        'forbidden',
-        'the first account must be made with the admin sign-up link the server printed',
-      );
+    // Checked before an invite is taken, so signing up twice does not burn it.
+    if (await this.store.getUserByEmail(email))
+      throw new PeerwayError('conflict', `an account for ${email} exists already: sign in`);
+    const passwordHash = await hashPassword(password);
+    if (!invite) {
+      if (!this.config.openSignup)
+        throw new PeerwayError('forbidden', 'sign-up is by invitation only on this server');
+      if ((await this.store.countUsers()) === 0)
+        throw new PeerwayError(
+          'forbidden',
+          'the first account must be made with the admin sign-up link the server printed',
+        );
+      return this.store.createUser({ email, passwordHash, isAdmin: false, externalSubject: null });
     }
-    return this.store.createUser({
-      email,
-      passwordHash: await hashPassword(password),
-      isAdmin,
-      externalSubject: null,
-    });
+    const kind = await this.store.takeOneTime('signup', invite, Date.now());
+    if (!kind) throw new PeerwayError('expired', 'this sign-up link was already used or has expired');
+    try {
+      const user = await this.store.createUser({
+        email,
+        passwordHash,
+        isAdmin: kind === 'admin',
+        externalSubject: null,
+      });
+      log.info({ user: user.id, isAdmin: user.isAdmin }, 'signed up with an invite');
+      return user;
+    } catch (err) {
+      // Lost a race for the email: give the invite back for the next try.
+      await this.store.putOneTime('signup', invite, kind, Date.now() + SIGNUP_INVITE_TTL_MS);
+      throw err;
+    }
   }
 
+  /** Checks email and password; one answer for an unknown email and a wrong password. */
   async login(email: string, password: string): Promise<User> {
     const user = await this.store.getUserByEmail(email);
-    const ok = user?.passwordHash ? await verifyPassword(password, user.passwordHash) : false;
-    if (!user || !ok) throw new PeerwayError('unauthorized', 'wrong email or password');
+    // An unknown email costs the same scrypt as a known one, so timing does
+    // not tell which emails have accounts.
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    if (!user?.passwordHash || !ok)
+      throw new PeerwayError('unauthorized', 'wrong email or password');
     return user;
   }
 
@@ -139,16 +155,27 @@ export class Auth {
           ? payload.email
           : `${payload.sub}@external.invalid`;
       try {
-        return await this.store.createUser({
+        const user = await this.store.createUser({
           email,
           passwordHash: null,
           isAdmin: false,
           externalSubject: subject,
         });
+        log.info({ user: user.id, subject }, 'external user provisioned');
+        return user;
       } catch (err) {
         if (err instanceof PeerwayError && err.code === 'conflict') {
-          // Two first requests raced; the other one made the user.
-          return this.store.getUserByExternalSubject(subject);
+          // Two first requests raced and the other one made the user; or the
+          // email belongs to a built-in account, which is never linked to an
+          // external subject automatically (the provider may not have
+          // verified the address): refused, and said in the log.
+          const raced = await this.store.getUserByExternalSubject(subject);
+          if (!raced)
+            log.warn(
+              { subject, email },
+              'external sign-in refused: a built-in account has this email',
+            );
+          return raced;
         }
         throw err;
       }
