@@ -105,7 +105,8 @@ export async function startPeerwayServer(
   const adminInvite = await auth.ensureAdminInvite();
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info({ url, publicUrl: config.publicUrl, dataDir: config.dataDir }, 'listening');
-  if (adminInvite) log.warn({ adminInvite }, 'no users yet: create the admin with this one-time link');
+  if (adminInvite)
+    log.warn({ adminInvite }, 'no users yet: create the admin with this one-time link');
 
   let closing: Promise<void> | null = null;
   return {

@@ -71,7 +71,8 @@ export class Auth {
       return this.store.createUser({ email, passwordHash, isAdmin: false, externalSubject: null });
     }
     const kind = await this.store.takeOneTime('signup', invite, Date.now());
-    if (!kind) throw new PeerwayError('expired', 'this sign-up link was already used or has expired');
+    if (!kind)
+      throw new PeerwayError('expired', 'this sign-up link was already used or has expired');
     try {
       const user = await this.store.createUser({
         email,
