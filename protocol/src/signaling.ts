@@ -225,6 +225,12 @@ export const ServerToClientSchema = z.discriminatedUnion('type', [
     message: shortText,
   }),
   z.object({ type: z.literal('session-close'), sessionId: id, reason: shortText }),
+  /**
+   * The node's signaling connection dropped. Its data channel may live on
+   * (signaling is not on the data path), so this is a hint: check the tunnel
+   * now rather than at the next liveness ping.
+   */
+  z.object({ type: z.literal('node-offline'), sessionId: id }),
   z.object({ type: z.literal('pong') }),
   z.object({ type: z.literal('error'), code: errorCode, message: shortText }),
 ]);

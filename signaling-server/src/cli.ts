@@ -5,8 +5,7 @@
 import { Command, Option } from 'commander';
 import { PeerwayError } from '@peerway/protocol';
 import { configFromEnv, parseConfig, type RawServerConfig } from './config';
-import { startPeerwayServer } from './server';
-import { SqliteStore } from './store/sqlite';
+import { openStore, startPeerwayServer } from './server';
 import { hashPassword } from './auth/password';
 import { Auth } from './auth/auth';
 import { loadServerKeys } from './auth/keys';
@@ -95,15 +94,16 @@ serverOptions(program).action(async (opts) => {
   process.on('SIGTERM', stop);
 });
 
-const users = program.command('users').description('manage users in the data directory');
+const users = program
+  .command('users')
+  .description('manage users in the store (the data directory, or Redis with --redis-url)');
 serverOptions(users.command('create'))
   .requiredOption('--email <email>')
   .requiredOption('--password <password>')
   .option('--admin', 'make an admin', false)
   .action(async (opts) => {
     const cfg = config(opts);
-    const store = new SqliteStore(cfg.dataDir);
-    await store.migrate();
+    const store = await openStore(cfg);
     if ((opts.password as string).length < 8)
       throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
     const u = await store.createUser({
@@ -122,8 +122,7 @@ serverOptions(tokens.command('create'))
   .option('--name <name>', 'a label for the token', 'cli')
   .action(async (opts) => {
     const cfg = config(opts);
-    const store = new SqliteStore(cfg.dataDir);
-    await store.migrate();
+    const store = await openStore(cfg);
     const user = await store.getUserByEmail(opts.email);
     if (!user)
       throw new PeerwayError(

@@ -43,6 +43,15 @@ export interface ServerOptions {
   limits?: Partial<SignalingConfig['limits']>;
 }
 
+/** The configured store (Redis with `redisUrl`, else SQLite in `dataDir`), migrated. */
+export async function openStore(
+  config: Pick<ServerConfig, 'redisUrl' | 'dataDir'>,
+): Promise<Store> {
+  const store = config.redisUrl ? new RedisStore(config.redisUrl) : new SqliteStore(config.dataDir);
+  await store.migrate();
+  return store;
+}
+
 /**
  * Starts a server and resolves once it listens: opens the store (SQLite in
  * `config.dataDir`, or Redis with `config.redisUrl`) unless `opts.store` is
@@ -55,12 +64,9 @@ export async function startPeerwayServer(
   opts: ServerOptions = {},
 ): Promise<PeerwayServer> {
   if (config.logLevel) setLogLevel(config.logLevel);
-  // With --redis-url, instances share one Redis store (signaling between
-  // instances over pub/sub is not built yet: see the README).
-  const store =
-    opts.store ??
-    (config.redisUrl ? new RedisStore(config.redisUrl) : new SqliteStore(config.dataDir));
-  await store.migrate();
+  // With --redis-url, instances share one Redis store and route signaling
+  // to each other over Redis pub/sub (ws/redis-cluster.ts).
+  const store = opts.store ?? (await openStore(config));
   const keys = await loadServerKeys(store);
   const httpServer = createServer();
   // Port 0: learn the real port first, so URLs the server hands out are right.
@@ -90,12 +96,14 @@ export async function startPeerwayServer(
     serverKeys: { publicJwk: keys.accessPublicJwk, issuer: config.publicUrl },
     authenticateBearer: (t) => auth.authenticate(t),
     ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
   });
+  await signaling.ready;
   const app = createApp({
     store,
     auth,
     keys,
-    presence: signaling.presence,
+    presence: signaling.presenceView,
     metrics: signaling.metrics.registry,
     config,
     onNodeClaimed: (id) => signaling.onNodeClaimed(id),

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
 import {
   encodeMessage,
@@ -200,4 +201,52 @@ export class ManualClock {
     }
     this.t = end;
   }
+}
+
+/** A real redis-server (Debian) on a random loopback port, AOF on, in a temp dir. */
+export async function startRedis(): Promise<{
+  port: number;
+  url(db?: number): string;
+  stop(): Promise<void>;
+}> {
+  const dir = mkdtempSync(join(tmpdir(), 'pw-redis-'));
+  const port = 21000 + Math.floor(Math.random() * 20000);
+  const redis = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+      '--databases',
+      '64',
+    ],
+    { stdio: 'pipe' },
+  );
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    redis.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/Ready to accept connections/.test(out)) resolve();
+    });
+    redis.once('exit', (c) => reject(new Error(`redis-server exited ${c}: ${out}`)));
+  });
+  return {
+    port,
+    url: (db = 0) => `redis://127.0.0.1:${port}/${db}`,
+    async stop() {
+      if (redis.exitCode === null) {
+        const gone = new Promise((r) => redis.once('exit', r));
+        redis.kill('SIGTERM');
+        await gone;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -26,6 +26,10 @@ export class AgentConnection {
   shortId = '';
   name = '';
   authed = false;
+  /** Registered with the signaling context (and the cluster). */
+  registered = false;
+  /** When this connection authenticated, on the server clock. */
+  connectedAt = 0;
   draining = false;
   load: NodeLoad | undefined;
   announced: ServiceAnnouncement[] = [];
@@ -57,6 +61,7 @@ export class AgentConnection {
       case 'heartbeat':
         if (m.load) this.load = m.load;
         this.ctx.presence.heartbeat(this.nodeId);
+        this.ctx.agentUpdated(this);
         this.peer.send({ type: 'heartbeat-ack', serverTime: this.ctx.clock.now() });
         return;
       case 'services':
@@ -64,7 +69,10 @@ export class AgentConnection {
         await this.evaluateServices();
         return;
       case 'drain':
+        if (this.draining !== m.draining)
+          this.ctx.log.info({ node: this.shortId, draining: m.draining }, 'agent drain changed');
         this.draining = m.draining;
+        this.ctx.agentUpdated(this);
         return;
       case 'answer':
       case 'candidate':
@@ -106,7 +114,9 @@ export class AgentConnection {
     this.name = m.name;
     this.announced = m.services;
     await this.ctx.store.upsertNode({ id: this.nodeId, shortId: this.shortId, name: m.name, now });
+    this.connectedAt = now;
     this.ctx.registerAgent(this);
+    this.registered = true;
 
     if (m.token) {
       const user = await this.ctx.authenticateBearer(m.token);
@@ -221,6 +231,7 @@ export class AgentConnection {
     }
     if (ownerId) await this.ctx.store.setNodeServices(this.nodeId, accepted);
     this.accepted = new Set(accepted.map((a) => a.name));
+    if (this.registered) this.ctx.agentUpdated(this);
     return statuses;
   }
 

@@ -4,17 +4,24 @@
  * agent serving the service, and relays offer, answer and trickled ICE
  * candidates. The broker stamps the sender itself: a peer can only signal
  * for sessions it belongs to.
+ *
+ * With several instances the session lives on the client's instance; when
+ * the chosen agent is held by another instance, messages for it go over the
+ * cluster, and that instance keeps a small relay entry so the agent's
+ * answers find their way back.
  */
 import { randomBytes } from 'node:crypto';
 import {
   PeerwayError,
   type AgentToServer,
   type ClientToServer,
+  type ServerToAgent,
   type ServerToClient,
 } from '@peerway/protocol';
 import { importServerKey, verifyServiceAccessToken } from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
 import type { AgentConnection } from './agent-handler';
+import type { AgentSessionMessage, ClusterMessage } from './cluster';
 import type { SignalingContext } from './context';
 import { iceServersFor } from './ice';
 import type { Peer } from './peer';
@@ -22,6 +29,26 @@ import type { SessionRecord } from './sessions';
 import { Sessions } from './sessions';
 
 export type ClientPeer = Peer<ClientToServer, ServerToClient>;
+
+/** An online agent that could take a session, here or on another instance. */
+interface Candidate {
+  nodeId: string;
+  shortId: string;
+  name: string;
+  /** Undefined when this instance holds the agent. */
+  instance: string | undefined;
+  sessions: number;
+  cpu: number;
+}
+
+/** A session whose client is on another instance and whose agent is here. */
+interface Relay {
+  nodeId: string;
+  clientInstance: string;
+}
+
+/** Relay entries kept at most (oldest dropped): bounds memory if ends are never heard of. */
+const MAX_RELAYS = 100_000;
 
 export class Broker {
   readonly sessions = new Sessions();
@@ -49,7 +76,6 @@ export class Broker {
       case 'close':
       case 'session-stats': {
         const s = this.ownSession(m.sessionId, (x) => x.clientKey === client);
-        const agent = this.ctx.agents.get(s.nodeId);
         if (m.type === 'session-stats') {
           s.clientStats = m.stats;
           this.ctx.metrics.sessionsByType.inc({
@@ -60,15 +86,11 @@ export class Broker {
         }
         if (m.type === 'close') {
           this.sessions.end(s.id, this.ctx.clock.now());
-          agent?.peer.send({
+          this.toAgent(s, {
             type: 'session-close',
             sessionId: s.id,
             reason: 'the client closed the session',
           });
-          return;
-        }
-        if (!agent) {
-          this.fail(s, 'service_offline', 'the node went offline');
           return;
         }
         if (m.type === 'offer') {
@@ -76,7 +98,7 @@ export class Broker {
           if (!pending)
             throw new PeerwayError('bad_message', 'the offer for this session was already sent');
           this.pendingOpen.delete(s.id);
-          agent.peer.send({
+          const sent = this.toAgent(s, {
             type: 'session',
             sessionId: s.id,
             service: s.service,
@@ -84,8 +106,9 @@ export class Broker {
             iceServers: pending.iceServers,
             offer: m.sdp,
           });
+          if (!sent) this.fail(s, 'service_offline', 'the node went offline');
         } else {
-          agent.peer.send({ type: 'candidate', sessionId: s.id, candidate: m.candidate });
+          this.toAgent(s, { type: 'candidate', sessionId: s.id, candidate: m.candidate });
         }
         return;
       }
@@ -140,7 +163,9 @@ export class Broker {
       shortId: agent.shortId,
       clientKey: client,
       openedAt: now,
+      ...(agent.instance ? { agentInstance: agent.instance } : {}),
     };
+    this.sinceReport.set(agent.nodeId, (this.sinceReport.get(agent.nodeId) ?? 0) + 1);
     this.sessions.add(s);
     const iceServers = iceServersFor(this.ctx.config, id, now);
     this.pendingOpen.set(id, { token: m.token, iceServers });
@@ -157,32 +182,140 @@ export class Broker {
     });
   }
 
-  /** Least-loaded online, non-draining agent that serves `service`. */
-  private async pickAgent(service: string, avoid: Set<string>): Promise<AgentConnection | null> {
+  /**
+   * Sessions this instance sent to a node since its last load report: load
+   * arrives with heartbeats, seconds apart, and a burst of new sessions must
+   * not all land on the replica that looked idle at the last one.
+   */
+  private readonly sinceReport = new Map<string, number>();
+
+  /** A node reported its load (a heartbeat, here or on another instance). */
+  loadReported(nodeId: string): void {
+    this.sinceReport.delete(nodeId);
+  }
+
+  /**
+   * The least-loaded healthy replica of `service`: online (here or on
+   * another instance), not draining, not on the client's avoid list unless
+   * nothing else is left.
+   */
+  private async pickAgent(service: string, avoid: Set<string>): Promise<Candidate | null> {
     const nodeIds = await this.ctx.store.listServiceNodes(service);
-    const candidates = nodeIds
-      .map((id) => this.ctx.agents.get(id))
-      .filter(
-        (a): a is AgentConnection =>
-          !!a && a.accepted.has(service) && !a.draining && this.ctx.presence.isOnline(a.nodeId),
-      );
+    const candidates: Candidate[] = [];
+    for (const nodeId of nodeIds) {
+      const local = this.ctx.agents.get(nodeId);
+      if (local && this.ctx.presence.isOnline(nodeId)) {
+        if (!local.accepted.has(service) || local.draining) continue;
+        const sessions =
+          local.load?.sessions ?? this.sessions.of((s) => s.nodeId === nodeId).length;
+        candidates.push({
+          nodeId,
+          shortId: local.shortId,
+          name: local.name,
+          instance: undefined,
+          sessions: sessions + (this.sinceReport.get(nodeId) ?? 0),
+          cpu: local.load?.cpu ?? 0,
+        });
+        continue;
+      }
+      const remote = this.ctx.cluster.remoteAgent(nodeId);
+      if (!remote || !remote.accepted.includes(service) || remote.draining) continue;
+      candidates.push({
+        nodeId,
+        shortId: remote.shortId,
+        name: remote.name,
+        instance: remote.instance,
+        sessions: (remote.load?.sessions ?? 0) + (this.sinceReport.get(nodeId) ?? 0),
+        cpu: remote.load?.cpu ?? 0,
+      });
+    }
     const preferred = candidates.filter((a) => !avoid.has(a.shortId));
     const pool = preferred.length > 0 ? preferred : candidates;
-    const live = (a: AgentConnection) => this.sessions.of((s) => s.nodeId === a.nodeId).length;
-    pool.sort(
-      (a, b) =>
-        (a.load?.sessions ?? live(a)) - (b.load?.sessions ?? live(b)) ||
-        (a.load?.cpu ?? 0) - (b.load?.cpu ?? 0),
-    );
+    pool.sort((a, b) => a.sessions - b.sessions || a.cpu - b.cpu);
     return pool[0] ?? null;
   }
 
-  /** A session message from an agent. */
-  fromAgent(
-    agent: AgentConnection,
-    m: Exclude<AgentToServer, { type: 'auth' | 'heartbeat' | 'services' | 'drain' }>,
-  ): void {
-    const s = this.ownSession(m.sessionId, (x) => x.nodeId === agent.nodeId);
+  /** Sends to the session's agent, here or through its instance. False if it is not here any more. */
+  private toAgent(s: SessionRecord, msg: ServerToAgent): boolean {
+    if (s.agentInstance) {
+      this.ctx.cluster.send(s.agentInstance, {
+        kind: 'to-agent',
+        from: this.ctx.cluster.instanceId,
+        nodeId: s.nodeId,
+        sessionId: s.id,
+        msg,
+      });
+      return true;
+    }
+    const agent = this.ctx.agents.get(s.nodeId);
+    agent?.peer.send(msg);
+    return agent !== undefined;
+  }
+
+  private readonly relays = new Map<string, Relay>();
+
+  /** A message from another instance. */
+  fromCluster(m: ClusterMessage): void {
+    switch (m.kind) {
+      case 'to-agent': {
+        const agent = this.ctx.agents.get(m.nodeId);
+        if (!agent) {
+          this.ctx.cluster.send(m.from, {
+            kind: 'agent-missing',
+            nodeId: m.nodeId,
+            sessionId: m.sessionId,
+          });
+          return;
+        }
+        if (m.msg.type === 'session') {
+          this.relays.set(m.sessionId, { nodeId: m.nodeId, clientInstance: m.from });
+          if (this.relays.size > MAX_RELAYS) this.relays.delete(this.relays.keys().next().value!);
+        } else if (m.msg.type === 'session-close') this.relays.delete(m.sessionId);
+        agent.peer.send(m.msg);
+        return;
+      }
+      case 'from-agent': {
+        const s = this.sessions.get(m.sessionId);
+        if (!s || s.nodeId !== m.nodeId || !s.agentInstance) return;
+        if (isAgentSessionMessage(m.msg)) this.agentSaid(s, m.msg);
+        return;
+      }
+      case 'agent-missing': {
+        const s = this.sessions.get(m.sessionId);
+        if (s && s.nodeId === m.nodeId && s.agentInstance)
+          this.fail(s, 'service_offline', 'the node went offline');
+        return;
+      }
+      default: {
+        const never: never = m;
+        throw new PeerwayError('bad_message', `unhandled ${(never as { kind: string }).kind}`);
+      }
+    }
+  }
+
+  /** A session message from an agent this instance holds. */
+  fromAgent(agent: AgentConnection, m: AgentSessionMessage): void {
+    const s = this.sessions.get(m.sessionId);
+    if (s && s.nodeId === agent.nodeId && !s.agentInstance) return this.agentSaid(s, m);
+    // The client may be on another instance.
+    const relay = this.relays.get(m.sessionId);
+    if (relay && relay.nodeId === agent.nodeId) {
+      if (m.type === 'session-closed' || m.type === 'session-reject')
+        this.relays.delete(m.sessionId);
+      this.ctx.cluster.send(relay.clientInstance, {
+        kind: 'from-agent',
+        nodeId: agent.nodeId,
+        sessionId: m.sessionId,
+        msg: m,
+      });
+      return;
+    }
+    // Same answer for "no such session" and "not yours": no probing.
+    throw new PeerwayError('not_found', 'no such session on this connection');
+  }
+
+  /** What the session's agent said, wherever it is connected. */
+  private agentSaid(s: SessionRecord, m: AgentSessionMessage): void {
     const client = s.clientKey as ClientPeer;
     switch (m.type) {
       case 'answer':
@@ -230,13 +363,20 @@ export class Broker {
     (s.clientKey as ClientPeer).send({ type: 'session-error', sessionId: s.id, code, message });
   }
 
-  /** An agent went away: its sessions' clients are told (their data channels may live on). */
-  agentGone(agent: AgentConnection): void {
-    for (const s of this.sessions.of(
-      (x) => x.nodeId === agent.nodeId && x.answeredAt === undefined,
-    )) {
-      this.fail(s, 'service_offline', 'the node went offline before answering');
+  /**
+   * A node's agent went away (here, or on another instance): unanswered
+   * sessions fail; clients of answered ones get a hint to check their
+   * tunnel now (the data channel may well live on: signaling is not on the
+   * data path, but after a kill -9 it is dead, and the shell should not
+   * wait for its ping timeout to find out).
+   */
+  nodeGone(nodeId: string): void {
+    for (const s of this.sessions.of((x) => x.nodeId === nodeId)) {
+      if (s.answeredAt === undefined) this.fail(s, 'service_offline', 'the node went offline');
+      else (s.clientKey as ClientPeer).send({ type: 'node-offline', sessionId: s.id });
     }
+    for (const [id, r] of this.relays) if (r.nodeId === nodeId) this.relays.delete(id);
+    this.sinceReport.delete(nodeId);
   }
 
   /** A client went away: the agents of its unanswered sessions are told. */
@@ -246,9 +386,17 @@ export class Broker {
       this.sessions.end(s.id, this.ctx.clock.now());
       // Established data channels outlive signaling; only unanswered ones are cancelled.
       if (s.answeredAt === undefined)
-        this.ctx.agents
-          .get(s.nodeId)
-          ?.peer.send({ type: 'session-close', sessionId: s.id, reason: 'the client went away' });
+        this.toAgent(s, { type: 'session-close', sessionId: s.id, reason: 'the client went away' });
     }
   }
+}
+
+function isAgentSessionMessage(m: AgentToServer): m is AgentSessionMessage {
+  return (
+    m.type === 'answer' ||
+    m.type === 'candidate' ||
+    m.type === 'session-reject' ||
+    m.type === 'session-closed' ||
+    m.type === 'session-stats'
+  );
 }

@@ -6,6 +6,7 @@ import type { Presence } from './presence';
 import type { SignalingMetrics } from './metrics';
 import type { AgentConnection } from './agent-handler';
 import type { Broker } from './broker';
+import type { Cluster } from './cluster';
 import type { IceConfig } from './ice';
 import type { PeerLimits } from './peer';
 
@@ -39,9 +40,13 @@ export interface SignalingContext {
   presence: Presence;
   metrics: SignalingMetrics;
   broker: Broker;
+  /** The other server instances (a no-op with one instance). */
+  cluster: Cluster;
   serverKeys: { publicJwk: Record<string, unknown>; issuer: string };
   authenticateBearer(token: string): Promise<User | null>;
   registerAgent(a: AgentConnection): void;
   unregisterAgent(a: AgentConnection): void;
+  /** The agent's load, draining flag or accepted services changed: tell the cluster. */
+  agentUpdated(a: AgentConnection): void;
   agents: Map<string, AgentConnection>;
 }

@@ -24,6 +24,8 @@ import { PerKeyRate } from './limits';
 import { createMetrics } from './metrics';
 import { CloseCode, Peer } from './peer';
 import { Presence } from './presence';
+import { LocalCluster, type AgentInfo, type Cluster, type ClusterHandlers } from './cluster';
+import { RedisCluster } from './redis-cluster';
 
 export { DEFAULT_LIMITS, type SignalingConfig } from './context';
 export { CloseCode } from './peer';
@@ -36,10 +38,14 @@ export interface SignalingDeps {
   serverKeys: { publicJwk: Record<string, unknown>; issuer: string };
   authenticateBearer(token: string): Promise<User | null>;
   clock?: Clock;
+  /** Share agents and route sessions with other instances over this Redis. */
+  redisUrl?: string;
 }
 
 /** The admin view of signaling. */
 export interface SignalingStats {
+  /** This instance, and how many are alive in the cluster (1 without Redis). */
+  instance: { id: string; instances: number; agentsElsewhere: number };
   agentsConnected: number;
   clientsConnected: number;
   liveSessions: number;
@@ -62,9 +68,16 @@ export interface SignalingStats {
 
 export interface Signaling {
   presence: Presence;
+  /** Online anywhere in the cluster: what the HTTP API shows. */
+  presenceView: { isOnline(nodeId: string): boolean };
+  cluster: Cluster;
   metrics: ReturnType<typeof createMetrics>;
   /** A node was claimed elsewhere (HTTP): its live connection re-evaluates its services. */
   onNodeClaimed(nodeId: string): void;
+  /** A node was removed (HTTP): its live connection, wherever it is, is closed. */
+  onNodeRemoved(nodeId: string): void;
+  /** Resolves once the cluster (if any) is listening. */
+  ready: Promise<void>;
   stats(): SignalingStats;
   close(): Promise<void>;
 }
@@ -81,6 +94,49 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       .setNodeLastSeen(id, at)
       .catch((err: unknown) => log.warn({ err }, 'could not persist lastSeen'));
   });
+  const info = (a: AgentConnection): AgentInfo => ({
+    nodeId: a.nodeId,
+    shortId: a.shortId,
+    name: a.name,
+    instance: cluster.instanceId,
+    accepted: [...a.accepted],
+    draining: a.draining,
+    ...(a.load ? { load: a.load } : {}),
+    connectedAt: a.connectedAt,
+    at: clock.now(),
+  });
+  const handlers: ClusterHandlers = {
+    message: (m) => broker.fromCluster(m),
+    remoteAgentGone: (nodeId) => {
+      if (!agents.has(nodeId)) broker.nodeGone(nodeId);
+    },
+    agentElsewhere: (remote) => {
+      broker.loadReported(remote.nodeId);
+      const local = agents.get(remote.nodeId);
+      if (local && local.connectedAt <= remote.connectedAt)
+        local.peer.close(CloseCode.REPLACED, 'another connection of this node took over');
+    },
+    nodeChanged: (nodeId, change) => {
+      const a = agents.get(nodeId);
+      if (!a) return;
+      if (change === 'removed') {
+        a.peer.close(CloseCode.NODE_REMOVED, 'the node was removed by its owner');
+        return;
+      }
+      void (async () => {
+        const node = await deps.store.getNode(nodeId);
+        const owner = node?.ownerId ? await deps.store.getUserById(node.ownerId) : null;
+        if (owner) a.peer.send({ type: 'claimed', owner: owner.email });
+        await a.evaluateServices();
+      })().catch((err: unknown) => log.warn({ err }, 'could not re-evaluate services after claim'));
+    },
+  };
+  const cluster: Cluster = deps.redisUrl
+    ? new RedisCluster(deps.redisUrl, handlers, deps.config.presenceTimeoutMs, clock, log)
+    : new LocalCluster(handlers);
+  const ready = cluster.start();
+  ready.catch((err: unknown) => log.error({ err }, 'could not join the cluster'));
+
   const ctx: SignalingContext = {
     config: deps.config,
     store: deps.store,
@@ -89,6 +145,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     presence,
     metrics,
     broker: null as unknown as Broker,
+    cluster,
     serverKeys: deps.serverKeys,
     authenticateBearer: deps.authenticateBearer,
     agents,
@@ -99,14 +156,22 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       agents.set(a.nodeId, a);
       presence.connected(a.nodeId, a.onPresenceTimeout);
       metrics.agents.set(agents.size);
+      cluster.publishAgent(info(a));
     },
     unregisterAgent(a) {
       if (agents.get(a.nodeId) !== a) return;
       agents.delete(a.nodeId);
       presence.disconnected(a.nodeId, a.onPresenceTimeout);
       metrics.agents.set(agents.size);
-      ctx.broker.agentGone(a);
+      cluster.withdrawAgent(a.nodeId, a.connectedAt);
+      // Reconnected through another instance already? Then it is not gone.
+      if (!cluster.remoteAgent(a.nodeId)) ctx.broker.nodeGone(a.nodeId);
       log.info({ node: a.shortId }, 'agent disconnected');
+    },
+    agentUpdated(a) {
+      if (agents.get(a.nodeId) !== a) return;
+      ctx.broker.loadReported(a.nodeId);
+      cluster.publishAgent(info(a));
     },
   };
   const broker = new Broker(ctx);
@@ -187,18 +252,22 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
 
   return {
     presence,
-    metrics,
-    onNodeClaimed(nodeId) {
-      const a = agents.get(nodeId);
-      if (!a) return;
-      void (async () => {
-        const node = await deps.store.getNode(nodeId);
-        const owner = node?.ownerId ? await deps.store.getUserById(node.ownerId) : null;
-        if (owner) a.peer.send({ type: 'claimed', owner: owner.email });
-        await a.evaluateServices();
-      })().catch((err: unknown) => log.warn({ err }, 'could not re-evaluate services after claim'));
+    presenceView: {
+      isOnline: (nodeId) => presence.isOnline(nodeId) || cluster.remoteAgent(nodeId) !== undefined,
     },
-    stats: () => stats(broker, agents.size, clients.size),
+    cluster,
+    metrics,
+    ready,
+    onNodeClaimed: (nodeId) => cluster.broadcastNodeChanged(nodeId, 'claimed'),
+    onNodeRemoved: (nodeId) => cluster.broadcastNodeChanged(nodeId, 'removed'),
+    stats: () => ({
+      instance: {
+        id: cluster.instanceId,
+        instances: cluster.instanceCount(),
+        agentsElsewhere: cluster.remoteAgentCount(),
+      },
+      ...stats(broker, agents.size, clients.size),
+    }),
     async close() {
       httpServer.off('upgrade', onUpgrade);
       clearInterval(pinger);
@@ -206,6 +275,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       for (const ws of wss.clients) ws.close(CloseCode.SHUTDOWN, 'server shutting down');
       await new Promise<void>((r) => wss.close(() => r()));
       for (const ws of wss.clients) ws.terminate();
+      await cluster.close();
     },
   };
 }
@@ -215,7 +285,7 @@ function pct(sorted: number[], p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function stats(broker: Broker, agents: number, clients: number): SignalingStats {
+function stats(broker: Broker, agents: number, clients: number): Omit<SignalingStats, 'instance'> {
   const recent = broker.sessions.recent(1000);
   const setups = recent
     .filter((s) => s.answeredAt !== undefined)

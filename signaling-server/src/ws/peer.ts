@@ -25,6 +25,7 @@ export const CloseCode = {
   ABUSE: 4008,
   REPLACED: 4009,
   PRESENCE_TIMEOUT: 4010,
+  NODE_REMOVED: 4011,
 } as const;
 
 export interface PeerLimits {

@@ -11,6 +11,8 @@ export interface SessionRecord {
   nodeId: string;
   shortId: string;
   clientKey: object;
+  /** The instance holding the agent's connection, when it is not this one. */
+  agentInstance?: string;
   openedAt: number;
   answeredAt?: number;
   closedAt?: number;

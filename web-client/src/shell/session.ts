@@ -158,7 +158,11 @@ export async function openTunnel(
                 });
               report();
               for (const ms of STATS_REPORT_DELAYS_MS) setTimeout(report, ms);
-              watchLiveness(pc!, mux);
+              const liveness = watchLiveness(pc!, mux);
+              // The server saw the node's signaling drop: a hint worth a quick look.
+              listeners.push((x) => {
+                if (x.type === 'node-offline' && x.sessionId === sessionId) liveness.probe();
+              });
               resolve({
                 mux,
                 node: m.node,
@@ -199,14 +203,21 @@ export const LIVENESS_PING_MS = 3000;
 export const LIVENESS_TIMEOUT_MS = 4000;
 /** How long ICE may stay "disconnected" before the tunnel is given up. */
 export const DISCONNECTED_GRACE_MS = 2500;
+/**
+ * After the server says the node went offline, how long a ping may take.
+ * A live node answers in a few milliseconds, even relayed; a dead one never.
+ */
+export const NODE_OFFLINE_PROBE_MS = 1000;
 
 /**
  * A node that dies without closing (power cut, kill -9) leaves the data
  * channel open for tens of seconds. The shell notices within a few seconds
  * instead: tunnel pings, and ICE staying disconnected, close the mux, which
- * makes the shell reconnect (to another replica if there is one).
+ * makes the shell reconnect (to another replica if there is one). When the
+ * server tells it the node's signaling dropped, one short ping settles it
+ * within a second.
  */
-function watchLiveness(pc: RTCPeerConnection, mux: TunnelMux): void {
+function watchLiveness(pc: RTCPeerConnection, mux: TunnelMux): { probe(): void } {
   let grace: ReturnType<typeof setTimeout> | null = null;
   const dead = (why: string) => {
     clearInterval(timer);
@@ -232,4 +243,9 @@ function watchLiveness(pc: RTCPeerConnection, mux: TunnelMux): void {
     clearInterval(timer);
     if (grace) clearTimeout(grace);
   });
+  return {
+    probe() {
+      if (!mux.isClosed) mux.ping(NODE_OFFLINE_PROBE_MS).catch(() => dead('the node went offline'));
+    },
+  };
 }
