@@ -14,7 +14,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
-const SERVER_BIN = join(ROOT, 'signaling-server/bin/peerway-server.js');
+export const SERVER_BIN = join(ROOT, 'signaling-server/bin/peerway-server.js');
 const AGENT_BIN = join(ROOT, 'node-agent/bin/peerway-agent.js');
 export const ARTIFACTS = join(ROOT, 'e2e/artifacts');
 /** Debian's Chromium, headless, as root, on a closed network. */
@@ -95,7 +95,7 @@ export class Stack {
     this.url = `http://localhost:${this.port}`;
   }
 
-  private spawn(bin: string, args: string[], env: Record<string, string>): Proc {
+  protected spawn(bin: string, args: string[], env: Record<string, string>): Proc {
     const p = new Proc(
       spawn(process.execPath, [bin, ...args], {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -106,11 +106,15 @@ export class Stack {
     return p;
   }
 
+  /** Where the CLI finds the server's store. */
+  protected storeArgs(): string[] {
+    return ['--data-dir', join(this.dir, 'data')];
+  }
+
   /** A user made with the CLI, with a personal access token. */
   async user(admin = false): Promise<StackUser> {
     const email = `u-${randomBytes(4).toString('hex')}@test.invalid`;
     const password = randomBytes(12).toString('base64url');
-    const dataDir = join(this.dir, 'data');
     await run(process.execPath, [
       SERVER_BIN,
       'users',
@@ -119,8 +123,7 @@ export class Stack {
       email,
       '--password',
       password,
-      '--data-dir',
-      dataDir,
+      ...this.storeArgs(),
       ...(admin ? ['--admin'] : []),
     ]);
     const { stdout } = await run(process.execPath, [
@@ -129,8 +132,7 @@ export class Stack {
       'create',
       '--email',
       email,
-      '--data-dir',
-      dataDir,
+      ...this.storeArgs(),
     ]);
     return { email, password, token: stdout.trim() };
   }
@@ -140,11 +142,20 @@ export class Stack {
     token: string,
     services: string[],
     home = join(this.dir, `agent-${randomBytes(3).toString('hex')}`),
+    extraArgs: string[] = [],
   ): Promise<Proc & { home: string }> {
     mkdirSync(home, { recursive: true });
     const p = this.spawn(
       AGENT_BIN,
-      ['run', '--server', this.url, '--token', token, ...services.flatMap((s) => ['--service', s])],
+      [
+        'run',
+        '--server',
+        this.url,
+        '--token',
+        token,
+        ...services.flatMap((s) => ['--service', s]),
+        ...extraArgs,
+      ],
       { PEERWAY_HOME: home },
     );
     for (const s of services) await p.waitFor(new RegExp(`✓ http://${s.split('=')[0]}\\.`));

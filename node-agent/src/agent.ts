@@ -121,6 +121,33 @@ export class Agent {
     this.conn.start();
   }
 
+  private draining = false;
+  private drainWaiters: (() => void)[] = [];
+
+  /**
+   * Stops taking new sessions (the server routes them to other replicas)
+   * and resolves when the open ones have ended, or after `timeoutMs`,
+   * whichever comes first. Open pages then move to another replica by
+   * themselves when this agent stops.
+   */
+  drain(timeoutMs: number): Promise<{ left: number }> {
+    this.draining = true;
+    this.conn.send({ type: 'drain', draining: true });
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve({ left: this.sessions.size });
+      };
+      const timer = setTimeout(done, timeoutMs);
+      if (this.sessions.size === 0) done();
+      else this.drainWaiters.push(done);
+    });
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
   stop(): void {
     this.conn.stop();
     for (const s of [...this.sessions.values()]) this.endSession(s, 'agent stopping', false);
@@ -133,6 +160,8 @@ export class Agent {
     switch (m.type) {
       case 'welcome':
         this.serverKey = { key: importServerKey(m.serverKey), issuer: m.tokenIssuer };
+        // A reconnect while draining: the new server connection must know too.
+        if (this.draining) this.conn.send({ type: 'drain', draining: true });
         this.o.onWelcome?.(m);
         this.o.onServices?.(m.services);
         return;
@@ -209,6 +238,11 @@ export class Agent {
         err instanceof PeerwayError ? err : new PeerwayError('unauthorized', 'bad token'),
       );
     }
+    if (this.draining)
+      return this.reject(
+        m.sessionId,
+        new PeerwayError('service_offline', 'this node is draining: it takes no new sessions'),
+      );
     if (this.sessions.size >= MAX_SESSIONS)
       return this.reject(
         m.sessionId,
@@ -315,5 +349,6 @@ export class Agent {
     s.pc.close().catch(() => {});
     if (tellServer) this.conn.send({ type: 'session-closed', sessionId: s.id, reason });
     this.o.log.info({ session: s.id, reason }, 'session ended');
+    if (this.sessions.size === 0) for (const w of this.drainWaiters.splice(0)) w();
   }
 }

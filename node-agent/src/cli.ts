@@ -129,6 +129,9 @@ program
     for (const s of node.services) console.log(`url       ${s.name}: ${s.url}`);
   });
 
+/** How long a SIGTERM lets open sessions go on before the agent stops. */
+const DEFAULT_DRAIN_TIMEOUT_S = 30;
+
 program
   .command('run')
   .description('connect and serve (reconnects forever)')
@@ -136,6 +139,11 @@ program
   .option('--token <token>')
   .option('--name <name>')
   .option('--qr', 'print the claim QR code even when stdout is not a terminal')
+  .option(
+    '--drain-timeout <seconds>',
+    'on SIGTERM, how long open sessions may go on before the agent stops',
+    String(DEFAULT_DRAIN_TIMEOUT_S),
+  )
   .option(
     '--service <NAME=TARGET[,public][,timeoutMs=N]>',
     'a service, repeatable',
@@ -147,6 +155,7 @@ program
       token?: string;
       name?: string;
       qr?: boolean;
+      drainTimeout?: string;
       service?: string[];
     }) => {
       const cfg = loadConfig();
@@ -195,8 +204,21 @@ program
         agent.stop();
         process.exit(0);
       };
+      // SIGTERM (a service manager stopping us) drains first: no new
+      // sessions, open ones may finish for up to --drain-timeout. A second
+      // signal, or Ctrl-C, stops at once.
       process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
+      process.on('SIGTERM', () => {
+        if (agent.isDraining) return stop();
+        const timeoutS = Number(opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S);
+        console.log(
+          `Draining: no new sessions; ${agent.activeSessions} open, stopping when they end (at most ${timeoutS} s; signal again to stop now).`,
+        );
+        void agent.drain(timeoutS * 1000).then(({ left }) => {
+          console.log(left ? `Drain timeout: closing ${left} sessions.` : 'Drained.');
+          stop();
+        });
+      });
     },
   );
 
