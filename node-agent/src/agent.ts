@@ -33,6 +33,11 @@ import { Upstream } from './upstream';
 import { serviceUrl, type ServiceConfig } from './home';
 
 export const AGENT_VERSION = '0.1.0';
+/** Early candidates (before their session is set up): how many sessions, how many each, how long. */
+const MAX_EARLY_SESSIONS = 256;
+const MAX_EARLY_CANDIDATES = 64;
+const EARLY_CANDIDATES_TTL_MS = 15_000;
+
 /** Most concurrent sessions one agent serves. */
 export const MAX_SESSIONS = 200;
 /** A session whose data channel is not open by then is dropped. */
@@ -172,6 +177,10 @@ export class Agent {
         this.o.onClaimed?.(m.owner);
         return;
       case 'session':
+        // Candidates that follow the offer at once must wait for the
+        // session: its token check is async (they used to be dropped, which
+        // cost cone ⇄ cone its direct path in most runs).
+        this.holdEarly(m.sessionId);
         this.openSession(m).catch((err: unknown) => {
           this.o.log.warn(
             { err: (err as Error).message, session: m.sessionId },
@@ -183,7 +192,7 @@ export class Agent {
         return;
       case 'candidate': {
         const s = this.sessions.get(m.sessionId);
-        if (!s) return;
+        if (!s) return this.holdEarly(m.sessionId, m.candidate);
         if (!s.remoteSet) s.pending.push(m.candidate);
         else void this.addCandidate(s, m.candidate);
         return;
@@ -203,7 +212,28 @@ export class Agent {
     }
   }
 
+  /** Candidates of sessions not set up yet, by session; dropped after EARLY_CANDIDATES_TTL_MS. */
+  private readonly early = new Map<string, IceCandidate[]>();
+
+  private holdEarly(sessionId: string, c?: IceCandidate): void {
+    let q = this.early.get(sessionId);
+    if (!q) {
+      if (this.early.size >= MAX_EARLY_SESSIONS) return;
+      q = [];
+      this.early.set(sessionId, q);
+      setTimeout(() => this.early.delete(sessionId), EARLY_CANDIDATES_TTL_MS).unref();
+    }
+    if (c !== undefined && q.length < MAX_EARLY_CANDIDATES) q.push(c);
+  }
+
+  private takeEarly(sessionId: string): IceCandidate[] {
+    const q = this.early.get(sessionId) ?? [];
+    this.early.delete(sessionId);
+    return q;
+  }
+
   private reject(sessionId: string, err: PeerwayError): void {
+    this.early.delete(sessionId);
     this.o.log.info({ session: sessionId, code: err.code }, `session refused: ${err.message}`);
     this.conn.send({
       type: 'session-reject',
@@ -263,6 +293,7 @@ export class Agent {
       }, SESSION_SETUP_TIMEOUT_MS),
     };
     this.sessions.set(s.id, s);
+    s.pending.push(...this.takeEarly(s.id));
     const started = performance.now();
     pc.onDataChannel.subscribe((dc) => {
       if (dc.label !== TUNNEL_LABEL || s.mux) return dc.close();
@@ -302,7 +333,10 @@ export class Agent {
     });
     await pc.setRemoteDescription({ type: 'offer', sdp: m.offer });
     s.remoteSet = true;
-    for (const c of s.pending.splice(0)) await this.addCandidate(s, c);
+    // Not one after another: werift resolves an mDNS host candidate (what
+    // Chromium sends for its LAN address) for up to 10 s, and the answer
+    // must not wait for that.
+    for (const c of s.pending.splice(0)) void this.addCandidate(s, c);
     const answer = await pc.createAnswer();
     // Trickle ICE: the answer goes out at once (werift's createAnswer SDP
     // holds no candidates yet) and each candidate follows as werift finds

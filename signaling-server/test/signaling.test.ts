@@ -242,6 +242,32 @@ describe('brokering', () => {
     for (const x of [agent, client, intruder, rogue]) x.close();
   });
 
+  it('holds candidates a client sends before its offer, and delivers them after it', async () => {
+    const { agent, client, name, accessToken } = await setup();
+    client.send({ type: 'open', ref: 'early', service: name, token: accessToken });
+    const session = await client.nextOf('session');
+    const c = { candidate: 'candidate:1 1 udp 1 203.0.113.21 4000 typ srflx', sdpMid: '0' };
+    client.send({ type: 'candidate', sessionId: session.sessionId, candidate: c });
+    client.send({ type: 'offer', sessionId: session.sessionId, sdp: 'v=0 offer' });
+    // The agent hears the offer first, then the candidate.
+    const first = await agent.next();
+    const firstSession = first.type === 'session' ? first : await agent.nextOf('session');
+    expect(firstSession.sessionId).toBe(session.sessionId);
+    expect(await agent.next()).toEqual({
+      type: 'candidate',
+      sessionId: session.sessionId,
+      candidate: c,
+    });
+    // Bounded: a flood before the offer is refused, not stored.
+    client.send({ type: 'open', ref: 'flood', service: name, token: accessToken });
+    const s2 = await client.nextOf('session');
+    for (let i = 0; i < 40; i++)
+      client.send({ type: 'candidate', sessionId: s2.sessionId, candidate: c });
+    expect(await client.nextOf('error')).toMatchObject({ code: 'rate_limited' });
+    agent.close();
+    client.close();
+  });
+
   it('refuses bad tokens, unknown and offline services with clear errors', async () => {
     const { agent, client, name, accessToken } = await setup();
     client.send({ type: 'open', ref: 'a', service: name, token: 'not-a-jwt' });

@@ -47,6 +47,9 @@ interface Relay {
   clientInstance: string;
 }
 
+/** Client candidates held for a session before its offer. */
+const MAX_HELD_CANDIDATES = 32;
+
 /** Relay entries kept at most (oldest dropped): bounds memory if ends are never heard of. */
 const MAX_RELAYS = 100_000;
 
@@ -107,8 +110,16 @@ export class Broker {
             offer: m.sdp,
           });
           if (!sent) this.fail(s, 'service_offline', 'the node went offline');
+          for (const candidate of pending.candidates)
+            this.toAgent(s, { type: 'candidate', sessionId: s.id, candidate });
         } else {
-          this.toAgent(s, { type: 'candidate', sessionId: s.id, candidate: m.candidate });
+          // Before the offer, the agent has no session to put it in: hold it.
+          const pending = this.pendingOpen.get(s.id);
+          if (pending) {
+            if (pending.candidates.length >= MAX_HELD_CANDIDATES)
+              throw new PeerwayError('rate_limited', 'too many candidates before the offer');
+            pending.candidates.push(m.candidate);
+          } else this.toAgent(s, { type: 'candidate', sessionId: s.id, candidate: m.candidate });
         }
         return;
       }
@@ -121,7 +132,12 @@ export class Broker {
 
   private readonly pendingOpen = new Map<
     string,
-    { token: string; iceServers: ReturnType<typeof iceServersFor> }
+    {
+      token: string;
+      iceServers: ReturnType<typeof iceServersFor>;
+      /** Client candidates that came before the offer. */
+      candidates: Extract<ClientToServer, { type: 'candidate' }>['candidate'][];
+    }
   >();
 
   private async open(
@@ -168,7 +184,7 @@ export class Broker {
     this.sinceReport.set(agent.nodeId, (this.sinceReport.get(agent.nodeId) ?? 0) + 1);
     this.sessions.add(s);
     const iceServers = iceServersFor(this.ctx.config, id, now);
-    this.pendingOpen.set(id, { token: m.token, iceServers });
+    this.pendingOpen.set(id, { token: m.token, iceServers, candidates: [] });
     this.ctx.metrics.sessionsOpened.inc();
     const minute = Math.floor(now / 60_000);
     this.perMinute.set(minute, (this.perMinute.get(minute) ?? 0) + 1);

@@ -102,8 +102,14 @@ export async function openTunnel(
             // Direct first: our relay candidates (and the end-of-candidates
             // mark after them) go out RELAY_HOLD_MS after the offer.
             const holdUntil = performance.now() + RELAY_HOLD_MS;
-            const trickle = (c: RTCIceCandidate | null) =>
+            // Candidates go out after the offer, never before: the node
+            // cannot place a candidate for a session it has not heard of.
+            let offerSent = false;
+            const beforeOffer: (RTCIceCandidate | null)[] = [];
+            const trickle = (c: RTCIceCandidate | null) => {
+              if (!offerSent) return void beforeOffer.push(c);
               send({ type: 'candidate', sessionId, candidate: c ? (c.toJSON() as never) : null });
+            };
             let held = 0;
             pc.onicecandidate = (ev) => {
               const wait = holdUntil - performance.now();
@@ -175,6 +181,8 @@ export async function openTunnel(
             };
             await pc.setLocalDescription(await pc.createOffer());
             send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
+            offerSent = true;
+            for (const c of beforeOffer.splice(0)) trickle(c);
           } else if (m.type === 'answer' && m.sessionId === sessionId) {
             await pc!.setRemoteDescription({ type: 'answer', sdp: m.sdp });
           } else if (m.type === 'candidate' && m.sessionId === sessionId && m.candidate) {
