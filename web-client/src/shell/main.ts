@@ -226,9 +226,13 @@ async function main(): Promise<void> {
     cookieSet: (path, v) => jar.scriptSet(path, v),
     navigated: syncAddressBar,
   };
-  await navigator.serviceWorker.register(SW_PATH, { scope: '/' });
-  await navigator.serviceWorker.ready;
-  await connect();
+  // The worker and the tunnel do not depend on each other: set both up at
+  // once (the worker must control the frame before it loads; the tunnel must
+  // be open before the first request).
+  const workerReady = navigator.serviceWorker
+    .register(SW_PATH, { scope: '/' })
+    .then(() => navigator.serviceWorker.ready);
+  await Promise.all([workerReady, connect()]);
   if (!tunnel) return;
   frame.addEventListener('load', () => {
     syncAddressBar();
