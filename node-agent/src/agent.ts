@@ -56,6 +56,8 @@ export interface AgentOptions {
     s: { name: string; accepted: boolean; reason?: string | undefined; url?: string | undefined }[],
   ) => void;
   onClaimed?: (owner: string) => void;
+  /** The owner removed this node: the agent has stopped. */
+  onRemoved?: () => void;
 }
 
 interface Session {
@@ -109,6 +111,10 @@ export class Agent {
         return this.load.sample(this.sessions.size, tx, rx);
       },
       onMessage: (m) => this.onServerMessage(m),
+      onRemoved: () => {
+        this.stop();
+        o.onRemoved?.();
+      },
       onState: (s, d) => o.log.info({ state: s, detail: d }, 'server connection'),
       log: o.log.child({ module: 'connection' }),
     });

@@ -198,6 +198,12 @@ program
           }
         },
         onClaimed: (owner) => console.log(`Claimed by ${owner}.`),
+        onRemoved: () => {
+          console.error(
+            'This node was removed by its owner. To add it back, claim it again (`peerway-agent claim-url`, or run with a fresh --token) and start the agent again.',
+          );
+          process.exit(3);
+        },
       });
       agent.start();
       const stop = () => {

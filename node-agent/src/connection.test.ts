@@ -115,6 +115,36 @@ describe('ServerConnection', () => {
     expect(nextDelay(11, rand)).toBeLessThanOrEqual(30_000);
   });
 
+  it('stops for good when the owner removed the node (4011), and says so', async () => {
+    let removed = 0;
+    conn = new ServerConnection({
+      serverUrl: 'http://s.test',
+      identity: generateIdentity(),
+      name: 'n',
+      version: '1',
+      token: 'pwt_x',
+      services: () => [],
+      load: () => undefined,
+      onMessage: () => {},
+      onRemoved: () => removed++,
+      log: pino({ level: 'silent' }),
+      rand,
+      createSocket: (url) => {
+        const s = new FakeSocket(url);
+        sockets.push(s);
+        return s;
+      },
+    });
+    conn.start();
+    const s = sockets.at(-1)!;
+    s.open();
+    s.welcome(1000);
+    s.emit('close', 4011, Buffer.from('the node was removed by its owner'));
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(removed).toBe(1);
+    expect(sockets.at(-1)).toBe(s); // no reconnect: the token would claim it back
+  });
+
   it('starts the backoff over after a welcome', async () => {
     conn.start();
     for (let i = 0; i < 5; i++) {

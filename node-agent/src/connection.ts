@@ -35,7 +35,12 @@ export const LIVENESS_HEARTBEATS = 3;
 /** …but never sooner than this, in ms. */
 export const MIN_LIVENESS_TIMEOUT_MS = 15_000;
 
+/** Close code: the node's owner removed it (see protocol/README.md). */
+export const CLOSE_NODE_REMOVED = 4011;
+
 export interface ConnectionOptions {
+  /** The owner removed this node: the connection stops for good. */
+  onRemoved?: () => void;
   serverUrl: string;
   identity: NodeIdentity;
   name: string;
@@ -149,6 +154,12 @@ export class ServerConnection {
       this.o.onState?.('disconnected', `${code} ${reason.toString()}`.trim());
       if (!authed && code === 4001)
         this.o.log.error({ reason: reason.toString() }, "the server refused this node's proof");
+      if (code === CLOSE_NODE_REMOVED) {
+        // Coming back with the same token would claim it again, undoing the owner's decision.
+        this.stopped = true;
+        this.o.onRemoved?.();
+        return;
+      }
       this.scheduleRetry();
     });
   }

@@ -107,6 +107,7 @@ export async function startPeerwayServer(
     metrics: signaling.metrics.registry,
     config,
     onNodeClaimed: (id) => signaling.onNodeClaimed(id),
+    onNodeRemoved: (id) => signaling.onNodeRemoved(id),
     adminStats: () => signaling.stats(),
   });
   httpServer.on('request', app);

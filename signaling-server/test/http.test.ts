@@ -52,8 +52,12 @@ describe('accounts', () => {
     ).toBe(401);
     const ok = await api(server, 'POST', '/api/auth/login', { body: { email, password } });
     expect(ok.status).toBe(200);
-    const out = await api(server, 'POST', '/api/auth/logout');
+    const cookie = ok.headers.get('set-cookie')!.split(';')[0]!;
+    expect((await api(server, 'GET', '/api/me', { cookie })).status).toBe(200);
+    const out = await api(server, 'POST', '/api/auth/logout', { cookie });
     expect(out.headers.get('set-cookie')).toMatch(/pw_session=;/);
+    // A copy of the signed-out cookie does not work any more.
+    expect((await api(server, 'GET', '/api/me', { cookie })).status).toBe(401);
     expect((await api(server, 'POST', '/api/auth/login', { body: { email: 5 } })).status).toBe(400);
     const raw = await fetch(server.url + '/api/auth/login', {
       method: 'POST',

@@ -142,6 +142,20 @@ describe('agent handshake', () => {
   });
 });
 
+describe('removing a node', () => {
+  it("closes the node's live connection (4011)", async () => {
+    const { token } = await makeUser(server);
+    const a = new FakeAgent(server);
+    const { reply } = await a.handshake({ token });
+    expect(reply).toMatchObject({ type: 'welcome', claimed: true });
+    const r = await api(server, 'DELETE', `/api/nodes/${encodeURIComponent(a.identity.nodeId)}`, {
+      token,
+    });
+    expect(r.status).toBe(200);
+    expect((await a.closed).code).toBe(4011);
+  });
+});
+
 describe('presence', () => {
   it('a node that stops heart-beating goes offline at the timeout (fake clock), lastSeen kept', async () => {
     const clock = new ManualClock();

@@ -18,6 +18,8 @@ export const SESSION_COOKIE = 'pw_session';
 export const SESSION_TTL_S = 7 * 24 * 3600;
 const SIGNUP_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const TOKEN_PREFIX = 'pwt_';
+/** One-time-store kind of revoked session JWT ids. */
+const REVOKED = 'revoked-session';
 
 export interface AuthConfig {
   publicUrl: string;
@@ -100,15 +102,35 @@ export class Auth {
     return user;
   }
 
-  /** A session JWT for the cookie. */
+  /** A session JWT for the cookie (with a jti, so signing out can revoke it). */
   async sessionToken(user: User): Promise<string> {
     return new SignJWT({ typ: 'session' })
       .setProtectedHeader({ alg: 'HS256' })
+      .setJti(randomBytes(12).toString('base64url'))
       .setSubject(user.id)
       .setIssuer(this.config.publicUrl)
       .setIssuedAt()
       .setExpirationTime(`${SESSION_TTL_S}s`)
       .sign(this.keys.sessionSecret);
+  }
+
+  /**
+   * Signs a session out for good: its JWT is refused from now until it
+   * would have expired anyway (kept in the store, so every instance knows).
+   * Anything that is not a valid session JWT of ours is ignored.
+   */
+  async revokeSession(token: string | undefined): Promise<void> {
+    if (!token || token.length > 8192) return;
+    try {
+      const { payload } = await jwtVerify(token, this.keys.sessionSecret, {
+        issuer: this.config.publicUrl,
+        algorithms: ['HS256'],
+      });
+      if (payload.typ === 'session' && payload.jti && payload.exp)
+        await this.store.putOneTime(REVOKED, payload.jti, '1', payload.exp * 1000);
+    } catch {
+      // expired or not ours: nothing to revoke
+    }
   }
 
   /** Makes a personal access token; the secret is returned once and only its hash is kept. */
@@ -133,7 +155,12 @@ export class Auth {
         issuer: this.config.publicUrl,
         algorithms: ['HS256'],
       });
-      if (payload.typ === 'session' && payload.sub) return this.store.getUserById(payload.sub);
+      if (payload.typ === 'session' && payload.sub) {
+        // Signed out: the cookie is gone from that browser, but a copy must not work either.
+        if (payload.jti && (await this.store.peekOneTime(REVOKED, payload.jti, Date.now())))
+          return null;
+        return this.store.getUserById(payload.sub);
+      }
     } catch {
       // not one of ours: maybe the external provider's
     }

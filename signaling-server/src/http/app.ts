@@ -30,6 +30,8 @@ export interface HttpDeps {
   config: { publicUrl: string; baseDomain: string; port: number };
   /** Told when a node gets claimed over HTTP, so its live connection learns it. */
   onNodeClaimed(nodeId: string): void;
+  /** Told when a node is removed, so its live connection is closed. */
+  onNodeRemoved?(nodeId: string): void;
   /** Extra read-only figures for the admin view. */
   adminStats(): unknown;
 }
@@ -153,10 +155,18 @@ export function createApp(deps: HttpDeps): express.Express {
       res.json({ user: publicUser(user) });
     }),
   );
-  app.post('/api/auth/logout', (_req, res) => {
-    res.clearCookie(SESSION_COOKIE, { path: '/' });
-    res.json({ ok: true });
-  });
+  app.post(
+    '/api/auth/logout',
+    route(async (req, res) => {
+      // Revoked server-side too: a copied cookie must stop working as well.
+      const cookie = req.headers.cookie
+        ? parseCookie(req.headers.cookie)[SESSION_COOKIE]
+        : undefined;
+      await auth.revokeSession(cookie);
+      res.clearCookie(SESSION_COOKIE, { path: '/' });
+      res.json({ ok: true });
+    }),
+  );
   app.get(
     '/api/me',
     route(async (req, res) => {
@@ -290,6 +300,8 @@ export function createApp(deps: HttpDeps): express.Express {
     route(async (req, res) => {
       const node = await ownNode(req);
       await store.deleteNode(node.id);
+      // Its live connection (on whichever instance) goes too: a removed node serves nothing.
+      deps.onNodeRemoved?.(node.id);
       res.json({ ok: true });
     }),
   );
