@@ -63,11 +63,9 @@ let sockets: FakeSocket[];
 let conn: ServerConnection;
 let received: string[];
 
-beforeEach(() => {
-  vi.useFakeTimers();
-  sockets = [];
-  received = [];
-  conn = new ServerConnection({
+/** A connection on fake sockets (kept in `sockets`); `extra` overrides options. */
+function connection(extra: Partial<ConstructorParameters<typeof ServerConnection>[0]> = {}) {
+  return new ServerConnection({
     serverUrl: 'http://s.test',
     identity: generateIdentity(),
     name: 'n',
@@ -83,7 +81,15 @@ beforeEach(() => {
       sockets.push(s);
       return s;
     },
+    ...extra,
   });
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  sockets = [];
+  received = [];
+  conn = connection();
 });
 afterEach(() => {
   conn.stop();
@@ -117,24 +123,8 @@ describe('ServerConnection', () => {
 
   it('stops for good when the owner removed the node (4011), and says so', async () => {
     let removed = 0;
-    conn = new ServerConnection({
-      serverUrl: 'http://s.test',
-      identity: generateIdentity(),
-      name: 'n',
-      version: '1',
-      token: 'pwt_x',
-      services: () => [],
-      load: () => undefined,
-      onMessage: () => {},
-      onRemoved: () => removed++,
-      log: pino({ level: 'silent' }),
-      rand,
-      createSocket: (url) => {
-        const s = new FakeSocket(url);
-        sockets.push(s);
-        return s;
-      },
-    });
+    conn.stop();
+    conn = connection({ onRemoved: () => removed++ });
     conn.start();
     const s = sockets.at(-1)!;
     s.open();

@@ -6,7 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClaimToken, signServiceAccessToken } from '@peerway/protocol/node';
 import type { ServerToAgent } from '@peerway/protocol';
-import { FakeAgent, FakeClient, api, makeUser, startRedis, withServer } from './helpers';
+import {
+  FakeAgent,
+  FakeClient,
+  api,
+  makeUser,
+  signalSession,
+  startRedis,
+  withServer,
+} from './helpers';
 import type { PeerwayServer } from '../src/server';
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
@@ -91,24 +99,9 @@ describe('two instances, one Redis', () => {
     client.send({ type: 'open', ref: 'r1', service: o.name, token: o.accessToken });
     const session = await client.nextOf('session');
     expect(session.node.shortId).toBe(agent.identity.shortId);
-    client.send({ type: 'offer', sessionId: session.sessionId, sdp: 'v=0 offer' });
-    expect(await agent.nextOf('session')).toMatchObject({
-      sessionId: session.sessionId,
+    await signalSession(client, agent, session.sessionId, {
       service: o.name,
       token: o.accessToken,
-      offer: 'v=0 offer',
-    });
-    client.send({
-      type: 'candidate',
-      sessionId: session.sessionId,
-      candidate: { candidate: 'candidate:1 1 udp 1 192.0.2.9 5000 typ host', sdpMid: '0' },
-    });
-    expect(await agent.nextOf('candidate')).toMatchObject({ sessionId: session.sessionId });
-    agent.send({ type: 'answer', sessionId: session.sessionId, sdp: 'v=0 answer' });
-    expect(await client.nextOf('answer')).toEqual({
-      type: 'answer',
-      sessionId: session.sessionId,
-      sdp: 'v=0 answer',
     });
     agent.send({ type: 'candidate', sessionId: session.sessionId, candidate: null });
     expect(await client.nextOf('candidate')).toMatchObject({ candidate: null });

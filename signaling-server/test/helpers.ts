@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import { expect } from 'vitest';
 import WebSocket from 'ws';
 import {
   encodeMessage,
@@ -168,6 +169,33 @@ export class FakeClient extends TestSocket<ServerToClient> {
   send(m: ClientToServer): void {
     this.ws.send(encodeMessage(m));
   }
+}
+
+/**
+ * Offer (client → agent, with the service and token the agent must see), a
+ * client candidate, and the answer back: the signaling of one session,
+ * asserted at each step.
+ */
+export async function signalSession(
+  client: FakeClient,
+  agent: FakeAgent,
+  sessionId: string,
+  expected: { service: string; token: string },
+): Promise<void> {
+  client.send({ type: 'offer', sessionId, sdp: 'v=0 offer' });
+  expect(await agent.nextOf('session')).toMatchObject({
+    sessionId,
+    ...expected,
+    offer: 'v=0 offer',
+  });
+  client.send({
+    type: 'candidate',
+    sessionId,
+    candidate: { candidate: 'candidate:1 1 udp 1 192.0.2.9 5000 typ host', sdpMid: '0' },
+  });
+  expect(await agent.nextOf('candidate')).toMatchObject({ sessionId });
+  agent.send({ type: 'answer', sessionId, sdp: 'v=0 answer' });
+  expect(await client.nextOf('answer')).toEqual({ type: 'answer', sessionId, sdp: 'v=0 answer' });
 }
 
 /** A hand-driven clock for the server (fake time across real sockets). */

@@ -2,7 +2,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateIdentity, signChallenge, signServiceAccessToken } from '@peerway/protocol/node';
 import type { ServerToAgent } from '@peerway/protocol';
-import { FakeAgent, FakeClient, ManualClock, api, makeUser, withServer } from './helpers';
+import {
+  FakeAgent,
+  FakeClient,
+  ManualClock,
+  api,
+  makeUser,
+  signalSession,
+  withServer,
+} from './helpers';
 import type { PeerwayServer } from '../src/server';
 
 let ctx: Awaited<ReturnType<typeof withServer>>;
@@ -220,26 +228,7 @@ describe('brokering', () => {
     client.send({ type: 'open', ref: 'r1', service: name, token: accessToken });
     const session = await client.nextOf('session');
     expect(session).toMatchObject({ ref: 'r1', node: { shortId: agent.identity.shortId } });
-    client.send({ type: 'offer', sessionId: session.sessionId, sdp: 'v=0 offer' });
-    const s = await agent.nextOf('session');
-    expect(s).toMatchObject({
-      sessionId: session.sessionId,
-      service: name,
-      token: accessToken,
-      offer: 'v=0 offer',
-    });
-    client.send({
-      type: 'candidate',
-      sessionId: session.sessionId,
-      candidate: { candidate: 'candidate:1 1 udp 1 192.0.2.9 5000 typ host', sdpMid: '0' },
-    });
-    expect(await agent.nextOf('candidate')).toMatchObject({ sessionId: session.sessionId });
-    agent.send({ type: 'answer', sessionId: session.sessionId, sdp: 'v=0 answer' });
-    expect(await client.nextOf('answer')).toEqual({
-      type: 'answer',
-      sessionId: session.sessionId,
-      sdp: 'v=0 answer',
-    });
+    await signalSession(client, agent, session.sessionId, { service: name, token: accessToken });
 
     // Another client cannot signal into this session, nor can another agent.
     const intruder = new FakeClient(server);
