@@ -16,6 +16,9 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       await store.close();
     });
     const now = 1_800_000_000_000;
+    /** A plain user: no password, not an admin, not external. */
+    const user = (email: string) =>
+      store.createUser({ email, passwordHash: null, isAdmin: false, externalSubject: null });
 
     it('creates and finds users; email is unique case-insensitively', async () => {
       const u = await store.createUser({
@@ -26,14 +29,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
       expect((await store.getUserById(u.id))?.email).toBe('Ann@example.com');
       expect((await store.getUserByEmail('ann@example.com'))?.id).toBe(u.id);
-      await expect(
-        store.createUser({
-          email: 'ANN@example.com',
-          passwordHash: null,
-          isAdmin: false,
-          externalSubject: null,
-        }),
-      ).rejects.toMatchObject({ code: 'conflict' });
+      await expect(user('ANN@example.com')).rejects.toMatchObject({ code: 'conflict' });
       const ext = await store.createUser({
         email: 'b@x',
         passwordHash: null,
@@ -46,12 +42,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     it('stores access tokens by hash only', async () => {
-      const u = await store.createUser({
-        email: 'a@x',
-        passwordHash: null,
-        isAdmin: false,
-        externalSubject: null,
-      });
+      const u = await user('a@x');
       await store.createAccessToken({ id: 't1', userId: u.id, name: 'ci', tokenHash: 'abc' });
       expect((await store.findAccessTokenByHash('abc'))?.userId).toBe(u.id);
       expect(await store.findAccessTokenByHash('nope')).toBeNull();
@@ -63,18 +54,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     it('claims a node once: a second owner is refused, the same owner is told it is theirs', async () => {
-      const a = await store.createUser({
-        email: 'a@x',
-        passwordHash: null,
-        isAdmin: false,
-        externalSubject: null,
-      });
-      const b = await store.createUser({
-        email: 'b@x',
-        passwordHash: null,
-        isAdmin: false,
-        externalSubject: null,
-      });
+      const a = await user('a@x');
+      const b = await user('b@x');
       expect(await store.claimNode('n1', a.id)).toEqual({ ok: false, reason: 'not_found' });
       const first = await store.claimNode('n1', a.id, { shortId: 'abc123', name: 'home', now });
       expect(first).toMatchObject({ ok: true, alreadyYours: false });
@@ -88,12 +69,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     it('keeps nodes, visibility, last seen, and removes them', async () => {
-      const a = await store.createUser({
-        email: 'a@x',
-        passwordHash: null,
-        isAdmin: false,
-        externalSubject: null,
-      });
+      const a = await user('a@x');
       const n = await store.upsertNode({ id: 'n1', shortId: 'aaa111', name: 'one', now });
       expect(n).toMatchObject({ ownerId: null, isPublic: false, lastSeen: now });
       await store.upsertNode({ id: 'n1', shortId: 'aaa111', name: 'renamed', now: now + 5 });
@@ -113,18 +89,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     it('reserves service names for the first owner; replicas share a name', async () => {
-      const a = await store.createUser({
-        email: 'a@x',
-        passwordHash: null,
-        isAdmin: false,
-        externalSubject: null,
-      });
-      const b = await store.createUser({
-        email: 'b@x',
-        passwordHash: null,
-        isAdmin: false,
-        externalSubject: null,
-      });
+      const a = await user('a@x');
+      const b = await user('b@x');
       expect(await store.reserveService('blog', a.id, 'private', now)).toMatchObject({ ok: true });
       expect(await store.reserveService('blog', b.id, 'public', now)).toEqual({
         ok: false,
@@ -152,12 +118,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     it('shares services with named users', async () => {
-      const a = await store.createUser({
-        email: 'a@x',
-        passwordHash: null,
-        isAdmin: false,
-        externalSubject: null,
-      });
+      const a = await user('a@x');
       await store.addShare('blog', a.id);
       await store.addShare('blog', a.id);
       expect(await store.listShares('blog')).toEqual([a.id]);
