@@ -12,7 +12,8 @@ export interface BridgeRequest {
   /** Path and query on the service origin. */
   path: string;
   headers: HeaderPairs;
-  body: ReadableStream<Uint8Array> | ArrayBuffer | null;
+  /** The upload, if any: a Blob (passed by reference, read as a stream, replayable). */
+  body: Blob | null;
   destination: string;
 }
 

@@ -141,11 +141,12 @@ async function serve(req: BridgeRequest): Promise<BridgeResponse> {
   const headers = req.headers.filter(([k]) => k.toLowerCase() !== 'cookie');
   const cookie = jar.header(req.path);
   if (cookie) headers.push(['cookie', cookie]);
-  const body = req.body instanceof ArrayBuffer ? new Uint8Array(req.body) : req.body;
-  const retryable = IDEMPOTENT.has(req.method) && !(body instanceof ReadableStream);
+  const retryable = IDEMPOTENT.has(req.method);
   for (let attempt = 0; ; attempt++) {
     const t = await currentTunnel();
     try {
+      // A fresh stream of the Blob on each attempt: a retry sends it again.
+      const body = req.body ? (req.body.stream() as ReadableStream<Uint8Array>) : null;
       const res = await t.mux.request({ method: req.method, path: req.path, headers }, body);
       const setCookies = res.headers
         .filter(([k]) => k.toLowerCase() === 'set-cookie')

@@ -45,8 +45,11 @@ async function viaShell(e: FetchEvent): Promise<Response> {
     });
   const r = e.request;
   const hasBody = !['GET', 'HEAD'].includes(r.method);
-  // Chromium hands a worker the upload whole; it is passed on as one buffer.
-  const body = hasBody ? await r.arrayBuffer() : null;
+  // As a Blob: Chromium keeps a large one in its blob store (on disk past a
+  // limit), postMessage passes it by reference, and the shell reads it as a
+  // stream, so no copy of the upload sits whole in a JavaScript heap. A Blob
+  // can also be read again, so an idempotent upload survives a reconnect.
+  const body = hasBody ? await r.blob() : null;
   const headers: [string, string][] = [];
   r.headers.forEach((v, k) => headers.push([k, v]));
   const url = new URL(r.url);
@@ -67,7 +70,7 @@ async function viaShell(e: FetchEvent): Promise<Response> {
     );
     port1.onmessage = (m) => (clearTimeout(t), resolve(m.data as BridgeResponse));
   });
-  shell.postMessage(req, [port2, ...(body ? [body] : [])]);
+  shell.postMessage(req, [port2]);
   const res = await answer;
   if (!res.ok)
     return new Response(res.message, {
