@@ -83,6 +83,12 @@ describe('two instances, one Redis', () => {
     expect(B.keys.accessPublicJwk).toEqual(A.keys.accessPublicJwk);
     await until(() => A.signaling.stats().instance.instances === 2, 'instances to meet');
     expect(B.signaling.stats().instance.id).not.toBe(A.signaling.stats().instance.id);
+    // Each sees the other's counts (from its beats): the admin view covers the cluster.
+    const peer = await until(
+      () => B.signaling.stats().instance.peers.find((p) => p.agents !== undefined),
+      "A's counts on B",
+    );
+    expect(peer).toMatchObject({ id: A.signaling.stats().instance.id, agents: 0, clients: 0 });
   });
 
   it('an agent on A and a client on B meet: offer, answer, candidates, stats, close', async () => {

@@ -67,11 +67,25 @@ export const ClusterMessageSchema = z.discriminatedUnion('kind', [
 ]);
 export type ClusterMessage = z.infer<typeof ClusterMessageSchema>;
 
+/** What an instance holds right now. */
+export interface InstanceCounts {
+  agents: number;
+  clients: number;
+  sessions: number;
+}
+
+/** Another live instance, with what it said it holds at its last beat. */
+export interface PeerInstance extends Partial<InstanceCounts> {
+  id: string;
+}
+
 /** What the broker and the agent handlers see of the other instances. */
 export interface Cluster {
   readonly instanceId: string;
   /** Instances alive right now, this one included. */
   instanceCount(): number;
+  /** The other live instances. */
+  peers(): PeerInstance[];
   start(): Promise<void>;
   /** This instance holds the agent (after auth, and after each heartbeat, drain or services change). */
   publishAgent(info: AgentInfo): void;
@@ -95,6 +109,8 @@ export interface ClusterHandlers {
   /** Another instance now holds a node this instance also holds: the newer connection wins. */
   agentElsewhere(info: AgentInfo): void;
   nodeChanged(nodeId: string, change: 'claimed' | 'removed'): void;
+  /** What this instance holds, for its beats. */
+  counts(): InstanceCounts;
 }
 
 /** The single-instance cluster: no one else to tell. */
@@ -102,6 +118,7 @@ export class LocalCluster implements Cluster {
   readonly instanceId = 'local';
   constructor(private readonly handlers: ClusterHandlers) {}
   instanceCount = () => 1;
+  peers = (): PeerInstance[] => [];
   start = () => Promise.resolve();
   publishAgent(): void {}
   withdrawAgent(): void {}

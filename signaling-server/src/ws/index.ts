@@ -24,7 +24,13 @@ import { PerKeyRate } from './limits';
 import { createMetrics } from './metrics';
 import { CloseCode, Peer } from './peer';
 import { Presence } from './presence';
-import { LocalCluster, type AgentInfo, type Cluster, type ClusterHandlers } from './cluster';
+import {
+  LocalCluster,
+  type AgentInfo,
+  type Cluster,
+  type ClusterHandlers,
+  type PeerInstance,
+} from './cluster';
 import { RedisCluster } from './redis-cluster';
 
 export { DEFAULT_LIMITS, type SignalingConfig } from './context';
@@ -44,8 +50,8 @@ export interface SignalingDeps {
 
 /** The admin view of signaling. */
 export interface SignalingStats {
-  /** This instance, and how many are alive in the cluster (1 without Redis). */
-  instance: { id: string; instances: number; agentsElsewhere: number };
+  /** This instance, how many are alive in the cluster (1 without Redis), and the others' counts. */
+  instance: { id: string; instances: number; agentsElsewhere: number; peers: PeerInstance[] };
   agentsConnected: number;
   clientsConnected: number;
   liveSessions: number;
@@ -106,6 +112,11 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     at: clock.now(),
   });
   const handlers: ClusterHandlers = {
+    counts: () => ({
+      agents: agents.size,
+      clients: clients.size,
+      sessions: broker.sessions.liveCount,
+    }),
     message: (m) => broker.fromCluster(m),
     remoteAgentGone: (nodeId) => {
       if (!agents.has(nodeId)) broker.nodeGone(nodeId);
@@ -265,6 +276,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
         id: cluster.instanceId,
         instances: cluster.instanceCount(),
         agentsElsewhere: cluster.remoteAgentCount(),
+        peers: cluster.peers(),
       },
       ...stats(broker, agents.size, clients.size),
     }),

@@ -24,6 +24,8 @@ import {
   type Cluster,
   type ClusterHandlers,
   type ClusterMessage,
+  type InstanceCounts,
+  type PeerInstance,
 } from './cluster';
 
 /** How often an instance says it is alive. */
@@ -32,7 +34,11 @@ export const INSTANCE_BEAT_MS = 1000;
 export const INSTANCE_DEAD_MS = 3500;
 
 const Broadcast = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('instance'), from: z.string().max(64) }),
+  z.object({
+    t: z.literal('instance'),
+    from: z.string().max(64),
+    counts: z.object({ agents: z.number(), clients: z.number(), sessions: z.number() }).optional(),
+  }),
   z.object({ t: z.literal('instance-gone'), from: z.string().max(64) }),
   z.object({ t: z.literal('agent'), from: z.string().max(64), info: AgentInfoSchema }),
   z.object({
@@ -128,7 +134,7 @@ export class RedisCluster implements Cluster {
   }
 
   private beat(): void {
-    this.broadcast({ t: 'instance', from: this.instanceId });
+    this.broadcast({ t: 'instance', from: this.instanceId, counts: this.handlers.counts() });
   }
 
   private broadcast(b: Broadcast): void {
@@ -140,6 +146,13 @@ export class RedisCluster implements Cluster {
   instanceCount(): number {
     return 1 + this.instances.size;
   }
+
+  peers(): PeerInstance[] {
+    return [...this.instances.keys()].map((id) => ({ id, ...this.counts.get(id) }));
+  }
+
+  /** What the other instances said they hold, at their last beat. */
+  private readonly counts = new Map<string, InstanceCounts>();
 
   publishAgent(info: AgentInfo): void {
     const text = JSON.stringify(info);
@@ -210,9 +223,11 @@ export class RedisCluster implements Cluster {
     this.instances.set(b.from, now);
     switch (b.t) {
       case 'instance':
+        if (b.counts) this.counts.set(b.from, b.counts);
         return;
       case 'instance-gone':
         this.instances.delete(b.from);
+        this.counts.delete(b.from);
         return this.dropInstance(b.from);
       case 'agent': {
         const cur = this.remotes.get(b.info.nodeId);
@@ -251,6 +266,7 @@ export class RedisCluster implements Cluster {
     for (const [id, seen] of this.instances) {
       if (now - seen > INSTANCE_DEAD_MS) {
         this.instances.delete(id);
+        this.counts.delete(id);
         this.log.warn({ instance: id }, 'server instance stopped beating: its agents are offline');
         this.dropInstance(id);
       }
