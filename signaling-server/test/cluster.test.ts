@@ -89,6 +89,8 @@ describe('two instances, one Redis', () => {
       "A's counts on B",
     );
     expect(peer).toMatchObject({ id: A.signaling.stats().instance.id, agents: 0, clients: 0 });
+    const metrics = await (await fetch(`${A.url}/metrics`)).text();
+    expect(metrics).toMatch(/^peerway_cluster_instances 2$/m);
   });
 
   it('an agent on A and a client on B meet: offer, answer, candidates, stats, close', async () => {

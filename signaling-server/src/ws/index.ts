@@ -92,7 +92,10 @@ export interface Signaling {
 export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signaling {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger;
-  const metrics = createMetrics();
+  const metrics = createMetrics({
+    instances: () => cluster.instanceCount(),
+    agentsElsewhere: () => cluster.remoteAgentCount(),
+  });
   const agents = new Map<string, AgentConnection>();
   const clients = new Set<ClientPeer>();
   const presence = new Presence(deps.config.presenceTimeoutMs, clock, (id, at) => {

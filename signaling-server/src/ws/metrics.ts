@@ -1,7 +1,15 @@
 /** Prometheus figures for signaling (prom-client), one registry per server. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export function createMetrics() {
+/** Figures read at scrape time (the cluster's view changes without an event). */
+export interface ClusterFigures {
+  instances(): number;
+  agentsElsewhere(): number;
+}
+
+export function createMetrics(
+  cluster: ClusterFigures = { instances: () => 1, agentsElsewhere: () => 0 },
+) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'peerway_process_' });
   const m = {
@@ -50,6 +58,22 @@ export function createMetrics() {
       help: 'Signaling messages refused',
       labelNames: ['side', 'code'] as const,
       registers: [registry],
+    }),
+    instances: new Gauge({
+      name: 'peerway_cluster_instances',
+      help: 'Server instances alive in the cluster, this one included (1 without Redis)',
+      registers: [registry],
+      collect() {
+        this.set(cluster.instances());
+      },
+    }),
+    agentsElsewhere: new Gauge({
+      name: 'peerway_cluster_agents_elsewhere',
+      help: 'Agents online through other instances',
+      registers: [registry],
+      collect() {
+        this.set(cluster.agentsElsewhere());
+      },
     }),
   };
   return m;
