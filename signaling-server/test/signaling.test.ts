@@ -271,6 +271,53 @@ describe('brokering', () => {
     client.close();
   });
 
+  it("a collaborator's node serves as a replica while the service is shared with them", async () => {
+    const { agent: mine, client, name, accessToken, token } = await setup();
+    const collaborator = await makeUser(server);
+    expect(
+      (
+        await api(server, 'POST', `/api/services/${name}/shares`, {
+          token,
+          body: { email: collaborator.user.email },
+        })
+      ).status,
+    ).toBe(201);
+    const theirs = new FakeAgent(server);
+    const { reply } = await theirs.handshake({
+      token: collaborator.token,
+      services: [{ name, public: true }],
+    });
+    expect((reply as Extract<ServerToAgent, { type: 'welcome' }>).services[0]).toMatchObject({
+      accepted: true,
+    });
+    // A stranger's node may not serve it.
+    const stranger = new FakeAgent(server);
+    const { reply: r2 } = await stranger.handshake({
+      token: (await makeUser(server)).token,
+      services: [{ name, public: true }],
+    });
+    expect((r2 as Extract<ServerToAgent, { type: 'welcome' }>).services[0]).toMatchObject({
+      accepted: false,
+    });
+    const pick = async (ref: string) => {
+      client.send({
+        type: 'open',
+        ref,
+        service: name,
+        token: accessToken,
+        avoid: [mine.identity.shortId],
+      });
+      return (await client.nextOf('session')).node.shortId;
+    };
+    expect(await pick('shared')).toBe(theirs.identity.shortId);
+    // Taking the share back stops that replica at once.
+    await api(server, 'DELETE', `/api/services/${name}/shares/${collaborator.user.email}`, {
+      token,
+    });
+    expect(await pick('unshared')).toBe(mine.identity.shortId);
+    for (const x of [mine, theirs, stranger, client]) x.close();
+  });
+
   it('refuses bad tokens, unknown and offline services with clear errors', async () => {
     const { agent, client, name, accessToken } = await setup();
     client.send({ type: 'open', ref: 'a', service: name, token: 'not-a-jwt' });

@@ -214,7 +214,10 @@ export class AgentConnection {
         s.public ? 'public' : 'private',
         now,
       );
-      if (r.ok) {
+      // A replica: the owner's own node, or the node of someone the owner
+      // shared the service with (a collaborator may run replicas; the
+      // service's access setting stays the owner's).
+      if (r.ok || (await this.ctx.store.hasShare(s.name, ownerId))) {
         statuses.push({
           name: s.name,
           accepted: true,

@@ -26,6 +26,7 @@ import type { SignalingContext } from './context';
 import { iceServersFor } from './ice';
 import type { Peer } from './peer';
 import type { SessionRecord } from './sessions';
+import type { ServiceRecord } from '../store/store';
 import { Sessions } from './sessions';
 
 export type ClientPeer = Peer<ClientToServer, ServerToClient>;
@@ -163,7 +164,7 @@ export class Broker {
     }
     const service = await this.ctx.store.getService(m.service);
     if (!service) return refuse('service_unknown', `there is no service "${m.service}"`);
-    const agent = await this.pickAgent(m.service, new Set(m.avoid ?? []));
+    const agent = await this.pickAgent(service, new Set(m.avoid ?? []));
     if (!agent) {
       return refuse(
         'service_offline',
@@ -215,10 +216,12 @@ export class Broker {
    * another instance), not draining, not on the client's avoid list unless
    * nothing else is left.
    */
-  private async pickAgent(service: string, avoid: Set<string>): Promise<Candidate | null> {
+  private async pickAgent(svc: ServiceRecord, avoid: Set<string>): Promise<Candidate | null> {
+    const service = svc.name;
     const nodeIds = await this.ctx.store.listServiceNodes(service);
     const candidates: Candidate[] = [];
     for (const nodeId of nodeIds) {
+      if (!(await this.mayServe(nodeId, svc))) continue;
       const local = this.ctx.agents.get(nodeId);
       if (local && this.ctx.presence.isOnline(nodeId)) {
         if (!local.accepted.has(service) || local.draining) continue;
@@ -249,6 +252,17 @@ export class Broker {
     const pool = preferred.length > 0 ? preferred : candidates;
     pool.sort((a, b) => a.sessions - b.sessions || a.cpu - b.cpu);
     return pool[0] ?? null;
+  }
+
+  /**
+   * A node may serve a service if its owner owns the service, or the owner
+   * shared the service with the node's owner (checked at each session, so
+   * taking a share back stops that replica at once).
+   */
+  private async mayServe(nodeId: string, svc: ServiceRecord): Promise<boolean> {
+    const node = await this.ctx.store.getNode(nodeId);
+    if (!node?.ownerId) return false;
+    return node.ownerId === svc.ownerId || this.ctx.store.hasShare(svc.name, node.ownerId);
   }
 
   /** Sends to the session's agent, here or through its instance. False if it is not here any more. */
