@@ -1,7 +1,7 @@
 /** SSE arrives as sent; Range answers 206; 100 MiB down and 20 MiB up arrive intact (hashed). */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Stack } from '../support/stack';
-import { FNV_OFFSET, byteAt, fnv1a, startMediaApp } from '../fixtures/media';
+import { FNV_OFFSET, TONE_SECONDS, byteAt, fnv1a, startMediaApp } from '../fixtures/media';
 
 const stack = new Stack();
 beforeAll(async () => {
@@ -25,6 +25,44 @@ it('shows Server-Sent Events as they arrive', async () => {
   );
   // 400 ms apart at the source: spread out on arrival, not delivered at the end
   expect(times[3]! - times[0]!).toBeGreaterThan(800);
+});
+
+it('an <audio> element loads, learns its duration and seeks through the tunnel (Range from the media pipeline)', async () => {
+  const page = await (await stack.context()).newPage();
+  await page.goto(stack.serviceUrl('media', '/'));
+  const app = Stack.app(page);
+  await app.locator('#events').waitFor({ timeout: 20_000 });
+  const result = await app.locator('body').evaluate(async () => {
+    const a = document.createElement('audio');
+    a.preload = 'auto';
+    a.muted = true;
+    const once = (ev: string) =>
+      new Promise<void>((resolve, reject) => {
+        a.addEventListener(ev, () => resolve(), { once: true });
+        a.addEventListener('error', () => reject(new Error(`media error ${a.error?.code}`)), {
+          once: true,
+        });
+      });
+    const meta = once('loadedmetadata');
+    a.src = '/tone.wav';
+    document.body.append(a);
+    await meta;
+    const seeked = once('seeked');
+    a.currentTime = 25;
+    await seeked;
+    await a.play();
+    await new Promise((r) => setTimeout(r, 300));
+    a.pause();
+    return { duration: a.duration, time: a.currentTime };
+  });
+  expect(result.duration).toBeCloseTo(TONE_SECONDS, 1);
+  expect(result.time).toBeGreaterThanOrEqual(25);
+  // The media pipeline asked for byte ranges, and the upstream saw them.
+  const asked = (await app
+    .locator('body')
+    .evaluate(async () => (await fetch('/ranges-asked')).json())) as string[];
+  expect(asked.length).toBeGreaterThan(0);
+  expect(asked.every((r) => /^bytes=\d+-\d*$/.test(r))).toBe(true);
 });
 
 it('serves Range requests and large transfers intact', async () => {
