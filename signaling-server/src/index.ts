@@ -14,3 +14,4 @@ export {
 export { SqliteStore } from './store/sqlite';
 export type { Store } from './store/store';
 export { turnCredentials, iceServersFor, CloseCode } from './ws/index';
+export { TurnMonitor, probeTurn, parseTurnUrl, release, type TurnStatus } from './turn/monitor';

@@ -17,6 +17,7 @@ import { loadServerKeys, type ServerKeys } from './auth/keys';
 import { createApp } from './http/app';
 import { attachSignaling, DEFAULT_LIMITS, type Signaling, type SignalingConfig } from './ws/index';
 import { logger, setLogLevel } from './logger';
+import { TurnMonitor } from './turn/monitor';
 import type { Clock } from './ws/clock';
 
 const log = logger('server');
@@ -99,16 +100,24 @@ export async function startPeerwayServer(
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
   });
   await signaling.ready;
+  const turn = new TurnMonitor(
+    { turnUrls: config.turnUrls, turnSecret: config.turnSecret, redisUrl: config.redisUrl },
+    logger('turn'),
+  );
+  await turn.start();
   const app = createApp({
     store,
     auth,
     keys,
-    presence: signaling.presenceView,
+    presence: { ...signaling.presenceView, load: (id) => signaling.load(id) },
     metrics: signaling.metrics.registry,
     config,
     onNodeClaimed: (id) => signaling.onNodeClaimed(id),
     onNodeRemoved: (id) => signaling.onNodeRemoved(id),
-    adminStats: () => signaling.stats(),
+    adminStats: async () => {
+      const st = signaling.stats();
+      return { ...st, turn: { ...st.turn, ...(await turn.status()) } };
+    },
   });
   httpServer.on('request', app);
   const adminInvite = await auth.ensureAdminInvite();
@@ -131,6 +140,7 @@ export async function startPeerwayServer(
     close() {
       closing ??= (async () => {
         await signaling.close();
+        await turn.close();
         httpServer.closeAllConnections();
         await new Promise<void>((r) => httpServer.close(() => r()));
         await store.close();

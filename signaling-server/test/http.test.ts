@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { createClaimToken, generateIdentity } from '@peerway/protocol/node';
-import { api, makeUser, randomEmail, randomPassword, withServer } from './helpers';
+import { FakeAgent, api, makeUser, randomEmail, randomPassword, withServer } from './helpers';
 import type { PeerwayServer } from '../src/server';
 
 let ctx: Awaited<ReturnType<typeof withServer>>;
@@ -267,6 +267,73 @@ describe('admin', () => {
     }
     expect((await api(server, 'GET', '/healthz')).json).toEqual({ ok: true });
     expect((await api(server, 'GET', '/metrics')).json).toMatch(/peerway_agents_connected/);
+  });
+
+  it('the admin signaling view has the hour of per-minute series, TURN and alerts', async () => {
+    const admin = await makeUser(server, true);
+    const r = await api(server, 'GET', '/api/admin/signaling', { token: admin.token });
+    expect(r.json.series.sessions).toHaveLength(60);
+    expect(r.json.series.messages.at(-1).at).toBeLessThanOrEqual(Date.now());
+    // No TURN configured here: no probes, no coturn figures, and it says so.
+    expect(r.json.turn).toMatchObject({ configured: false, probes: [], coturn: null });
+    expect(Array.isArray(r.json.alerts)).toBe(true);
+  });
+});
+
+describe('live updates (SSE)', () => {
+  /** Reads `event: snapshot` payloads from /api/events as they come. */
+  async function events(token: string, query = '') {
+    const ac = new AbortController();
+    const res = await fetch(`${server.url}/api/events${query}`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: ac.signal,
+    });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    return {
+      status: res.status,
+      async next(): Promise<any> {
+        for (;;) {
+          const end = buf.indexOf('\n\n');
+          if (end >= 0) {
+            const block = buf.slice(0, end);
+            buf = buf.slice(end + 2);
+            const data = /^event: snapshot\ndata: (.*)$/ms.exec(block);
+            if (data) return JSON.parse(data[1]!);
+            continue;
+          }
+          const { value, done } = await reader.read();
+          if (done) throw new Error('stream ended');
+          buf += value;
+        }
+      },
+      close: () => ac.abort(),
+    };
+  }
+
+  it("pushes the user's nodes when they change, and admin figures only to admins", async () => {
+    const { token } = await makeUser(server);
+    const stream = await events(token, '?admin=1');
+    expect(stream.status).toBe(200);
+    const first = await stream.next();
+    expect(first.nodes).toEqual([]);
+    expect(first).not.toHaveProperty('admin');
+    // A node of this user connects: the next snapshot has it, online.
+    const agent = new FakeAgent(server);
+    await agent.handshake({ token });
+    const second = await stream.next();
+    expect(second.nodes).toHaveLength(1);
+    expect(second.nodes[0]).toMatchObject({ shortId: agent.identity.shortId, online: true });
+    agent.close();
+    const third = await stream.next();
+    expect(third.nodes[0].online).toBe(false);
+    stream.close();
+
+    const admin = await makeUser(server, true);
+    const adminStream = await events(admin.token, '?admin=1');
+    expect((await adminStream.next()).admin.series.sessions).toHaveLength(60);
+    adminStream.close();
+    expect((await fetch(`${server.url}/api/events`)).status).toBe(401);
   });
 });
 

@@ -6,7 +6,7 @@
 import express, { type Request, type Response, type NextFunction } from 'express';
 import { parse as parseCookie } from 'cookie';
 import { z } from 'zod';
-import { PeerwayError, isValidServiceName } from '@peerway/protocol';
+import { PeerwayError, isValidServiceName, type NodeLoad } from '@peerway/protocol';
 import { signServiceAccessToken, verifyClaimToken, shortIdOf } from '@peerway/protocol/node';
 import type { Registry } from 'prom-client';
 import type { NodeRecord, Store, User } from '../store/store';
@@ -15,10 +15,13 @@ import type { ServerKeys } from '../auth/keys';
 import { body, errorHandler, route } from './errors';
 import { serviceOrigin, serviceOriginRouter } from '../web/service-origin';
 import { mountPages } from '../web/pages';
+import { mountEvents } from './events';
 
 /** What the HTTP layer needs to know about live connections. */
 export interface PresenceView {
   isOnline(nodeId: string): boolean;
+  /** The load the node reported last (sessions, CPU, memory, bandwidth). */
+  load?(nodeId: string): NodeLoad | undefined;
 }
 
 export interface HttpDeps {
@@ -114,6 +117,7 @@ export function createApp(deps: HttpDeps): express.Express {
       name: n.name,
       online: presence.isOnline(n.id),
       lastSeen: n.lastSeen,
+      load: presence.load?.(n.id) ?? null,
       isPublic: n.isPublic,
       services: await Promise.all(
         services.map(async (s) => ({
@@ -260,11 +264,12 @@ export function createApp(deps: HttpDeps): express.Express {
       res.redirect(302, `/add-node#claim=${token}`);
     }),
   );
+  const myNodes = async (user: User) =>
+    Promise.all((await store.listNodesByOwner(user.id)).map(nodeView));
   app.get(
     '/api/nodes',
     route(async (req, res) => {
-      const user = needUser(req);
-      res.json({ nodes: await Promise.all((await store.listNodesByOwner(user.id)).map(nodeView)) });
+      res.json({ nodes: await myNodes(needUser(req)) });
     }),
   );
   app.get(
@@ -314,30 +319,30 @@ export function createApp(deps: HttpDeps): express.Express {
       throw new PeerwayError('not_found', `you have no service ${req.params.name}`);
     return s;
   };
+  const myServices = async (user: User) => {
+    const services = await store.listServicesByOwner(user.id);
+    return Promise.all(
+      services.map(async (s) => {
+        const nodes = await store.listServiceNodes(s.name);
+        const shares = await store.listShares(s.name);
+        const emails = await Promise.all(
+          shares.map(async (id) => (await store.getUserById(id))?.email),
+        );
+        return {
+          name: s.name,
+          url: serviceUrl(s.name),
+          access: s.access,
+          sharedWith: emails.filter(Boolean),
+          nodes: nodes.length,
+          online: nodes.some((n) => presence.isOnline(n)),
+        };
+      }),
+    );
+  };
   app.get(
     '/api/services',
     route(async (req, res) => {
-      const user = needUser(req);
-      const services = await store.listServicesByOwner(user.id);
-      res.json({
-        services: await Promise.all(
-          services.map(async (s) => {
-            const nodes = await store.listServiceNodes(s.name);
-            const shares = await store.listShares(s.name);
-            const emails = await Promise.all(
-              shares.map(async (id) => (await store.getUserById(id))?.email),
-            );
-            return {
-              name: s.name,
-              url: serviceUrl(s.name),
-              access: s.access,
-              sharedWith: emails.filter(Boolean),
-              nodes: nodes.length,
-              online: nodes.some((n) => presence.isOnline(n)),
-            };
-          }),
-        ),
-      });
+      res.json({ services: await myServices(needUser(req)) });
     }),
   );
   app.put(
@@ -401,6 +406,16 @@ export function createApp(deps: HttpDeps): express.Express {
     }),
   );
 
+  // --- live updates: what the dashboard shows, pushed when it changes
+  mountEvents(app, {
+    user: needUser,
+    snapshot: async (user, admin) => ({
+      nodes: await myNodes(user),
+      services: await myServices(user),
+      ...(admin && user.isAdmin ? { admin: await deps.adminStats() } : {}),
+    }),
+  });
+
   // --- admin
   app.get(
     '/api/admin/users',
@@ -427,7 +442,7 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/admin/signaling',
     route(async (req, res) => {
       needAdmin(req);
-      res.json(deps.adminStats());
+      res.json(await deps.adminStats());
     }),
   );
 

@@ -57,8 +57,6 @@ const MAX_RELAYS = 100_000;
 export class Broker {
   readonly sessions = new Sessions();
   private publicKey: Promise<CryptoKey> | null = null;
-  /** Sessions per minute, over the last hour (for the admin chart). */
-  readonly perMinute = new Map<number, number>();
 
   constructor(private readonly ctx: SignalingContext) {}
 
@@ -147,6 +145,7 @@ export class Broker {
   ): Promise<void> {
     const refuse = (code: PeerwayError['code'], message: string) => {
       this.ctx.metrics.sessionsFailed.inc({ reason: code });
+      this.ctx.metrics.perMinute.failures.add();
       client.send({ type: 'session-error', ref: m.ref, code, message });
     };
     const mine = this.sessions.of((s) => s.clientKey === client).length;
@@ -187,9 +186,7 @@ export class Broker {
     const iceServers = iceServersFor(this.ctx.config, id, now);
     this.pendingOpen.set(id, { token: m.token, iceServers, candidates: [] });
     this.ctx.metrics.sessionsOpened.inc();
-    const minute = Math.floor(now / 60_000);
-    this.perMinute.set(minute, (this.perMinute.get(minute) ?? 0) + 1);
-    for (const k of this.perMinute.keys()) if (k < minute - 60) this.perMinute.delete(k);
+    this.ctx.metrics.perMinute.sessions.add();
     client.send({
       type: 'session',
       ref: m.ref,
@@ -388,6 +385,7 @@ export class Broker {
 
   private fail(s: SessionRecord, code: PeerwayError['code'], message: string): void {
     this.ctx.metrics.sessionsFailed.inc({ reason: code });
+    this.ctx.metrics.perMinute.failures.add();
     this.sessions.end(s.id, this.ctx.clock.now(), code);
     this.pendingOpen.delete(s.id);
     (s.clientKey as ClientPeer).send({ type: 'session-error', sessionId: s.id, code, message });

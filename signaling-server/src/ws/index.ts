@@ -12,6 +12,7 @@ import {
   type AgentToServer,
   type ClientToServer,
   type ServerToAgent,
+  type NodeLoad,
   type ServerToClient,
 } from '@peerway/protocol';
 import type { Store, User } from '../store/store';
@@ -22,6 +23,7 @@ import { systemClock, type Clock } from './clock';
 import type { SignalingConfig, SignalingContext } from './context';
 import { PerKeyRate } from './limits';
 import { createMetrics } from './metrics';
+import { Health, signalingStats, type SignalingStats } from './stats';
 import { CloseCode, Peer } from './peer';
 import { Presence } from './presence';
 import {
@@ -29,7 +31,6 @@ import {
   type AgentInfo,
   type Cluster,
   type ClusterHandlers,
-  type PeerInstance,
 } from './cluster';
 import { RedisCluster } from './redis-cluster';
 
@@ -48,29 +49,7 @@ export interface SignalingDeps {
   redisUrl?: string;
 }
 
-/** The admin view of signaling. */
-export interface SignalingStats {
-  /** This instance, how many are alive in the cluster (1 without Redis), and the others' counts. */
-  instance: { id: string; instances: number; agentsElsewhere: number; peers: PeerInstance[] };
-  agentsConnected: number;
-  clientsConnected: number;
-  liveSessions: number;
-  sessionsPerMinute: { minute: number; count: number }[];
-  setupMs: { p50: number | null; p90: number | null; p99: number | null };
-  failuresByReason: Record<string, number>;
-  connections: { relayed: number; direct: number; relayUdp: number; relayTcp: number };
-  recent: {
-    id: string;
-    service: string;
-    node: string;
-    openedAt: number;
-    setupMs: number | null;
-    closedAt: number | null;
-    failure: string | null;
-    agent: unknown;
-    client: unknown;
-  }[];
-}
+export type { SignalingStats } from './stats';
 
 export interface Signaling {
   presence: Presence;
@@ -85,6 +64,8 @@ export interface Signaling {
   /** Resolves once the cluster (if any) is listening. */
   ready: Promise<void>;
   stats(): SignalingStats;
+  /** The load a node reported last (wherever it is connected). */
+  load(nodeId: string): NodeLoad | undefined;
   close(): Promise<void>;
 }
 
@@ -92,10 +73,14 @@ export interface Signaling {
 export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signaling {
   const clock = deps.clock ?? systemClock;
   const log = deps.logger;
-  const metrics = createMetrics({
-    instances: () => cluster.instanceCount(),
-    agentsElsewhere: () => cluster.remoteAgentCount(),
-  });
+  const metrics = createMetrics(
+    {
+      instances: () => cluster.instanceCount(),
+      agentsElsewhere: () => cluster.remoteAgentCount(),
+    },
+    () => clock.now(),
+  );
+  const health = new Health(() => clock.now());
   const agents = new Map<string, AgentConnection>();
   const clients = new Set<ClientPeer>();
   const presence = new Presence(deps.config.presenceTimeoutMs, clock, (id, at) => {
@@ -168,6 +153,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       if (old && old !== a)
         old.peer.close(CloseCode.REPLACED, 'another connection of this node took over');
       agents.set(a.nodeId, a);
+      health.cameOnline(a.nodeId);
       presence.connected(a.nodeId, a.onPresenceTimeout);
       metrics.agents.set(agents.size);
       cluster.publishAgent(info(a));
@@ -178,6 +164,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       presence.disconnected(a.nodeId, a.onPresenceTimeout);
       metrics.agents.set(agents.size);
       cluster.withdrawAgent(a.nodeId, a.connectedAt);
+      health.wentOffline(a, clock.now());
       // Reconnected through another instance already? Then it is not gone.
       if (!cluster.remoteAgent(a.nodeId)) ctx.broker.nodeGone(a.nodeId);
       log.info({ node: a.shortId }, 'agent disconnected');
@@ -274,15 +261,24 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     ready,
     onNodeClaimed: (nodeId) => cluster.broadcastNodeChanged(nodeId, 'claimed'),
     onNodeRemoved: (nodeId) => cluster.broadcastNodeChanged(nodeId, 'removed'),
-    stats: () => ({
+    stats: (): SignalingStats => ({
       instance: {
         id: cluster.instanceId,
         instances: cluster.instanceCount(),
         agentsElsewhere: cluster.remoteAgentCount(),
         peers: cluster.peers(),
       },
-      ...stats(broker, agents.size, clients.size),
+      ...signalingStats({
+        broker,
+        metrics,
+        health,
+        agents: [...agents.values()],
+        clients: clients.size,
+        now: clock.now(),
+        turnConfigured: deps.config.turnUrls.length > 0,
+      }),
     }),
+    load: (nodeId) => agents.get(nodeId)?.load ?? cluster.remoteAgent(nodeId)?.load,
     async close() {
       httpServer.off('upgrade', onUpgrade);
       clearInterval(pinger);
@@ -292,57 +288,5 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       for (const ws of wss.clients) ws.terminate();
       await cluster.close();
     },
-  };
-}
-
-function pct(sorted: number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function stats(broker: Broker, agents: number, clients: number): Omit<SignalingStats, 'instance'> {
-  const recent = broker.sessions.recent(1000);
-  const setups = recent
-    .filter((s) => s.answeredAt !== undefined)
-    .map((s) => s.answeredAt! - s.openedAt)
-    .sort((a, b) => a - b);
-  const failuresByReason: Record<string, number> = {};
-  for (const s of recent)
-    if (s.failure) failuresByReason[s.failure] = (failuresByReason[s.failure] ?? 0) + 1;
-  const conn = { relayed: 0, direct: 0, relayUdp: 0, relayTcp: 0 };
-  for (const s of recent) {
-    const st = s.clientStats ?? s.agentStats;
-    if (!st) continue;
-    const relayed = st.localCandidateType === 'relay' || st.remoteCandidateType === 'relay';
-    if (relayed) {
-      conn.relayed++;
-      const r =
-        (s.clientStats?.localCandidateType === 'relay' ? s.clientStats : s.agentStats)
-          ?.relayProtocol ?? st.protocol;
-      if (r === 'udp') conn.relayUdp++;
-      else conn.relayTcp++;
-    } else conn.direct++;
-  }
-  return {
-    agentsConnected: agents,
-    clientsConnected: clients,
-    liveSessions: broker.sessions.liveCount,
-    sessionsPerMinute: [...broker.perMinute.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([minute, count]) => ({ minute: minute * 60_000, count })),
-    setupMs: { p50: pct(setups, 50), p90: pct(setups, 90), p99: pct(setups, 99) },
-    failuresByReason,
-    connections: conn,
-    recent: recent.slice(0, 100).map((s) => ({
-      id: s.id,
-      service: s.service,
-      node: s.shortId,
-      openedAt: s.openedAt,
-      setupMs: s.answeredAt !== undefined ? s.answeredAt - s.openedAt : null,
-      closedAt: s.closedAt ?? null,
-      failure: s.failure ?? null,
-      agent: s.agentStats ?? null,
-      client: s.clientStats ?? null,
-    })),
   };
 }

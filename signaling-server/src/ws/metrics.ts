@@ -1,5 +1,6 @@
 /** Prometheus figures for signaling (prom-client), one registry per server. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PerMinute } from './series';
 
 /** Figures read at scrape time (the cluster's view changes without an event). */
 export interface ClusterFigures {
@@ -9,11 +10,19 @@ export interface ClusterFigures {
 
 export function createMetrics(
   cluster: ClusterFigures = { instances: () => 1, agentsElsewhere: () => 0 },
+  now: () => number = Date.now,
 ) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'peerway_process_' });
   const m = {
     registry,
+    /** The same figures per minute over the last hour, for the admin charts. */
+    perMinute: {
+      messages: new PerMinute(now),
+      errors: new PerMinute(now),
+      sessions: new PerMinute(now),
+      failures: new PerMinute(now),
+    },
     agents: new Gauge({
       name: 'peerway_agents_connected',
       help: 'Agents connected and authenticated',

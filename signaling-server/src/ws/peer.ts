@@ -60,6 +60,7 @@ export class Peer<In, Out extends ServerToAgent | ServerToClient> {
   listen(handler: (msg: In) => Promise<void> | void): void {
     this.ws.on('message', (raw, isBinary) => {
       this.metrics.messages.inc({ side: this.side });
+      this.metrics.perMinute.messages.add();
       if (!this.bucket.take())
         return this.refuse(new PeerwayError('rate_limited', 'too many messages; slow down'));
       if (isBinary)
@@ -87,6 +88,7 @@ export class Peer<In, Out extends ServerToAgent | ServerToClient> {
   /** Answers a refused message with an error; closes after repeated abuse. */
   refuse(err: PeerwayError): void {
     this.metrics.badMessages.inc({ side: this.side, code: err.code });
+    this.metrics.perMinute.errors.add();
     this.send({ type: 'error', code: err.code, message: err.message.slice(0, 500) } as Out);
     if (this.abuse.bad()) this.close(CloseCode.ABUSE, 'too many bad messages');
   }
