@@ -26,12 +26,7 @@ import { createMetrics } from './metrics';
 import { Health, signalingStats, type SignalingStats } from './stats';
 import { CloseCode, Peer } from './peer';
 import { Presence } from './presence';
-import {
-  LocalCluster,
-  type AgentInfo,
-  type Cluster,
-  type ClusterHandlers,
-} from './cluster';
+import { LocalCluster, type AgentInfo, type Cluster, type ClusterHandlers } from './cluster';
 import { RedisCluster } from './redis-cluster';
 
 export { DEFAULT_LIMITS, type SignalingConfig } from './context';
