@@ -29,6 +29,7 @@ npx eslint .
 npx prettier --check . >/dev/null || { echo "prettier: run npm run format"; exit 1; }
 echo "== typecheck"
 npx tsc -p tsconfig.json
+npx tsc -p web-client/tsconfig.json --noEmit
 echo "== build web client"
 npm run build -w @peerway/web-client --if-present
 echo "== tests"

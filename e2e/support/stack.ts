@@ -162,6 +162,25 @@ export class Stack {
     return Object.assign(p, { home });
   }
 
+  /**
+   * An agent with no token: it connects unclaimed and prints its claim link
+   * (the short /c/ form), which this returns.
+   */
+  async unclaimedAgent(
+    services: string[],
+    name = 'attic',
+  ): Promise<{ proc: Proc; claimUrl: string; shortId: string }> {
+    const home = join(this.dir, `agent-${randomBytes(3).toString('hex')}`);
+    mkdirSync(home, { recursive: true });
+    const proc = this.spawn(
+      AGENT_BIN,
+      ['run', '--server', this.url, '--name', name, ...services.flatMap((s) => ['--service', s])],
+      { PEERWAY_HOME: home },
+    );
+    const m = await proc.waitFor(/as node ([0-9a-f]{6})[\s\S]*?(http:\/\/\S+\/c\/\S+)/);
+    return { proc, shortId: m[1]!, claimUrl: m[2]! };
+  }
+
   /** A fresh Chromium context (its own profile: cookies, storage, service workers). */
   async context(): Promise<BrowserContext> {
     this.browser ??= await chromium.launch({
@@ -195,13 +214,18 @@ export class Stack {
 }
 
 /** Saves a screenshot under e2e/artifacts for a person to look at. */
-export async function screenshot(page: Page, name: string): Promise<void> {
+export async function screenshot(
+  page: Page,
+  name: string,
+  opts: { fullPage?: boolean } = {},
+): Promise<void> {
   mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
   try {
-    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+    await page.screenshot({ path, ...opts });
   } catch {
     // a navigation was swapping the page out: wait for it to settle, then once more
     await page.waitForLoadState('load').catch(() => {});
-    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+    await page.screenshot({ path, ...opts });
   }
 }

@@ -387,6 +387,24 @@ describe('external identity provider (JWKS)', () => {
         (await api(ext.server, 'GET', '/api/me', { token: await sign({}, other.privateKey) }))
           .status,
       ).toBe(401);
+      // The dashboard's way in: the provider's JWT exchanged for a session cookie.
+      const exchanged = await api(ext.server, 'POST', '/api/auth/external', {
+        body: { token: await sign({}) },
+      });
+      expect(exchanged.status).toBe(200);
+      const cookie = exchanged.headers.get('set-cookie')!.split(';')[0]!;
+      expect((await api(ext.server, 'GET', '/api/me', { cookie })).json.user.id).toBe(
+        ok.json.user.id,
+      );
+      const forged = await api(ext.server, 'POST', '/api/auth/external', {
+        body: { token: await sign({}, other.privateKey) },
+      });
+      expect(forged.status).toBe(401);
+      expect(forged.headers.get('set-cookie')).toBeNull();
+      // A server without a provider has no such door.
+      expect(
+        (await api(server, 'POST', '/api/auth/external', { body: { token: 'x' } })).status,
+      ).toBe(404);
     } finally {
       await ext.stop();
       await new Promise((r) => jwksServer.close(r));

@@ -167,8 +167,18 @@ export class Auth {
     return this.external(token);
   }
 
-  private async external(token: string): Promise<User | null> {
-    if (!this.jwks) return null;
+  /** True when sign-in goes through an external identity provider (JWKS configured). */
+  get externalProvider(): boolean {
+    return this.jwks !== null;
+  }
+
+  /**
+   * Resolves a JWT from the external identity provider (and only that: not a
+   * session JWT, not a personal access token) to its user, provisioning the
+   * user on first sight. Null if it is not a valid token of that provider.
+   */
+  async external(token: string): Promise<User | null> {
+    if (!this.jwks || token.length > 8192) return null;
     try {
       const { payload } = await jwtVerify(token, this.jwks, {
         issuer: this.config.authIssuer!,

@@ -51,6 +51,7 @@ const ClaimBody = z.object({ claimToken: z.string().min(1).max(4096) });
 const VisibilityBody = z.object({ isPublic: z.boolean() });
 const AccessBody = z.object({ access: z.enum(['private', 'public', 'shared']) });
 const ShareBody = z.object({ email: z.string().max(320) });
+const ExternalBody = z.object({ token: z.string().min(1).max(8192) });
 const TokenBody = z.object({ name: z.string().min(1).max(64).default('token') });
 
 /** Builds the express app. */
@@ -155,6 +156,21 @@ export function createApp(deps: HttpDeps): express.Express {
     route(async (req, res) => {
       const b = body(Credentials, req);
       const user = await auth.login(b.email, b.password);
+      await setSession(res, user);
+      res.json({ user: publicUser(user) });
+    }),
+  );
+  // External sign-in (Clerk, Auth0, Keycloak…): the provider's front end gets
+  // a JWT; posting it here exchanges it for a gateway session cookie.
+  app.post(
+    '/api/auth/external',
+    route(async (req, res) => {
+      if (!auth.externalProvider)
+        throw new PeerwayError('not_found', 'this server has no external identity provider');
+      const { token } = body(ExternalBody, req);
+      const user = await auth.external(token);
+      if (!user)
+        throw new PeerwayError('unauthorized', 'the identity provider token was not accepted');
       await setSession(res, user);
       res.json({ user: publicUser(user) });
     }),

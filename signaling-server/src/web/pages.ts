@@ -1,14 +1,34 @@
 /**
- * Gateway pages served by the server itself: sign-in, sign-up, the
- * authorization hop for private services, claim links, and a small home page
- * that lists the caller's nodes and gives the one agent command to run.
- * (Plain HTML and a few lines of script: no build step needed to sign in.)
+ * Gateway pages served by the server itself: sign-in, sign-up and the
+ * authorization hop for private services (plain HTML and a few lines of
+ * script: no build step needed to sign in), and the dashboard's page for its
+ * routes (my nodes, public nodes, admin, add a node).
  */
-import type { Express, Request, Response } from 'express';
+import express, { type Express, type Request, type Response } from 'express';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { signServiceAccessToken } from '@peerway/protocol/node';
 import type { Store, User } from '../store/store';
 import type { ServerKeys } from '../auth/keys';
-import { serviceOrigin, type OriginConfig } from './service-origin';
+import { WEB_DIST, serviceOrigin, type OriginConfig } from './service-origin';
+
+/** Paths the dashboard answers (it routes between them in the page). */
+export const DASHBOARD_ROUTES = ['/', '/nodes', '/public', '/admin', '/add-node'];
+
+let dashboardTemplate: string | null = null;
+function dashboardHtml(config: { publicUrl: string; baseDomain: string }): string | null {
+  if (dashboardTemplate === null) {
+    const p = join(WEB_DIST, 'dash', 'dashboard.html');
+    if (!existsSync(p)) return null;
+    dashboardTemplate = readFileSync(p, 'utf8');
+  }
+  // JSON in a script: escape "<" so no value can close the tag.
+  const json = JSON.stringify(config).replace(/</g, '\\u003c');
+  return dashboardTemplate.replace(
+    '<head>',
+    `<head><script>window.__PEERWAY_DASH__=${json}</script>`,
+  );
+}
 
 /** Life of a token handed to a shell after sign-in (it only opens sessions). */
 export const AUTHORIZED_TOKEN_TTL_S = 3600;
@@ -46,6 +66,8 @@ const authForm = (kind: 'signin' | 'signup', next: string, invite: string) =>
 <p class="err" id="err" role="alert"></p><button type="submit">${kind === 'signin' ? 'Sign in' : 'Create account'}</button></form>
 <p>${kind === 'signin' ? `No account? <a href="/signup?next=${encodeURIComponent(next)}">Create one</a>` : `Have an account? <a href="/signin?next=${encodeURIComponent(next)}">Sign in</a>`}</p>`,
     `const next=${JSON.stringify(next).replace(/</g, '\\u003c')};const invite=${JSON.stringify(invite).replace(/</g, '\\u003c')};
+const idt=new URLSearchParams(location.hash.slice(1)).get('id_token');
+if(idt){history.replaceState(null,'',location.pathname+location.search);fetch('/api/auth/external',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({token:idt})}).then(async(r)=>{if(r.ok)location.assign(next);else{const j=await r.json().catch(()=>({}));document.getElementById('err').textContent=(j.error&&j.error.message)||('Error '+r.status)}})}
 document.getElementById('f').onsubmit=async(e)=>{e.preventDefault();const b={email:email.value,password:password.value};if(invite)b.invite=invite;
 const r=await fetch('/api/auth/${kind === 'signin' ? 'login' : 'signup'}',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify(b)});
 if(r.ok){location.assign(next)}else{const j=await r.json().catch(()=>({}));document.getElementById('err').textContent=(j.error&&j.error.message)||('Error '+r.status)}};`,
@@ -120,54 +142,18 @@ export function mountPages(
     })().catch(next);
   });
 
-  app.get('/add-node', (_req, res) => {
-    res.type('html').send(
-      page(
-        'Add a node',
-        `<h1>Add a node</h1><div id="out"><p>Reading the claim link…</p></div>`,
-        `const t=new URLSearchParams(location.hash.slice(1)).get('claim')||sessionStorage.getItem('peerway:claim');
-const out=document.getElementById('out');
-(async()=>{if(!t){out.innerHTML='<p>No claim link here. Run <code>peerway-agent claim-url</code> on the node.</p>';return}
-sessionStorage.setItem('peerway:claim',t);
-const me=await fetch('/api/me');if(me.status===401){location.assign('/signin?next='+encodeURIComponent('/add-node'));return}
-const info=await fetch('/api/nodes/claim-info?token='+encodeURIComponent(t));const i=await info.json();
-if(!info.ok){sessionStorage.removeItem('peerway:claim');out.textContent=i.error.message;return}
-out.innerHTML='';const p=document.createElement('p');p.textContent='Claim node “'+i.name+'” ('+i.shortId+') for your account?';
-const b=document.createElement('button');b.textContent='Claim '+i.shortId;out.append(p,b);
-b.onclick=async()=>{const r=await fetch('/api/nodes/claim',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({claimToken:t})});const j=await r.json();
-sessionStorage.removeItem('peerway:claim');out.textContent=r.ok?'Node '+j.node.shortId+' is yours. Its services are routable now.':j.error.message}})();`,
-      ),
-    );
-  });
-
-  app.get('/', (req, res) => {
-    const user = req.user as User | null | undefined;
-    if (!user) {
-      return void res
-        .type('html')
-        .send(
-          page(
-            'Peerway',
-            `<h1>Peerway</h1><p>A stable URL for web services behind home routers, peer to peer.</p><p><a href="/signin">Sign in</a> · <a href="/signup">Create an account</a></p>`,
-          ),
-        );
-    }
-    res.type('html').send(
-      page(
-        'My nodes',
-        `<h1>Peerway</h1><p>Signed in as <b>${esc(user.email)}</b>. <a href="#" id="out">Sign out</a></p>
-<h2>Add a node</h2><p>On the machine that runs your service:</p><pre id="cmd">Creating a token…</pre>
-<h2>My nodes</h2><table><thead><tr><th>Node</th><th>Status</th><th>Services</th></tr></thead><tbody id="nodes"></tbody></table>`,
-        `const server=${JSON.stringify(config.publicUrl).replace(/</g, '\\u003c')};
-document.getElementById('out').onclick=async(e)=>{e.preventDefault();await fetch('/api/auth/logout',{method:'POST'});location.reload()};
-(async()=>{const t=await (await fetch('/api/tokens',{method:'POST',headers:{'content-type':'application/json'},body:'{"name":"agent"}'})).json();
-document.getElementById('cmd').textContent='npx peerway-agent run --server '+server+' --token '+t.token+' --service myapp=http://127.0.0.1:3000';
-const load=async()=>{const {nodes}=await (await fetch('/api/nodes')).json();const tb=document.getElementById('nodes');tb.replaceChildren();
-for(const n of nodes){const tr=document.createElement('tr');const a=document.createElement('td');a.textContent=n.name+' ('+n.shortId+')';
-const b=document.createElement('td');b.textContent=n.online?'online':'offline, last seen '+new Date(n.lastSeen).toLocaleString();
-const c=document.createElement('td');for(const s of n.services){const l=document.createElement('a');l.href=s.url;l.textContent=s.url;c.append(l,' ('+s.access+') ')}
-tr.append(a,b,c);tb.append(tr)}};load();setInterval(load,5000)})();`,
-      ),
-    );
-  });
+  // The dashboard (web-client/dashboard.html, built to dist/dash): its routes get
+  // the page, its assets live under /dash/.
+  app.use('/dash', express.static(join(WEB_DIST, 'dash'), { index: false, maxAge: '1h' }));
+  for (const path of DASHBOARD_ROUTES)
+    app.get(path, (_req, res) => {
+      const html = dashboardHtml({ publicUrl: config.publicUrl, baseDomain: config.baseDomain });
+      res.setHeader('Cache-Control', 'no-store');
+      if (!html)
+        return void res
+          .status(503)
+          .type('text/plain')
+          .send('The dashboard is not built: run `npm run build -w @peerway/web-client`.\n');
+      res.type('html').send(html);
+    });
 }
