@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import { createTurnClient } from 'werift';
 import { TurnMonitor, parseTurnUrl, release, turnCredentials } from '@peerway/signaling-server';
 import { startTurn, type TurnProcess } from '../../infra/turn/turn-process';
@@ -86,6 +87,12 @@ it("probes TURN with real allocations and shows coturn's own allocation reports"
     [true, null],
   ]);
   expect(s.probes[0]!.rttMs).toBeGreaterThan(0);
+  // The same figures for Prometheus.
+  const registry = new Registry();
+  m.registerMetrics(registry);
+  const text = await registry.metrics();
+  expect(text).toContain(`peerway_turn_probe_ok{url="turn:127.0.0.1:${port}?transport=udp"} 1`);
+  expect(text).toMatch(/^peerway_turn_allocations \d+$/m);
 
   // An allocation that stays open shows up in coturn's reports, and goes when released.
   const cred = turnCredentials(secret, 'live', Date.now(), 600);

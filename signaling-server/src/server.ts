@@ -18,6 +18,7 @@ import { createApp } from './http/app';
 import { attachSignaling, DEFAULT_LIMITS, type Signaling, type SignalingConfig } from './ws/index';
 import { logger, setLogLevel } from './logger';
 import { TurnMonitor } from './turn/monitor';
+import { Gauge } from 'prom-client';
 import type { Clock } from './ws/clock';
 
 const log = logger('server');
@@ -105,6 +106,17 @@ export async function startPeerwayServer(
     logger('turn'),
   );
   await turn.start();
+  turn.registerMetrics(signaling.metrics.registry);
+  new Gauge({
+    name: 'peerway_nodes_unhealthy',
+    help: 'Nodes that need a look (as on the admin page), by kind: offline, busy, failing',
+    labelNames: ['kind'] as const,
+    registers: [signaling.metrics.registry],
+    collect() {
+      this.reset();
+      for (const a of signaling.stats().alerts) this.inc({ kind: a.kind });
+    },
+  });
   const app = createApp({
     store,
     auth,

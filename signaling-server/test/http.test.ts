@@ -269,6 +269,28 @@ describe('admin', () => {
     expect((await api(server, 'GET', '/metrics')).json).toMatch(/peerway_agents_connected/);
   });
 
+  it('the sample Grafana dashboard only queries metrics the server exports', async () => {
+    const { readFileSync } = await import('node:fs');
+    const dash = JSON.parse(
+      readFileSync(new URL('../../infra/grafana/peerway-dashboard.json', import.meta.url), 'utf8'),
+    ) as { panels: { targets: { expr: string }[] }[] };
+    const exported = new Set(
+      [...((await api(server, 'GET', '/metrics')).json as string).matchAll(/^# TYPE (\S+)/gm)].map(
+        (m) => m[1]!,
+      ),
+    );
+    const used = new Set(
+      dash.panels.flatMap((p) =>
+        p.targets.flatMap((t) => [...t.expr.matchAll(/peerway_[a-z_]+/g)].map((m) => m[0])),
+      ),
+    );
+    for (const name of used) {
+      const base = name.replace(/_(bucket|sum|count)$/, '');
+      expect(exported.has(name) || exported.has(base), name).toBe(true);
+    }
+    expect(used.size).toBeGreaterThan(10);
+  });
+
   it('the admin signaling view has the hour of per-minute series, TURN and alerts', async () => {
     const admin = await makeUser(server, true);
     const r = await api(server, 'GET', '/api/admin/signaling', { token: admin.token });

@@ -21,6 +21,7 @@ import {
   parseMessage,
   type TurnProtocol,
 } from 'werift';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../logger';
 import { turnCredentials } from '../ws/ice';
 
@@ -253,6 +254,56 @@ export class TurnMonitor {
         : null,
     };
   }
+
+  /**
+   * The same figures for Prometheus, read at scrape time: probe result and
+   * round trip per TURN URL, and coturn's allocations when it reports.
+   */
+  registerMetrics(registry: Registry): void {
+    const monitor = this;
+    new Gauge({
+      name: 'peerway_turn_probe_ok',
+      help: 'Last TURN probe per URL: 1 allocation granted, 0 failed',
+      labelNames: ['url'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const p of (await monitor.status()).probes) this.set({ url: p.url }, p.ok ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'peerway_turn_probe_seconds',
+      help: 'Last TURN probe per URL: time to a granted allocation',
+      labelNames: ['url'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of monitor.probes)
+          if (p.rttMs !== null) this.set({ url: p.url }, p.rttMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'peerway_turn_allocations',
+      help: 'Active allocations as coturn reports them to Redis (absent when it does not)',
+      registers: [registry],
+      collect() {
+        this.reset();
+        if (monitor.sub) this.set(monitor.active.size);
+      },
+    });
+    new Counter({
+      name: 'peerway_turn_relayed_bytes_total',
+      help: 'Bytes coturn reports it relayed (redis-statsdb traffic events)',
+      registers: [registry],
+      collect() {
+        const now = monitor.relayedBytes;
+        const inc = now - monitor.reportedBytes;
+        if (inc > 0) this.inc(inc);
+        monitor.reportedBytes = now;
+      },
+    });
+  }
+  private reportedBytes = 0;
 
   async close(): Promise<void> {
     this.sub?.disconnect();

@@ -13,7 +13,7 @@ export function createMetrics(
   now: () => number = Date.now,
 ) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'peerway_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'peerway_' });
   const m = {
     registry,
     /** The same figures per minute over the last hour, for the admin charts. */
