@@ -260,46 +260,43 @@ export class TurnMonitor {
    * round trip per TURN URL, and coturn's allocations when it reports.
    */
   registerMetrics(registry: Registry): void {
-    const monitor = this;
-    new Gauge({
+    const ok: Gauge<'url'> = new Gauge({
       name: 'peerway_turn_probe_ok',
       help: 'Last TURN probe per URL: 1 allocation granted, 0 failed',
       labelNames: ['url'] as const,
       registers: [registry],
-      async collect() {
-        this.reset();
-        for (const p of (await monitor.status()).probes) this.set({ url: p.url }, p.ok ? 1 : 0);
+      collect: async () => {
+        ok.reset();
+        for (const p of (await this.status()).probes) ok.set({ url: p.url }, p.ok ? 1 : 0);
       },
     });
-    new Gauge({
+    const rtt: Gauge<'url'> = new Gauge({
       name: 'peerway_turn_probe_seconds',
       help: 'Last TURN probe per URL: time to a granted allocation',
       labelNames: ['url'] as const,
       registers: [registry],
-      collect() {
-        this.reset();
-        for (const p of monitor.probes)
-          if (p.rttMs !== null) this.set({ url: p.url }, p.rttMs / 1000);
+      collect: () => {
+        rtt.reset();
+        for (const p of this.probes) if (p.rttMs !== null) rtt.set({ url: p.url }, p.rttMs / 1000);
       },
     });
-    new Gauge({
+    const allocations: Gauge = new Gauge({
       name: 'peerway_turn_allocations',
       help: 'Active allocations as coturn reports them to Redis (absent when it does not)',
       registers: [registry],
-      collect() {
-        this.reset();
-        if (monitor.sub) this.set(monitor.active.size);
+      collect: () => {
+        allocations.reset();
+        if (this.sub) allocations.set(this.active.size);
       },
     });
-    new Counter({
+    const relayed: Counter = new Counter({
       name: 'peerway_turn_relayed_bytes_total',
       help: 'Bytes coturn reports it relayed (redis-statsdb traffic events)',
       registers: [registry],
-      collect() {
-        const now = monitor.relayedBytes;
-        const inc = now - monitor.reportedBytes;
-        if (inc > 0) this.inc(inc);
-        monitor.reportedBytes = now;
+      collect: () => {
+        const inc = this.relayedBytes - this.reportedBytes;
+        if (inc > 0) relayed.inc(inc);
+        this.reportedBytes = this.relayedBytes;
       },
     });
   }
