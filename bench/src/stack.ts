@@ -17,6 +17,8 @@ export interface BenchStack {
   appPort: number;
   /** The agent's resident set size now, in bytes. */
   agentRss(): number;
+  /** The agent's CPU time so far (user + system), seconds. */
+  agentCpuS(): number;
   close(): Promise<void>;
 }
 
@@ -104,6 +106,11 @@ export async function startBenchStack(): Promise<BenchStack> {
     appPort,
     agentRss: () =>
       Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))![1]) * 1024,
+    agentCpuS: () => {
+      // fields 14 and 15 of /proc/PID/stat (utime, stime), in clock ticks (100/s on Linux)
+      const f = readFileSync(`/proc/${agent.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100;
+    },
     async close() {
       agent.kill('SIGTERM');
       await server.close();
