@@ -24,6 +24,15 @@ export const RELAY_FAILURE_GRACE_MS = 3000;
 export const RELAY_UNREACHABLE_MS = 5000;
 /** When to report the connection's stats again after it opened. */
 export const STATS_REPORT_DELAYS_MS = [2000, 6000];
+/** How much longer than a UDP relay candidate a TCP relay candidate is held. */
+export const TCP_RELAY_HOLD_MS = 300;
+
+/** Whether a relay candidate reaches its TURN server over TCP or TLS. */
+function relayOverTcp(c: RTCIceCandidate, url?: string | null): boolean {
+  const proto = (c as { relayProtocol?: string }).relayProtocol;
+  if (proto) return proto !== 'udp';
+  return !!url && (/^turns:/.test(url) || /transport=tcp/i.test(url));
+}
 
 export interface OpenTunnel {
   mux: TunnelMux;
@@ -110,13 +119,33 @@ export async function openTunnel(
               if (!offerSent) return void beforeOffer.push(c);
               send({ type: 'candidate', sessionId, candidate: c ? (c.toJSON() as never) : null });
             };
-            let held = 0;
+            // Relay over TCP is the way out for networks that drop UDP. Where the
+            // UDP relay works the node must not meet the TCP one first: it
+            // answers whichever check arrives first, and werift keeps the first
+            // nomination. So a TCP relay goes out only if no UDP relay turned up
+            // TCP_RELAY_HOLD_MS after the relay hold.
+            let relayUdp = false;
+            let pending = 0;
+            let endHeld = false;
+            const later = (ms: number, f: () => void) => {
+              pending++;
+              setTimeout(() => {
+                pending--;
+                f();
+                if (pending === 0 && endHeld) trickle(null);
+              }, ms);
+            };
             pc.onicecandidate = (ev) => {
-              const wait = holdUntil - performance.now();
-              if (wait > 0 && (ev.candidate?.type === 'relay' || (!ev.candidate && held > 0))) {
-                held++;
-                setTimeout(() => trickle(ev.candidate), wait + (ev.candidate ? 0 : 50));
-              } else trickle(ev.candidate);
+              const c = ev.candidate;
+              if (!c) return pending > 0 ? void (endHeld = true) : trickle(null);
+              if (c.type !== 'relay') return trickle(c);
+              const tcp = relayOverTcp(c, (ev as { url?: string | null }).url);
+              if (!tcp) relayUdp = true;
+              const wait =
+                Math.max(0, holdUntil - performance.now()) + (tcp ? TCP_RELAY_HOLD_MS : 0);
+              later(wait, () => {
+                if (!(tcp && relayUdp)) trickle(c);
+              });
             };
             // A relay that is down or refuses our credentials shows up as an
             // icecandidateerror; once gathering is over without a relay and no
