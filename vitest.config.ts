@@ -23,6 +23,27 @@ export default defineConfig({
         },
       },
       {
+        // The agent's other engine, node-datachannel, through the same tunnel
+        // suite and browser paths, so neither engine rots. (Not the NAT
+        // matrix: a browser behind a UDP-blocking router cannot reach it yet,
+        // see node-agent/src/engine/index.ts.)
+        test: {
+          name: 'node-datachannel',
+          include: [
+            'node-agent/test/tunnel.test.ts',
+            'e2e/tests/media.test.ts',
+            'e2e/tests/multipage.test.ts',
+            'e2e/tests/replicas.test.ts',
+          ],
+          env: { PEERWAY_ENGINE: 'node-datachannel' },
+          // after the other projects, so its browsers do not compete with theirs
+          sequence: { groupOrder: 1 },
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
         test: {
           name: 'e2e',
           include: ['e2e/tests/**/*.test.ts'],

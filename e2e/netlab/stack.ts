@@ -155,9 +155,16 @@ export class LabStack {
         `chat=127.0.0.1:${port},public`,
       ],
       {
-        env: { ...process.env, PEERWAY_HOME: home, PEERWAY_LOG_LEVEL: 'warn' },
+        env: {
+          ...process.env,
+          PEERWAY_HOME: home,
+          PEERWAY_LOG_LEVEL: process.env.PEERWAY_LAB_DEBUG ? 'debug' : 'warn',
+        },
       },
     );
+    // PEERWAY_LAB_DEBUG=1: the agent's log on this test's stderr
+    if (process.env.PEERWAY_LAB_DEBUG)
+      for (const s of [agent.stdout, agent.stderr]) s?.on('data', (d) => process.stderr.write(d));
     await waitFor(agent, /✓ http:\/\/chat\./);
   }
 

@@ -17,18 +17,11 @@ import {
   type NodeIdentity,
 } from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
-import type { RTCPeerConnection } from 'werift';
 import type { Logger } from 'pino';
 import { ServerConnection } from './connection';
 import { LoadMeter } from './load';
-import {
-  boundGathering,
-  connectionStats,
-  createPeerConnection,
-  remoteAddress,
-  TUNNEL_LABEL,
-  tunnelChannel,
-} from './rtc';
+import { TUNNEL_LABEL } from './rtc';
+import { selectEngine, type AnswerSession, type RtcEngine } from './engine';
 import { Upstream } from './upstream';
 import { serviceUrl, type ServiceConfig } from './home';
 
@@ -56,6 +49,8 @@ export interface AgentOptions {
     s: { name: string; accepted: boolean; reason?: string | undefined; url?: string | undefined }[],
   ) => void;
   onClaimed?: (owner: string) => void;
+  /** The WebRTC engine (default: PEERWAY_ENGINE, else werift). */
+  engine?: RtcEngine;
   /** The owner removed this node: the agent has stopped. */
   onRemoved?: () => void;
 }
@@ -63,7 +58,7 @@ export interface AgentOptions {
 interface Session {
   id: string;
   service: string;
-  pc: RTCPeerConnection;
+  rtc: AnswerSession;
   mux: TunnelMux | null;
   pending: IceCandidate[];
   remoteSet: boolean;
@@ -76,10 +71,12 @@ export class Agent {
   private readonly sessions = new Map<string, Session>();
   private serverKey: { key: Promise<CryptoKey>; issuer: string } | null = null;
   private readonly load = new LoadMeter();
+  private readonly engine: RtcEngine;
   private txTotal = 0;
   private rxTotal = 0;
 
   constructor(private readonly o: AgentOptions) {
+    this.engine = o.engine ?? selectEngine();
     for (const s of o.services)
       this.upstreams.set(
         s.name,
@@ -286,11 +283,11 @@ export class Agent {
       );
     if (this.sessions.has(m.sessionId)) return;
 
-    const pc = createPeerConnection(m.iceServers);
+    const rtc = this.engine.answerer(m.iceServers, TUNNEL_LABEL);
     const s: Session = {
       id: m.sessionId,
       service: m.service,
-      pc,
+      rtc,
       mux: null,
       pending: [],
       remoteSet: false,
@@ -301,18 +298,17 @@ export class Agent {
     this.sessions.set(s.id, s);
     s.pending.push(...this.takeEarly(s.id));
     const started = performance.now();
-    pc.onDataChannel.subscribe((dc) => {
-      if (dc.label !== TUNNEL_LABEL || s.mux) return dc.close();
-      const mux = new TunnelMux(tunnelChannel(dc), {
+    rtc.onChannel((channel) => {
+      const mux = new TunnelMux(channel, {
         role: 'server',
         onProtocolError: (id, reason) =>
           this.o.log.debug({ session: s.id, stream: id, reason }, 'tunnel protocol error'),
       });
       s.mux = mux;
       // the peer's address for X-Forwarded-For, once ICE has picked a pair
-      const peer = { address: remoteAddress(pc) };
+      const peer = { address: rtc.remoteAddress() };
       mux.onRequest((req) => {
-        peer.address ??= remoteAddress(pc);
+        peer.address ??= rtc.remoteAddress();
         upstream
           .handleRequest(req, peer)
           .catch((err: unknown) => this.o.log.warn({ err }, 'request failed'));
@@ -321,7 +317,7 @@ export class Agent {
       mux.onClose(() => this.endSession(s, 'the data channel closed', true));
       const setupMs = performance.now() - started;
       const report = () =>
-        void connectionStats(pc).then((stats) => {
+        void rtc.stats().then((stats) => {
           if (stats && this.sessions.has(s.id))
             this.conn.send({
               type: 'session-stats',
@@ -333,48 +329,50 @@ export class Agent {
       report();
       for (const ms of [2000, 6000]) setTimeout(report, ms).unref();
     });
-    pc.connectionStateChange.subscribe((state) => {
-      if (state === 'failed' || state === 'closed')
-        this.endSession(s, `peer connection ${state}`, true);
-    });
-    await pc.setRemoteDescription({ type: 'offer', sdp: m.offer });
-    s.remoteSet = true;
-    // Not one after another: werift resolves an mDNS host candidate (what
-    // Chromium sends for its LAN address) for up to 10 s, and the answer
-    // must not wait for that.
-    for (const c of s.pending.splice(0)) void this.addCandidate(s, c);
-    const answer = await pc.createAnswer();
-    // Trickle ICE: the answer goes out at once (werift's createAnswer SDP
-    // holds no candidates yet) and each candidate follows as werift finds
-    // it. Direct first: relay candidates wait until RELAY_HOLD_MS after the
-    // answer, so a direct pair wins where one exists.
-    const answeredAt = performance.now();
-    pc.onIceCandidate.subscribe((c) => {
-      if (!c?.candidate || !this.sessions.has(s.id)) return;
+    rtc.onEnd((state) => this.endSession(s, `peer connection ${state}`, true));
+    // Trickle ICE: the answer goes out at once and each candidate follows as
+    // the engine finds it. Direct first: relay candidates wait until
+    // RELAY_HOLD_MS after the answer, so a direct pair wins where one exists.
+    let answeredAt = Number.POSITIVE_INFINITY;
+    const held: IceCandidate[] = [];
+    rtc.onCandidate((c) => {
+      if (!this.sessions.has(s.id)) return;
       const candidate: IceCandidate = {
         candidate: c.candidate,
-        sdpMid: c.sdpMid ?? null,
-        sdpMLineIndex: c.sdpMLineIndex ?? null,
+        sdpMid: c.sdpMid,
+        sdpMLineIndex: 0,
       };
       const send = () => {
         if (this.sessions.has(s.id))
           this.conn.send({ type: 'candidate', sessionId: s.id, candidate });
       };
+      if (answeredAt === Number.POSITIVE_INFINITY) return void held.push(candidate); // before the answer
       const wait = answeredAt + RELAY_HOLD_MS - performance.now();
       if (/ typ relay( |$)/.test(c.candidate) && wait > 0) setTimeout(send, wait).unref();
       else send();
     });
-    this.conn.send({ type: 'answer', sessionId: s.id, sdp: answer.sdp });
-    // werift gathers inside setLocalDescription and starts its checks only
-    // after; boundGathering keeps a slow or dead STUN/TURN server from
-    // holding that up.
-    boundGathering(pc, m.iceServers);
-    await pc.setLocalDescription(answer);
+    const answer = await rtc.answer(m.offer);
+    s.remoteSet = true;
+    // Not one after another: werift resolves an mDNS host candidate (what
+    // Chromium sends for its LAN address) for up to 10 s, and the answer
+    // must not wait for that.
+    for (const c of s.pending.splice(0)) void this.addCandidate(s, c);
+    if (!this.sessions.has(s.id)) return;
+    this.conn.send({ type: 'answer', sessionId: s.id, sdp: answer });
+    answeredAt = performance.now();
+    // Candidates found before the answer went out follow it (relay ones held back as above).
+    for (const c of held.splice(0)) {
+      const send = () =>
+        this.sessions.has(s.id) &&
+        this.conn.send({ type: 'candidate', sessionId: s.id, candidate: c });
+      if (/ typ relay( |$)/.test(c?.candidate ?? '')) setTimeout(send, RELAY_HOLD_MS).unref();
+      else send();
+    }
   }
 
   private async addCandidate(s: Session, c: IceCandidate): Promise<void> {
     try {
-      await s.pc.addIceCandidate(c ?? undefined);
+      await s.rtc.addRemoteCandidate(c);
     } catch (err) {
       this.o.log.debug({ err: (err as Error).message }, 'bad ICE candidate ignored');
     }
@@ -386,7 +384,7 @@ export class Agent {
     this.txTotal += s.mux?.bytesSent ?? 0;
     this.rxTotal += s.mux?.bytesReceived ?? 0;
     s.mux?.close(reason);
-    s.pc.close().catch(() => {});
+    s.rtc.close();
     if (tellServer) this.conn.send({ type: 'session-closed', sessionId: s.id, reason });
     this.o.log.info({ session: s.id, reason }, 'session ended');
     if (this.sessions.size === 0) for (const w of this.drainWaiters.splice(0)) w();

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import pino from 'pino';
 import qrcode from 'qrcode-terminal';
+import { selectEngine } from './engine';
 import { PeerwayError } from '@peerway/protocol';
 import { createClaimToken } from '@peerway/protocol/node';
 import { Agent } from './agent';
@@ -138,6 +139,10 @@ program
   .option('--server <url>')
   .option('--token <token>')
   .option('--name <name>')
+  .option(
+    '--engine <engine>',
+    'WebRTC engine: werift (pure TypeScript, the default) or node-datachannel (native, faster; browsers that reach TURN only over TCP cannot connect to it yet); also PEERWAY_ENGINE',
+  )
   .option('--qr', 'print the claim QR code even when stdout is not a terminal')
   .option(
     '--drain-timeout <seconds>',
@@ -156,6 +161,7 @@ program
       name?: string;
       qr?: boolean;
       drainTimeout?: string;
+      engine?: string;
       service?: string[];
     }) => {
       const cfg = loadConfig();
@@ -167,8 +173,12 @@ program
         );
       const identity = loadOrCreateIdentity();
       const name = opts.name ?? cfg.name;
-      console.log(`Node ${identity.shortId} (${name}): connecting to ${server}…`);
+      const engine = selectEngine(opts.engine ?? process.env.PEERWAY_ENGINE);
+      console.log(
+        `Node ${identity.shortId} (${name}): connecting to ${server}… (WebRTC engine: ${engine.name})`,
+      );
       const agent = new Agent({
+        engine,
         serverUrl: server,
         identity,
         name,
