@@ -16,6 +16,9 @@ afterAll(() => stack.stop());
 it('loads, navigates, and survives a reload on a deep link', async () => {
   const ctx = await stack.context();
   const page = await ctx.newPage();
+  // a public service's page comes with its token: no round trip to ask for one
+  const tokenRequests: string[] = [];
+  page.on('request', (r) => r.url().includes('/__peerway/token') && tokenRequests.push(r.url()));
   await page.goto(stack.serviceUrl('pages', '/'));
   const app = Stack.app(page);
   await expect.poll(() => app.locator('#title').textContent(), { timeout: 20_000 }).toBe('home');
@@ -26,6 +29,7 @@ it('loads, navigates, and survives a reload on a deep link', async () => {
     .locator('img')
     .evaluateAll((imgs) => imgs.filter((i) => (i as HTMLImageElement).naturalWidth === 16).length);
   expect(images).toBe(12);
+  expect(tokenRequests).toEqual([]);
   await screenshot(page, 'multipage-loaded');
 
   await app.locator('#to-deep').click();

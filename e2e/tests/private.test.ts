@@ -54,25 +54,33 @@ it('another user is refused with a clear page', async () => {
   await screenshot(page, 'private-denied');
 });
 
-it('an anonymous token request is refused outright', async () => {
-  // Node does not resolve *.localhost: ask 127.0.0.1 with the service's Host.
+/** Node does not resolve *.localhost: ask 127.0.0.1 with the service's Host. */
+async function ask(method: string, path: string, headers: Record<string, string> = {}) {
   const { request } = await import('node:http');
-  const status = await new Promise<number>((resolve, reject) => {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
     const req = request(
       {
         host: '127.0.0.1',
         port: stack.port,
-        path: '/__peerway/token',
-        method: 'POST',
-        headers: { host: `vault.localhost:${stack.port}` },
+        path,
+        method,
+        headers: { host: `vault.localhost:${stack.port}`, ...headers },
       },
       (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       },
     );
     req.on('error', reject);
     req.end();
   });
-  expect(status).toBe(401);
+}
+
+it('an anonymous token request is refused outright, and the page carries none', async () => {
+  expect((await ask('POST', '/__peerway/token')).status).toBe(401);
+  const page = await ask('GET', '/', { 'sec-fetch-dest': 'document' });
+  expect(page.status).toBe(200);
+  expect(page.body).toContain('window.__PEERWAY__={"service":"vault"');
+  expect(page.body).not.toContain('"token"');
 });

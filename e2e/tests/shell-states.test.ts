@@ -48,21 +48,26 @@ it('names an unknown service clearly', async () => {
 
 it('shows a connecting state first', async () => {
   const page = await (await stack.context()).newPage();
-  let seen = '';
-  const shot = new Promise<void>((resolve) => {
-    void page.route(
-      '**/__peerway/token',
-      async (route) => {
-        // held here: the shell is waiting for its token, so it must say it is connecting
-        seen = (await page.locator('#status h1').textContent()) ?? '';
-        await screenshot(page, 'shell-connecting');
-        await route.continue();
-        resolve();
-      },
-      { times: 1 },
-    );
+  // Hold the service worker's registration: until it is ready the shell
+  // cannot show the app, so it must say it is connecting.
+  await page.addInitScript(() => {
+    const register = ServiceWorkerContainer.prototype.register;
+    const w = window as unknown as { __releaseWorker?: () => void };
+    const held = new Promise<void>((r) => (w.__releaseWorker = r));
+    ServiceWorkerContainer.prototype.register = function (...args) {
+      return held.then(() => register.apply(this, args));
+    };
   });
   await page.goto(stack.serviceUrl('sleepy', '/'));
-  await shot;
-  expect(seen).toBe('Connecting to sleepy…');
+  await expect
+    .poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 })
+    .toBe('connecting');
+  expect(await page.locator('#status h1').textContent()).toBe('Connecting to sleepy…');
+  await screenshot(page, 'shell-connecting');
+  await page.evaluate(() =>
+    (window as unknown as { __releaseWorker: () => void }).__releaseWorker(),
+  );
+  await expect
+    .poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 })
+    .toBe('ready');
 });

@@ -31,6 +31,8 @@ export type BridgeResponse =
 export interface ShellConfig {
   service: string;
   gateway: string;
+  /** A public service's access token, given with the page. */
+  token?: string;
 }
 
 export const SHIM_PATH = '/__peerway/shim.js';

@@ -47,7 +47,7 @@ export function serviceOrigin(cfg: OriginConfig, service: string): string {
 }
 
 let shellTemplate: string | null = null;
-function shellHtml(config: { service: string; gateway: string }): string | null {
+function shellHtml(config: { service: string; gateway: string; token?: string }): string | null {
   if (shellTemplate === null) {
     const p = join(WEB_DIST, 'shell.html');
     if (!existsSync(p)) return null;
@@ -64,6 +64,14 @@ export function serviceOriginRouter(deps: {
   keys: ServerKeys;
 }): RequestHandler {
   const { config, store } = deps;
+  const publicToken = (service: string) =>
+    signServiceAccessToken({
+      privateKey: deps.keys.accessPrivateKey,
+      issuer: config.publicUrl,
+      service,
+      subject: 'anonymous',
+      ttlSeconds: PUBLIC_TOKEN_TTL_S,
+    });
   return (req: Request, res: Response, next: NextFunction) => {
     const service = serviceFromHost(req.headers.host, config.baseDomain);
     if (!service) return next();
@@ -101,15 +109,8 @@ export function serviceOriginRouter(deps: {
               authorize: `${config.publicUrl}/authorize?service=${service}`,
             });
           }
-          const token = await signServiceAccessToken({
-            privateKey: deps.keys.accessPrivateKey,
-            issuer: config.publicUrl,
-            service,
-            subject: 'anonymous',
-            ttlSeconds: PUBLIC_TOKEN_TTL_S,
-          });
           res.setHeader('Cache-Control', 'no-store');
-          return res.json({ token });
+          return res.json({ token: await publicToken(service) });
         })().catch(next);
         return;
       }
@@ -129,13 +130,19 @@ export function serviceOriginRouter(deps: {
           'Peerway: this request must come from the service page (its service worker is not active yet).\n',
         );
     }
-    const html = shellHtml({ service, gateway: config.publicUrl });
-    if (!html)
-      return void res
-        .status(503)
-        .type('text/plain')
-        .send('Peerway web client is not built: run `npm run build`.\n');
-    res.setHeader('Cache-Control', 'no-store');
-    res.type('html').send(html);
+    // A public service's page carries its token (anyone may have one): the
+    // shell opens the tunnel without asking first, one round trip sooner.
+    void (async () => {
+      const s = await store.getService(service);
+      const token = s?.access === 'public' ? await publicToken(service) : undefined;
+      const html = shellHtml({ service, gateway: config.publicUrl, ...(token ? { token } : {}) });
+      if (!html)
+        return void res
+          .status(503)
+          .type('text/plain')
+          .send('Peerway web client is not built: run `npm run build`.\n');
+      res.setHeader('Cache-Control', 'no-store');
+      res.type('html').send(html);
+    })().catch(next);
   };
 }

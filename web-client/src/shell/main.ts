@@ -103,6 +103,7 @@ async function connect(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         const token = await getToken(cfg);
+        performance.mark('peerway:token');
         const t = await openTunnel(cfg.service, token, attempt < 3 && lastNode ? [lastNode] : []);
         tunnel = t;
         // for benchmarks and curious users: how long the last tunnel took to open
@@ -198,6 +199,8 @@ function syncAddressBar(): void {
 }
 
 async function main(): Promise<void> {
+  // Marks of a cold open, for `npm run bench` and the browser's performance panel.
+  performance.mark('peerway:start');
   if (consumeCallback()) return;
   showStatus(
     'connecting',
@@ -232,7 +235,8 @@ async function main(): Promise<void> {
   // be open before the first request).
   const workerReady = navigator.serviceWorker
     .register(SW_PATH, { scope: '/' })
-    .then(() => navigator.serviceWorker.ready);
+    .then(() => navigator.serviceWorker.ready)
+    .then(() => performance.mark('peerway:worker'));
   await Promise.all([workerReady, connect()]);
   if (!tunnel) return;
   frame.addEventListener('load', () => {
@@ -240,6 +244,7 @@ async function main(): Promise<void> {
     showStatus('ready', '', '');
     frame.style.display = 'block';
   });
+  performance.mark('peerway:frame');
   frame.src = currentPath();
   window.addEventListener('popstate', () => {
     // Back/forward in the outer bar: show the same page in the app.

@@ -63,7 +63,7 @@ export async function openTunnel(
   };
   try {
     await new Promise<void>((resolve, reject) => {
-      ws.onopen = () => resolve();
+      ws.onopen = () => (performance.mark('peerway:signaling'), resolve());
       ws.onerror = () =>
         reject(new PeerwayError('session_failed', 'cannot reach the Peerway server'));
     });
@@ -175,7 +175,11 @@ export async function openTunnel(
                   new PeerwayError('session_failed', 'no network path to the node (ICE failed)'),
                 );
             };
+            pc.addEventListener('iceconnectionstatechange', () => {
+              if (pc?.iceConnectionState === 'connected') performance.mark('peerway:ice');
+            });
             dc.onopen = () => {
+              performance.mark('peerway:open');
               clearTimeout(timer);
               const max = pc?.sctp?.maxMessageSize ?? 65536;
               const mux = new TunnelMux(
@@ -210,9 +214,11 @@ export async function openTunnel(
             };
             await pc.setLocalDescription(await pc.createOffer());
             send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
+            performance.mark('peerway:offer');
             offerSent = true;
             for (const c of beforeOffer.splice(0)) trickle(c);
           } else if (m.type === 'answer' && m.sessionId === sessionId) {
+            performance.mark('peerway:answer');
             await pc!.setRemoteDescription({ type: 'answer', sdp: m.sdp });
           } else if (m.type === 'candidate' && m.sessionId === sessionId && m.candidate) {
             await pc!.addIceCandidate(m.candidate as RTCIceCandidateInit).catch(() => {});

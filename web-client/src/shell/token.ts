@@ -47,6 +47,11 @@ export function consumeCallback(): boolean {
 
 /** A token valid for at least `minLifeMs`, or a redirect to sign in. */
 export async function getToken(cfg: ShellConfig, minLifeMs = 30_000): Promise<string> {
+  // the one the page came with, once
+  if (cfg.token) {
+    sessionStorage.setItem(KEY, cfg.token);
+    delete cfg.token;
+  }
   const saved = sessionStorage.getItem(KEY);
   if (saved && expiry(saved) - Date.now() > minLifeMs) return saved;
   const res = await fetch('/__peerway/token', { method: 'POST' });
