@@ -1,23 +1,28 @@
 /**
  * `npm run bench:browser`: what a person in Chromium sees, side by side with
- * its references in one run: cold open of a service URL (to the app's `load`)
- * vs the same app opened directly; download throughput through the tunnel
- * into the page vs direct HTTP; and the browser's own ceiling, a
- * Chromium ⇄ Chromium data channel in one page. Median (min–max) of
- * BENCH_RUNS runs. Writes bench/results/browser-<date>.json.
+ * its references in one run, for each agent engine (BENCH_ENGINES):
+ * - cold open of a service URL in a fresh profile, to the app's first byte
+ *   and to its `load`, split into phases from the shell's performance marks,
+ *   vs the same app opened directly;
+ * - warm request latency (p50/p99 of small GETs from the app) vs direct;
+ * - download and upload of BENCH_MIB (default 256) MiB through the tunnel
+ *   vs direct HTTP and vs the browser's own ceiling, a Chromium ⇄ Chromium
+ *   data channel in one page.
+ * Median (min–max) of BENCH_RUNS cold opens and BENCH_THROUGHPUT_RUNS
+ * transfers. Writes bench/results/browser-<date>.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { ROOT, startBenchStack, stat } from './stack';
+import { chromium, type Frame, type Page } from 'playwright-core';
+import { BENCH_ENGINES, ROOT, startBenchStack, stat } from './stack';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const SIZE = 64 * 1024 * 1024;
-const f = (x: { median: number; min: number; max: number }, d = 0) =>
-  `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})`;
+const THROUGHPUT_RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 3);
+const SIZE = Number(process.env.BENCH_MIB ?? 256) * 1024 * 1024;
+const WARM_GETS = 200;
+type Stat = ReturnType<typeof stat>;
+const f = (x: Stat, d = 0) => `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})`;
 
-const stack = await startBenchStack();
-const { server, appPort } = stack;
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: [
@@ -30,120 +35,264 @@ const browser = await chromium.launch({
     '--disable-quic',
   ],
 });
-const serviceUrl = `http://bench.localhost:${server.config.port}/`;
-const directUrl = `http://127.0.0.1:${appPort}/`;
+
+/** Downloads n bytes of /big in the frame; MB/s. */
+const download = (where: Page | Frame, n: number) =>
+  where.evaluate(async (n) => {
+    const t = performance.now();
+    const r = await fetch(`/big?bytes=${n}`);
+    const rd = r.body!.getReader();
+    for (;;) if ((await rd.read()).done) break;
+    return n / 1e6 / ((performance.now() - t) / 1000);
+  }, n);
+
+/** Uploads n bytes to /upload from the frame; MB/s (checks the count the app saw). */
+const upload = (where: Page | Frame, n: number) =>
+  where.evaluate(async (n) => {
+    const body = new Uint8Array(n).fill(7);
+    const t = performance.now();
+    const got = Number(await (await fetch('/upload', { method: 'POST', body })).text());
+    if (got !== n) throw new Error(`upload: the app saw ${got} of ${n} bytes`);
+    return n / 1e6 / ((performance.now() - t) / 1000);
+  }, n);
+
+/** p50 and p99 of WARM_GETS sequential small GETs, ms. */
+const warm = (where: Page | Frame) =>
+  where.evaluate(async (count) => {
+    const xs: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const t = performance.now();
+      await (await fetch('/small', { cache: 'no-store' })).text();
+      xs.push(performance.now() - t);
+    }
+    xs.sort((a, b) => a - b);
+    return { p50: xs[Math.floor(count * 0.5)]!, p99: xs[Math.floor(count * 0.99)]! };
+  }, WARM_GETS);
+
+/** The browser's own ceiling: two peer connections in one page, n bytes one way; MB/s. */
+const ceiling = (page: Page, n: number) =>
+  page.evaluate(async (n) => {
+    const a = new RTCPeerConnection();
+    const b = new RTCPeerConnection();
+    a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+    b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+    const dc = a.createDataChannel('x');
+    let got = 0;
+    const done = new Promise<void>(
+      (r) =>
+        (b.ondatachannel = (e) =>
+          (e.channel.onmessage = (m) => (
+            (got += (m.data as ArrayBuffer).byteLength),
+            got >= n && r()
+          ))),
+    );
+    await a.setLocalDescription();
+    await b.setRemoteDescription(a.localDescription!);
+    await b.setLocalDescription();
+    await a.setRemoteDescription(b.localDescription!);
+    await new Promise((r) => (dc.onopen = r));
+    dc.binaryType = 'arraybuffer';
+    dc.bufferedAmountLowThreshold = 1 << 20;
+    const msg = new Uint8Array(64 * 1024);
+    const start = performance.now();
+    for (let sent = 0; sent < n; sent += msg.length) {
+      if (dc.bufferedAmount > 4 << 20) await new Promise((r) => (dc.onbufferedamountlow = r));
+      dc.send(msg);
+    }
+    await done;
+    const mbps = n / 1e6 / ((performance.now() - start) / 1000);
+    a.close();
+    b.close();
+    return mbps;
+  }, n);
+
+/** The shell's marks and the app frame's first byte and load, ms from navigation start. */
+const coldTimeline = (page: Page) =>
+  page.evaluate(() => {
+    // no named helpers in here: tsx would wrap them in a __name() the page lacks
+    const m: Record<string, number> = {};
+    for (const e of performance.getEntriesByType('mark'))
+      if (e.name.startsWith('peerway:') && !(e.name.slice(8) in m))
+        m[e.name.slice(8)] = e.startTime;
+    const w = (document.getElementById('app') as HTMLIFrameElement).contentWindow!;
+    const nav = w.performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+    const off = w.performance.timeOrigin - performance.timeOrigin;
+    return {
+      shellLoaded: m.start ?? NaN,
+      token: m.token ?? NaN,
+      signalingOpen: m.signaling ?? NaN,
+      session: m.session ?? NaN,
+      offerSent: m.offer ?? NaN,
+      answer: m.answer ?? NaN,
+      iceConnected: m.ice ?? NaN,
+      channelOpen: m.open ?? NaN,
+      workerReady: m.worker ?? NaN,
+      frameStart: m.frame ?? NaN,
+      appFirstByte: off + nav.responseStart,
+      appLoad: off + nav.loadEventEnd,
+    };
+  });
+
+const appFrame = (page: Page) => page.frames().find((fr) => fr !== page.mainFrame())!;
+
+async function benchEngine(engine: string) {
+  const stack = await startBenchStack(engine);
+  const serviceUrl = `http://bench.localhost:${stack.server.config.port}/`;
+  const directUrl = `http://127.0.0.1:${stack.appPort}/`;
+  const timelines: Awaited<ReturnType<typeof coldTimeline>>[] = [];
+  const directFirstByte: number[] = [];
+  const directLoad: number[] = [];
+  const warmP: { p50: number; p99: number }[] = [];
+  const warmDirect: { p50: number; p99: number }[] = [];
+  const down: number[] = [];
+  const up: number[] = [];
+  const downDirect: number[] = [];
+  const upDirect: number[] = [];
+  const ceil: number[] = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      // cold open: a fresh profile each time (no service worker, no cache)
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      await page.goto(serviceUrl);
+      await page.frameLocator('#app').locator('#t').waitFor();
+      await page.waitForFunction(
+        () =>
+          (document.getElementById('app') as HTMLIFrameElement).contentWindow?.document
+            .readyState === 'complete',
+      );
+      await page.waitForTimeout(50); // loadEventEnd is set after the load handlers ran
+      timelines.push(await coldTimeline(page));
+      const frame = appFrame(page);
+      warmP.push(await warm(frame));
+      if (i < THROUGHPUT_RUNS) {
+        down.push(await download(frame, SIZE));
+        up.push(await upload(frame, SIZE));
+      }
+      await ctx.close();
+
+      const dctx = await browser.newContext();
+      const dpage = await dctx.newPage();
+      await dpage.goto(directUrl, { waitUntil: 'load' });
+      const d = await dpage.evaluate(() => {
+        const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+        return { firstByte: nav.responseStart, load: nav.loadEventStart };
+      });
+      directFirstByte.push(d.firstByte);
+      directLoad.push(d.load);
+      warmDirect.push(await warm(dpage));
+      if (i < THROUGHPUT_RUNS) {
+        downDirect.push(await download(dpage, SIZE));
+        upDirect.push(await upload(dpage, SIZE));
+        ceil.push(await ceiling(dpage, SIZE));
+      }
+      await dctx.close();
+    }
+  } finally {
+    await stack.close();
+  }
+  const phase = (from: keyof (typeof timelines)[0], to: keyof (typeof timelines)[0]) =>
+    stat(timelines.map((t) => t[to] - t[from]));
+  return {
+    engine,
+    coldOpenMs: {
+      firstByte: stat(timelines.map((t) => t.appFirstByte)),
+      load: stat(timelines.map((t) => t.appLoad)),
+      direct: { firstByte: stat(directFirstByte), load: stat(directLoad) },
+      phases: {
+        shellPageAndBundle: stat(timelines.map((t) => t.shellLoaded)),
+        token: phase('shellLoaded', 'token'),
+        signalingConnect: phase('token', 'signalingOpen'),
+        sessionGranted: phase('signalingOpen', 'session'),
+        offerCreated: phase('session', 'offerSent'),
+        offerToAnswer: phase('offerSent', 'answer'),
+        ice: phase('answer', 'iceConnected'),
+        dtlsSctp: phase('iceConnected', 'channelOpen'),
+        workerReadyAfterStart: phase('shellLoaded', 'workerReady'),
+        firstResponse: phase('frameStart', 'appFirstByte'),
+        firstByteToLoad: phase('appFirstByte', 'appLoad'),
+      },
+    },
+    warmGetMs: {
+      p50: stat(warmP.map((w) => w.p50)),
+      p99: stat(warmP.map((w) => w.p99)),
+      direct: { p50: stat(warmDirect.map((w) => w.p50)), p99: stat(warmDirect.map((w) => w.p99)) },
+    },
+    throughputMBps: {
+      download: stat(down),
+      upload: stat(up),
+      direct: { download: stat(downDirect), upload: stat(upDirect) },
+      chromiumDataChannelCeiling: stat(ceil),
+    },
+  };
+}
 
 try {
-  const cold: number[] = [];
-  const setup: number[] = [];
-  const direct: number[] = [];
-  const down: number[] = [];
-  const downDirect: number[] = [];
-  const ceiling: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    // cold open: a fresh profile each time (no service worker, no cache)
-    const ctx = await browser.newContext();
-    const page = await ctx.newPage();
-    let t = Date.now();
-    await page.goto(serviceUrl);
-    await page.frameLocator('#app').locator('#t').waitFor();
-    await page.waitForFunction(
-      () =>
-        (document.getElementById('app') as HTMLIFrameElement).contentWindow?.document.readyState ===
-        'complete',
-    );
-    cold.push(Date.now() - t);
-    setup.push(Number(await page.evaluate(() => document.documentElement.dataset.peerwaySetupMs)));
-    const frame = page.frames().find((fr) => fr !== page.mainFrame())!;
-    if (i < 3) {
-      t = Date.now();
-      await frame.evaluate(async (n) => {
-        const r = await fetch(`/big?bytes=${n}`);
-        const rd = r.body!.getReader();
-        for (;;) if ((await rd.read()).done) break;
-      }, SIZE);
-      down.push(SIZE / 1e6 / ((Date.now() - t) / 1000));
-    }
-    await ctx.close();
-
-    const dctx = await browser.newContext();
-    const dpage = await dctx.newPage();
-    t = Date.now();
-    await dpage.goto(directUrl, { waitUntil: 'load' });
-    direct.push(Date.now() - t);
-    if (i < 3) {
-      t = Date.now();
-      await dpage.evaluate(async (n) => {
-        const r = await fetch(`/big?bytes=${n}`);
-        const rd = r.body!.getReader();
-        for (;;) if ((await rd.read()).done) break;
-      }, SIZE);
-      downDirect.push(SIZE / 1e6 / ((Date.now() - t) / 1000));
-      // the browser's own ceiling: two peer connections in one page
-      ceiling.push(
-        await dpage.evaluate(async (n) => {
-          const a = new RTCPeerConnection();
-          const b = new RTCPeerConnection();
-          a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
-          b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
-          const dc = a.createDataChannel('x');
-          let got = 0;
-          const done = new Promise<void>(
-            (r) =>
-              (b.ondatachannel = (e) =>
-                (e.channel.onmessage = (m) => (
-                  (got += (m.data as ArrayBuffer).byteLength),
-                  got >= n && r()
-                ))),
-          );
-          await a.setLocalDescription();
-          await b.setRemoteDescription(a.localDescription!);
-          await b.setLocalDescription();
-          await a.setRemoteDescription(b.localDescription!);
-          await new Promise((r) => (dc.onopen = r));
-          dc.binaryType = 'arraybuffer';
-          dc.bufferedAmountLowThreshold = 1 << 20;
-          const msg = new Uint8Array(64 * 1024);
-          const start = performance.now();
-          for (let sent = 0; sent < n; sent += msg.length) {
-            if (dc.bufferedAmount > 4 << 20) await new Promise((r) => (dc.onbufferedamountlow = r));
-            dc.send(msg);
-          }
-          await done;
-          const mbps = n / 1e6 / ((performance.now() - start) / 1000);
-          a.close();
-          b.close();
-          return mbps;
-        }, SIZE),
-      );
-    }
-    await dctx.close();
-  }
   const results = {
     date: new Date().toISOString(),
     runs: RUNS,
-    coldOpenMs: { peerway: stat(cold), tunnelSetup: stat(setup), direct: stat(direct) },
-    downloadMBps: {
-      peerway: stat(down),
-      direct: stat(downDirect),
-      chromiumDataChannelCeiling: stat(ceiling),
-    },
+    throughputRuns: THROUGHPUT_RUNS,
+    bytes: SIZE,
+    engines: [] as Awaited<ReturnType<typeof benchEngine>>[],
   };
-  console.log('\nPeerway browser bench (Chromium, loopback)\n');
-  console.log('| measure | Peerway | reference |');
-  console.log('|---|---|---|');
-  console.log(
-    `| cold open to app load, ms | ${f(results.coldOpenMs.peerway)} (of which tunnel setup ${f(results.coldOpenMs.tunnelSetup)}) | direct ${f(results.coldOpenMs.direct)} |`,
+  for (const e of BENCH_ENGINES) {
+    console.error(`[bench:browser] engine ${e}…`);
+    results.engines.push(await benchEngine(e));
+  }
+  const mib = SIZE / 1024 / 1024;
+  console.log('\nPeerway browser bench (Chromium, loopback), median (min–max)\n');
+  console.log(`| measure | ${results.engines.map((r) => r.engine).join(' | ')} | reference |`);
+  console.log(`|---|${results.engines.map(() => '---|').join('')}---|`);
+  const row = (label: string, pick: (r: (typeof results.engines)[0]) => Stat, ref: string, d = 0) =>
+    console.log(`| ${label} | ${results.engines.map((r) => f(pick(r), d)).join(' | ')} | ${ref} |`);
+  const r0 = results.engines[0]!;
+  row(
+    'cold open to app first byte, ms',
+    (r) => r.coldOpenMs.firstByte,
+    `direct ${f(r0.coldOpenMs.direct.firstByte, 1)}`,
   );
-  console.log(
-    `| download 64 MiB into the page, MB/s | ${f(results.downloadMBps.peerway, 1)} | direct ${f(results.downloadMBps.direct, 1)}; Chromium⇄Chromium data channel ${f(results.downloadMBps.chromiumDataChannelCeiling, 1)} |`,
+  row(
+    'cold open to app load, ms',
+    (r) => r.coldOpenMs.load,
+    `direct ${f(r0.coldOpenMs.direct.load, 1)}`,
   );
+  for (const [k, label] of [
+    ['shellPageAndBundle', '— shell page and bundle'],
+    ['token', '— access token'],
+    ['signalingConnect', '— signaling WebSocket'],
+    ['sessionGranted', '— session granted (open to session)'],
+    ['offerCreated', '— offer created'],
+    ['offerToAnswer', '— offer to answer'],
+    ['ice', '— ICE'],
+    ['dtlsSctp', '— DTLS + SCTP'],
+    ['workerReadyAfterStart', '(worker ready after start)'],
+    ['firstResponse', '— first response (frame to first byte)'],
+    ['firstByteToLoad', '— first byte to load'],
+  ] as const)
+    row(label, (r) => r.coldOpenMs.phases[k], '', 1);
+  row('warm GET p50, ms', (r) => r.warmGetMs.p50, `direct ${f(r0.warmGetMs.direct.p50, 2)}`, 2);
+  row('warm GET p99, ms', (r) => r.warmGetMs.p99, `direct ${f(r0.warmGetMs.direct.p99, 2)}`, 2);
+  row(
+    `download ${mib} MiB, MB/s`,
+    (r) => r.throughputMBps.download,
+    `direct ${f(r0.throughputMBps.direct.download, 1)}; Chromium⇄Chromium data channel ${f(r0.throughputMBps.chromiumDataChannelCeiling, 1)}`,
+    1,
+  );
+  row(
+    `upload ${mib} MiB, MB/s`,
+    (r) => r.throughputMBps.upload,
+    `direct ${f(r0.throughputMBps.direct.upload, 1)}`,
+    1,
+  );
+  for (const r of results.engines)
+    console.log(
+      `\n${r.engine}: download ${((100 * r.throughputMBps.download.median) / r.throughputMBps.chromiumDataChannelCeiling.median).toFixed(0)}% of the data-channel ceiling measured beside it (${r.throughputMBps.chromiumDataChannelCeiling.median.toFixed(1)} MB/s)`,
+    );
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   const out = join(ROOT, 'bench/results', `browser-${results.date.slice(0, 10)}.json`);
   writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
   console.log(`\nwrote ${out}`);
 } finally {
   await browser.close();
-  await stack.close();
 }
 process.exit(0);

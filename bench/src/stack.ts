@@ -67,7 +67,12 @@ function upstreamApp(): http.Server {
   });
 }
 
-export async function startBenchStack(): Promise<BenchStack> {
+/** The agent's WebRTC engines, in the order benchmarks run them (BENCH_ENGINES=a,b to pick). */
+export const BENCH_ENGINES = (process.env.BENCH_ENGINES ?? 'werift,node-datachannel')
+  .split(',')
+  .filter(Boolean);
+
+export async function startBenchStack(engine = BENCH_ENGINES[0]!): Promise<BenchStack> {
   const app = upstreamApp();
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
   const appPort = (app.address() as { port: number }).port;
@@ -92,12 +97,16 @@ export async function startBenchStack(): Promise<BenchStack> {
       token,
       '--service',
       `bench=127.0.0.1:${appPort},public`,
+      '--engine',
+      engine,
     ],
     {
-      env: { ...process.env, PEERWAY_HOME: home, PEERWAY_LOG_LEVEL: 'warn' },
+      env: { PEERWAY_LOG_LEVEL: 'warn', ...process.env, PEERWAY_HOME: home },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
+  // PEERWAY_LOG_LEVEL=debug BENCH_AGENT_LOG=1: the agent's log on stderr
+  if (process.env.BENCH_AGENT_LOG) agent.stdout!.on('data', (d: Buffer) => process.stderr.write(d));
   await new Promise<void>((r) =>
     agent.stdout!.on('data', (d: Buffer) => /✓/.test(d.toString()) && r()),
   );

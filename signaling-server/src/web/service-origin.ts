@@ -55,7 +55,9 @@ function shellHtml(config: { service: string; gateway: string; token?: string })
   }
   // JSON in a script: escape "<" so no value can close the tag.
   const json = JSON.stringify(config).replace(/</g, '\\u003c');
-  return shellTemplate.replace('<head>', `<head><script>window.__PEERWAY__=${json}</script>`);
+  // The signaling connection starts now, while the shell's bundle loads.
+  const ws = `window.__peerwayWs=new WebSocket((location.protocol==='https:'?'wss://':'ws://')+location.host+'/ws/client')`;
+  return shellTemplate.replace('<head>', `<head><script>window.__PEERWAY__=${json};${ws}</script>`);
 }
 
 export function serviceOriginRouter(deps: {

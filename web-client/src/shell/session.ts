@@ -15,6 +15,13 @@ import {
   type ServerToClient,
 } from '@peerway/protocol';
 
+declare global {
+  interface Window {
+    /** The signaling WebSocket the shell page's inline script opened early. */
+    __peerwayWs?: WebSocket;
+  }
+}
+
 export const TUNNEL_LABEL = 'peerway-tunnel';
 /** A session not open by then is given up (a clear error, not a hang). */
 export const SESSION_TIMEOUT_MS = 15_000;
@@ -47,9 +54,16 @@ export async function openTunnel(
   avoid: string[] = [],
 ): Promise<OpenTunnel> {
   const started = performance.now();
-  const ws = new WebSocket(
-    `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`,
-  );
+  // The page's inline script starts the first signaling connection while this
+  // bundle loads; later tunnels (reconnects) open their own.
+  const early = window.__peerwayWs;
+  delete window.__peerwayWs;
+  const ws =
+    early && early.readyState <= WebSocket.OPEN
+      ? early
+      : new WebSocket(
+          `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`,
+        );
   const send = (m: ClientToServer) => ws.readyState === WebSocket.OPEN && ws.send(encodeMessage(m));
   const listeners: ((m: ServerToClient) => void)[] = [];
   ws.onmessage = (ev) => {
@@ -63,6 +77,8 @@ export async function openTunnel(
   };
   try {
     await new Promise<void>((resolve, reject) => {
+      if (ws.readyState === WebSocket.OPEN)
+        return (performance.mark('peerway:signaling'), resolve());
       ws.onopen = () => (performance.mark('peerway:signaling'), resolve());
       ws.onerror = () =>
         reject(new PeerwayError('session_failed', 'cannot reach the Peerway server'));
@@ -86,6 +102,7 @@ export async function openTunnel(
           if (m.type === 'session-error' && (m.ref === ref || m.sessionId === sessionId))
             return fail(new PeerwayError(m.code, m.message));
           if (m.type === 'session' && m.ref === ref) {
+            performance.mark('peerway:session');
             sessionId = m.sessionId;
             pc = new RTCPeerConnection({ iceServers: m.iceServers });
             const dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
