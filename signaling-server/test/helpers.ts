@@ -53,9 +53,9 @@ export async function api(
   server: PeerwayServer,
   method: string,
   path: string,
-  opts: { token?: string; body?: unknown; cookie?: string } = {},
+  opts: { token?: string; body?: unknown; cookie?: string; headers?: Record<string, string> } = {},
 ) {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...opts.headers };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (opts.cookie) headers.cookie = opts.cookie;
   if (opts.body !== undefined) headers['content-type'] = 'application/json';

@@ -54,6 +54,24 @@ describe('accounts', () => {
     expect(ok.status).toBe(200);
     const cookie = ok.headers.get('set-cookie')!.split(';')[0]!;
     expect((await api(server, 'GET', '/api/me', { cookie })).status).toBe(200);
+    // Writes on the cookie's strength only from the gateway's own pages.
+    const host = new URL(server.url).host;
+    for (const headers of [
+      { origin: 'http://evil.example' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site', origin: `http://blog.${host}` },
+      { origin: 'null' },
+    ]) {
+      const r = await api(server, 'POST', '/api/tokens', { cookie, body: { name: 'x' }, headers });
+      expect(r.status, JSON.stringify(headers)).toBe(403);
+      expect(r.json.error.message).toMatch(/cross-site/);
+    }
+    const same = await api(server, 'POST', '/api/tokens', {
+      cookie,
+      body: { name: 'x' },
+      headers: { origin: `http://${host}`, 'sec-fetch-site': 'same-origin' },
+    });
+    expect(same.status).toBe(201);
     const out = await api(server, 'POST', '/api/auth/logout', { cookie });
     expect(out.headers.get('set-cookie')).toMatch(/pw_session=;/);
     // A copy of the signed-out cookie does not work any more.

@@ -54,6 +54,21 @@ const ShareBody = z.object({ email: z.string().max(320) });
 const ExternalBody = z.object({ token: z.string().min(1).max(8192) });
 const TokenBody = z.object({ name: z.string().min(1).max(64).default('token') });
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Whether a browser says the request came from a page of another origin. */
+function crossSite(req: Request): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site && site !== 'same-origin' && site !== 'none') return true;
+  const origin = req.headers.origin;
+  if (!origin) return false; // not a browser, or a browser old enough to send neither
+  try {
+    return origin === 'null' || new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
+  }
+}
+
 /** Builds the express app. */
 export function createApp(deps: HttpDeps): express.Express {
   const { store, auth, presence, config } = deps;
@@ -72,6 +87,14 @@ export function createApp(deps: HttpDeps): express.Express {
       const cookie = req.headers.cookie
         ? parseCookie(req.headers.cookie)[SESSION_COOKIE]
         : undefined;
+      // A session cookie rides along with any request the browser makes, also
+      // one another site's page starts: writes on its strength must come from
+      // the gateway's own pages (bearer tokens are never sent by themselves).
+      if (!bearer && cookie && !SAFE_METHODS.has(req.method) && crossSite(req))
+        throw new PeerwayError(
+          'forbidden',
+          'a cross-site request may not act on a signed-in session: use the dashboard, or send an access token',
+        );
       req.user = await auth.authenticate(bearer ?? cookie);
       next();
     }),
