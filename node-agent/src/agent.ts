@@ -259,6 +259,7 @@ export class Agent {
         m.sessionId,
         new PeerwayError('unauthorized', 'the node has no server key yet'),
       );
+    const received = performance.now();
     try {
       await verifyServiceAccessToken(m.token, {
         publicKey: await this.serverKey.key,
@@ -360,6 +361,10 @@ export class Agent {
     if (!this.sessions.has(s.id)) return;
     this.conn.send({ type: 'answer', sessionId: s.id, sdp: answer });
     answeredAt = performance.now();
+    this.o.log.debug(
+      { session: s.id, checkMs: started - received, answerMs: answeredAt - started },
+      'answered',
+    );
     // Candidates found before the answer went out follow it (relay ones held back as above).
     for (const c of held.splice(0)) {
       const send = () =>
