@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryChannelPair, type MemoryChannel } from './channel';
-import { TunnelMux, INITIAL_WINDOW_BYTES } from './mux';
+import { TunnelMux, INITIAL_WINDOW_BYTES, DEFAULT_MAX_FRAME_PAYLOAD_BYTES } from './mux';
 import { FrameType, encodeFrame, ResetCode, decodeFrame } from './frame';
 import { TunnelError } from './errors';
 
@@ -125,7 +125,7 @@ describe('TunnelMux', () => {
     expect(sizes.every((n) => n === 2 * 1024 * 1024)).toBe(true);
     // one frame of slack at most, not one per stream
     expect((b as MemoryChannel).maxBufferedAmount).toBeLessThanOrEqual(
-      1024 * 1024 + 16 * 1024 + 64,
+      1024 * 1024 + DEFAULT_MAX_FRAME_PAYLOAD_BYTES + 64,
     );
   });
 
