@@ -99,9 +99,17 @@ export class Stack {
     const p = new Proc(
       spawn(process.execPath, [bin, ...args], {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, PEERWAY_LOG_LEVEL: 'warn', ...env },
+        env: {
+          ...process.env,
+          PEERWAY_LOG_LEVEL: process.env.E2E_DEBUG ? 'debug' : 'warn',
+          ...env,
+        },
       }),
     );
+    // E2E_DEBUG=1: every process's log on this test's stderr
+    if (process.env.E2E_DEBUG)
+      for (const s of [p.child.stdout, p.child.stderr])
+        s?.on('data', (d) => process.stderr.write(d));
     this.procs.push(p);
     return p;
   }

@@ -56,7 +56,7 @@ describe('accounts', () => {
     expect((await api(server, 'GET', '/api/me', { cookie })).status).toBe(200);
     // Writes on the cookie's strength only from the gateway's own pages.
     const host = new URL(server.url).host;
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { origin: 'http://evil.example' },
       { 'sec-fetch-site': 'cross-site' },
       { 'sec-fetch-site': 'same-site', origin: `http://blog.${host}` },

@@ -28,7 +28,22 @@ export const weriftEngine: RtcEngine = {
         return answer.sdp;
       },
       async addRemoteCandidate(c) {
-        await pc.addIceCandidate(c ?? undefined);
+        // Chromium hides its LAN addresses behind mDNS names (*.local). werift
+        // would resolve each with its own multicast socket and a 10 s wait;
+        // with a few sessions opening at once that starved the agent (checks
+        // of other sessions' tokens took 3 s) and failed them all. The
+        // browser's checks to our candidates reveal its address anyway (peer
+        // reflexive), so these names are skipped.
+        if (
+          c?.candidate &&
+          /^\S+ \d+ \S+ \d+ \S+\.local /i.test(c.candidate.replace(/^candidate:/, ''))
+        )
+          return;
+        // Nor the end-of-candidates mark: werift fails the connection at once
+        // when it arrives with no pair yet, which is what skipping mDNS names
+        // leaves until the browser's first check (setup is bounded elsewhere).
+        if (!c?.candidate) return;
+        await pc.addIceCandidate(c);
       },
       onCandidate(cb) {
         pc.onIceCandidate.subscribe((c) => {
