@@ -14,8 +14,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
-import { BENCH_ENGINES, ROOT, startBenchStack } from './stack';
+import type { Page } from 'playwright-core';
+import { BENCH_ENGINES, ROOT, launchChromium, startBenchStack } from './stack';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2)
@@ -24,19 +24,7 @@ const COUNTS = (args.get('sessions') ?? '10,50').split(',').map(Number);
 const EACH = Number(process.env.BENCH_FANOUT_MIB ?? 4) * 1024 * 1024;
 const PHASE_TIMEOUT_MS = 180_000;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-quic',
-    '--renderer-process-limit=8',
-  ],
-});
+const browser = await launchChromium(['--renderer-process-limit=8']);
 
 async function once(n: number) {
   const engine = BENCH_ENGINES[0]!;
@@ -79,6 +67,10 @@ async function once(n: number) {
     );
     const seconds = (Date.now() - t) / 1000;
     const completed = done.filter((d) => d.status === 'fulfilled').length;
+    for (const r of [...opened, ...done].filter((x) => x.status === 'rejected').slice(0, 3))
+      console.error(
+        `[bench:browser-fanout] failed: ${String((r as PromiseRejectedResult).reason).slice(0, 200)}`,
+      );
     return {
       engine,
       sessions: n,

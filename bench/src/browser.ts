@@ -13,8 +13,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Frame, type Page } from 'playwright-core';
-import { BENCH_ENGINES, ROOT, startBenchStack, stat } from './stack';
+import type { Frame, Page } from 'playwright-core';
+import { BENCH_ENGINES, ROOT, launchChromium, startBenchStack, stat } from './stack';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const THROUGHPUT_RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 3);
@@ -29,18 +29,7 @@ const WARM_GETS = 200;
 type Stat = ReturnType<typeof stat>;
 const f = (x: Stat, d = 0) => `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-quic',
-  ],
-});
+const browser = await launchChromium();
 
 /** Downloads n bytes of /big in the frame; MB/s. */
 const download = (where: Page | Frame, n: number) =>

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
+import { chromium, type Browser } from 'playwright-core';
 import { parseConfig, startPeerwayServer, type PeerwayServer } from '@peerway/signaling-server';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -129,4 +130,21 @@ export async function startBenchStack(engine = BENCH_ENGINES[0]!): Promise<Bench
       rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/** Debian's Chromium, headless, with the flags this machine needs (no sandbox, no GPU, no background traffic). */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+      ...extraArgs,
+    ],
+  });
 }
