@@ -275,7 +275,7 @@ try {
     1,
   );
   row(
-    `upload ${mib} MiB, MB/s`,
+    `upload ${UPLOAD / 1024 / 1024} MiB, MB/s`,
     (r) => r.throughputMBps.upload,
     `direct ${f(r0.throughputMBps.direct.upload, 1)}`,
     1,

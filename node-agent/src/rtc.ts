@@ -10,7 +10,9 @@
  * setLocalDescription waits for every candidate (an unreachable TURN server:
  * 6.4 s, a dead STUN server: 5 s) and only then starts connectivity checks
  * (an answerer) — `boundGathering` cuts that wait; late candidates still
- * trickle out through `onIceCandidate`.
+ * trickle out through `onIceCandidate`. As the DTLS client it sleeps 100 ms
+ * before its first flight, and it numbers its first records after the
+ * handshake wrongly; `tuneDtls` mends both.
  */
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import {
@@ -93,6 +95,118 @@ export function boundGathering(
         ]);
       });
     adjusted++;
+  }
+  return adjusted;
+}
+
+/** The werift internals `tuneDtls` touches (0.24.x, not public API). */
+interface WeriftDtlsSocket {
+  onData?: (data: Buffer) => void;
+  send?: (data: Buffer) => Promise<unknown>;
+  closed?: boolean;
+}
+interface WeriftDtlsTransport {
+  role?: string;
+  dtls?: {
+    connect?: () => Promise<void>;
+    transport?: { socket?: WeriftDtlsSocket };
+    dtls?: { recordSequenceNumber?: number };
+  };
+  onStateChange?: { subscribe: (cb: (state: string) => void) => unknown };
+  peerwayTuned?: boolean;
+}
+
+/** When the first ClientHello is sent again if the peer has said nothing, ms. */
+export const CLIENT_HELLO_RESEND_MS = [10, 30, 70, 150, 300];
+
+/**
+ * The highest sequence number among the DTLS records in `datagram` that
+ * carry a handshake message in epoch ≥ 1 (the Finished), or -1. Record
+ * header: type (1), version (2), epoch (2), sequence number (6), length (2).
+ */
+export function encryptedHandshakeSeq(datagram: Uint8Array): number {
+  const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+  let highest = -1;
+  for (let o = 0; o + 13 <= datagram.byteLength; o += 13 + view.getUint16(o + 11)) {
+    if (datagram[o] === 22 && view.getUint16(o + 3) >= 1)
+      highest = Math.max(highest, view.getUint16(o + 5) * 2 ** 32 + view.getUint32(o + 7));
+  }
+  return highest;
+}
+
+/**
+ * Call before `setLocalDescription`. Mends two things in werift's DTLS
+ * (0.24.4) for every peer connection:
+ *
+ * - **Record numbers.** werift sends its Finished in epoch 1 with the next
+ *   epoch-0 sequence number (say 6), then restarts the count at 0 for
+ *   application data, so its 6th data record reuses that number. Chromium
+ *   (BoringSSL) drops it as a replay, and the SCTP packet inside is lost
+ *   until werift retransmits it after a 1 s RTO: one cold open in five
+ *   waited a second for its first response (found with a packet capture on
+ *   loopback). Once connected, the count here resumes after the Finished.
+ * - **The 100 ms sleep.** As the DTLS client (the agent, which is
+ *   ICE-controlled), werift waits a fixed 100 ms after ICE connects before
+ *   its ClientHello (RTCDtlsTransport.start), so that a werift server has
+ *   set itself up by then; that was ~100 of the ~135 ms werift spent in
+ *   DTLS+SCTP. Here the ClientHello goes out at once and, until the peer
+ *   answers anything, again after 10, 30, 70, 150 and 300 ms (a
+ *   retransmitted ClientHello is ordinary DTLS; werift's own retransmission
+ *   starts at 500 ms). Chromium keeps a ClientHello that arrives before it
+ *   is ready; a werift server drops it, hence the resends. werift⇄werift on
+ *   loopback: ICE-connected to channel open 110 → 10–14 ms, 0 of 60 opens
+ *   slower than 50 ms (without the resends 7 of 60 waited for werift's
+ *   500 ms retransmit).
+ *
+ * Returns how many transports it adjusted (0: werift changed; setup still
+ * works, only slower and with the lost record).
+ */
+export function tuneDtls(pc: RTCPeerConnection): number {
+  let adjusted = 0;
+  const transports = (pc as unknown as { dtlsTransports?: WeriftDtlsTransport[] }).dtlsTransports;
+  for (const t of transports ?? []) {
+    if (t.peerwayTuned || typeof t.onStateChange?.subscribe !== 'function') continue;
+    t.peerwayTuned = true;
+    adjusted++;
+    let finishedSeq = -1;
+    t.onStateChange.subscribe((state) => {
+      if (state === 'connected') {
+        const ctx = t.dtls?.dtls;
+        if (ctx && typeof ctx.recordSequenceNumber === 'number' && finishedSeq >= 0)
+          ctx.recordSequenceNumber = Math.max(ctx.recordSequenceNumber, finishedSeq);
+        return;
+      }
+      if (state !== 'connecting') return;
+      // start() creates the DtlsClient or DtlsServer synchronously right after
+      // this event (then, as the client, sleeps): a microtask later it is there.
+      queueMicrotask(() => {
+        const dtls = t.dtls;
+        const socket = dtls?.transport?.socket;
+        const { onData, send } = socket ?? {};
+        if (!dtls || !socket || !onData || !send) return;
+        let heard = false;
+        let hello: Buffer | undefined;
+        socket.onData = (data) => {
+          heard = true;
+          socket.onData = onData;
+          onData(data);
+        };
+        socket.send = (data) => {
+          hello ??= data;
+          finishedSeq = Math.max(finishedSeq, encryptedHandshakeSeq(data));
+          return send(data);
+        };
+        if (t.role !== 'client' || !dtls.connect) return;
+        const connecting = dtls.connect();
+        connecting.catch(() => {}); // werift's own call below reports it
+        dtls.connect = () => connecting;
+        for (const ms of CLIENT_HELLO_RESEND_MS) {
+          setTimeout(() => {
+            if (!heard && hello && !socket.closed) send(hello).catch(() => {});
+          }, ms).unref();
+        }
+      });
+    });
   }
   return adjusted;
 }

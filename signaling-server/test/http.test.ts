@@ -1,10 +1,13 @@
 /** The HTTP API in-process over real sockets: accounts, tokens, claims, visibility, access, admin. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:http';
+import { createServer, get } from 'node:http';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { createClaimToken, generateIdentity } from '@peerway/protocol/node';
 import { FakeAgent, api, makeUser, randomEmail, randomPassword, withServer } from './helpers';
 import type { PeerwayServer } from '../src/server';
+import { WEB_DIST } from '../src/web/service-origin';
 
 let ctx: Awaited<ReturnType<typeof withServer>>;
 let server: PeerwayServer;
@@ -449,5 +452,35 @@ describe('external identity provider (JWKS)', () => {
       await ext.stop();
       await new Promise((r) => jwksServer.close(r));
     }
+  });
+});
+
+describe('service origins', () => {
+  /** GET on a service origin (Host: <service>.localhost), status and Cache-Control. */
+  const onService = (path: string) =>
+    new Promise<{ status: number; cache: string | undefined }>((resolve, reject) => {
+      const u = new URL(server.url);
+      get(
+        { host: u.hostname, port: u.port, path, headers: { host: `web.localhost:${u.port}` } },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode!, cache: res.headers['cache-control'] });
+        },
+      ).on('error', reject);
+    });
+
+  it("serve the shell's code-split chunks for good, and nothing beside them", async () => {
+    // the shell loads its cookie jar as a separate chunk (npm run build)
+    const chunk = readdirSync(join(WEB_DIST, 'chunks')).find((f) => /^cookies-.*\.js$/.test(f));
+    expect(chunk).toBeDefined();
+    expect(await onService(`/__peerway/chunks/${chunk}`)).toEqual({
+      status: 200,
+      cache: 'public, max-age=31536000, immutable',
+    });
+    expect(await onService('/__peerway/shell.js')).toEqual({ status: 200, cache: 'no-cache' });
+    expect((await onService('/__peerway/chunks/missing-0000.js')).status).toBe(404);
+    expect((await onService('/__peerway/chunks/..%2Fshell.js')).status).toBe(404);
+    expect((await onService('/__peerway/chunks/../../package.json')).status).not.toBe(200);
+    expect((await onService('/__peerway/chunks/x.txt')).status).toBe(404);
   });
 });

@@ -21,6 +21,7 @@ import {
 } from '@peerway/protocol';
 import {
   boundGathering,
+  tuneDtls,
   connectionStats,
   createPeerConnection,
   TUNNEL_LABEL,
@@ -175,6 +176,7 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
   const offer = await pc.createOffer();
   send({ type: 'offer', sessionId: session.sessionId, sdp: offer.sdp });
   boundGathering(pc, o.iceServers ?? session.iceServers);
+  tuneDtls(pc);
   void pc.setLocalDescription(offer).catch(() => {});
   let answerTimer: NodeJS.Timeout | undefined;
   const sdp = await Promise.race([

@@ -5,6 +5,7 @@ import {
   connectionStats,
   createPeerConnection,
   remoteAddress,
+  tuneDtls,
   tunnelChannel,
 } from '../rtc';
 import type { AnswerSession, RtcEngine } from './types';
@@ -23,6 +24,7 @@ export const weriftEngine: RtcEngine = {
         // from holding that up. The answer goes out before (trickle ICE).
         queueMicrotask(() => {
           boundGathering(pc, iceServers);
+          tuneDtls(pc);
           void pc.setLocalDescription(answer).catch(() => {});
         });
         return answer.sdp;

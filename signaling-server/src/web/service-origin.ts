@@ -22,6 +22,8 @@ const ASSETS = new Set([
   'sw.js.map',
   'shim.js.map',
 ]);
+/** Code-split chunks of the shell: content-hashed names, so cached for good. */
+const CHUNK = /^chunks\/[A-Za-z0-9_-]+\.js(\.map)?$/;
 /** Life of the token the shell gets for a public service. */
 const PUBLIC_TOKEN_TTL_S = 300;
 
@@ -82,8 +84,10 @@ export function serviceOriginRouter(deps: {
     const path = req.path;
     if (path.startsWith('/__peerway/')) {
       const name = path.slice('/__peerway/'.length);
-      if (ASSETS.has(name)) {
+      if (ASSETS.has(name) || CHUNK.test(name)) {
         const file = join(WEB_DIST, name);
+        if (!existsSync(file) && CHUNK.test(name))
+          return void res.status(404).type('text/plain').send('not found\n');
         if (!existsSync(file))
           return void res
             .status(503)
@@ -92,7 +96,9 @@ export function serviceOriginRouter(deps: {
         if (name === 'sw.js') {
           res.setHeader('Service-Worker-Allowed', '/');
           res.setHeader('Cache-Control', 'no-cache');
-        } else res.setHeader('Cache-Control', 'no-cache');
+        } else if (CHUNK.test(name))
+          res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+        else res.setHeader('Cache-Control', 'no-cache');
         return void res.sendFile(file);
       }
       if (name === 'token' && req.method === 'POST') {

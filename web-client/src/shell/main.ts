@@ -13,7 +13,7 @@ import {
   type BridgeResponse,
   type ShellConfig,
 } from '../bridge';
-import { CookieStore } from './cookies';
+import type { CookieStore } from './cookies';
 import { injectShim } from './inject';
 import { openTunnel, type OpenTunnel } from './session';
 import { badge, showStatus } from './status';
@@ -41,7 +41,16 @@ const cfg: ShellConfig = window.__PEERWAY__ ?? {
   service: location.hostname.split('.')[0]!,
   gateway: location.origin,
 };
-const jar = new CookieStore(location.origin);
+// The cookie jar (tough-cookie with the public suffix list: 300 of the
+// bundle's 430 KB) is loaded once the offer is out, while the page waits for
+// the node's answer, ICE and DTLS, instead of before the tunnel starts
+// (evaluated earlier, it delayed the offer). Nothing needs it before the
+// app's first request.
+let jarLoad: Promise<CookieStore> | null = null;
+const jarReady = (): Promise<CookieStore> =>
+  (jarLoad ??= import('./cookies').then((m) => new m.CookieStore(location.origin)));
+/** Set before the app's frame loads (main awaits jarReady first). */
+let jar: CookieStore | undefined;
 const frame = document.getElementById('app') as HTMLIFrameElement;
 
 let tunnel: OpenTunnel | null = null;
@@ -104,7 +113,12 @@ async function connect(): Promise<void> {
       try {
         const token = await getToken(cfg);
         performance.mark('peerway:token');
-        const t = await openTunnel(cfg.service, token, attempt < 3 && lastNode ? [lastNode] : []);
+        const t = await openTunnel(
+          cfg.service,
+          token,
+          attempt < 3 && lastNode ? [lastNode] : [],
+          () => void jarReady(),
+        );
         tunnel = t;
         // for benchmarks and curious users: how long the last tunnel took to open
         document.documentElement.dataset.peerwaySetupMs = String(Math.round(t.setupMs));
@@ -140,7 +154,8 @@ async function connect(): Promise<void> {
 /** One request of the app, from the service worker, through the tunnel. */
 async function serve(req: BridgeRequest): Promise<BridgeResponse> {
   const headers = req.headers.filter(([k]) => k.toLowerCase() !== 'cookie');
-  const cookie = jar.header(req.path);
+  const cookies = await jarReady();
+  const cookie = cookies.header(req.path);
   if (cookie) headers.push(['cookie', cookie]);
   const retryable = IDEMPOTENT.has(req.method);
   for (let attempt = 0; ; attempt++) {
@@ -152,7 +167,7 @@ async function serve(req: BridgeRequest): Promise<BridgeResponse> {
       const setCookies = res.headers
         .filter(([k]) => k.toLowerCase() === 'set-cookie')
         .map(([, v]) => v);
-      jar.fromResponse(req.path, setCookies);
+      cookies.fromResponse(req.path, setCookies);
       const out = res.headers.filter(([k]) => k.toLowerCase() !== 'set-cookie');
       const type = out.find(([k]) => k.toLowerCase() === 'content-type')?.[1] ?? '';
       const isDoc =
@@ -225,9 +240,14 @@ async function main(): Promise<void> {
   });
   window.__peerway = {
     openWebSocket: async (path, protocols) =>
-      (await currentTunnel()).mux.openWebSocket({ path, protocols, headers: cookieHeaders(path) }),
-    cookieGet: (path) => jar.scriptGet(path),
-    cookieSet: (path, v) => jar.scriptSet(path, v),
+      (await currentTunnel()).mux.openWebSocket({
+        path,
+        protocols,
+        headers: cookieHeaders(await jarReady(), path),
+      }),
+    // the app's scripts run only once the jar is there (see below)
+    cookieGet: (path) => jar?.scriptGet(path) ?? '',
+    cookieSet: (path, v) => jar?.scriptSet(path, v),
     navigated: syncAddressBar,
   };
   // The worker and the tunnel do not depend on each other: set both up at
@@ -238,6 +258,7 @@ async function main(): Promise<void> {
     .then(() => navigator.serviceWorker.ready)
     .then(() => performance.mark('peerway:worker'));
   await Promise.all([workerReady, connect()]);
+  jar = await jarReady();
   if (!tunnel) return;
   frame.addEventListener('load', () => {
     syncAddressBar();
@@ -256,8 +277,8 @@ async function main(): Promise<void> {
   });
 }
 
-function cookieHeaders(path: string): [string, string][] {
-  const c = jar.header(path);
+function cookieHeaders(cookies: CookieStore, path: string): [string, string][] {
+  const c = cookies.header(path);
   return c ? [['cookie', c]] : [];
 }
 

@@ -52,6 +52,8 @@ export async function openTunnel(
   service: string,
   token: string,
   avoid: string[] = [],
+  /** Called once the offer is out: the page has idle time until the answer. */
+  onOfferSent?: () => void,
 ): Promise<OpenTunnel> {
   const started = performance.now();
   // The page's inline script starts the first signaling connection while this
@@ -233,6 +235,7 @@ export async function openTunnel(
             send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
             performance.mark('peerway:offer');
             offerSent = true;
+            onOfferSent?.();
             for (const c of beforeOffer.splice(0)) trickle(c);
           } else if (m.type === 'answer' && m.sessionId === sessionId) {
             performance.mark('peerway:answer');

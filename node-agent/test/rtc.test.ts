@@ -1,0 +1,175 @@
+/**
+ * The werift adjustments in src/rtc.ts, on real werift peer connections over
+ * loopback UDP in this process: they must find werift's internals (or setup
+ * silently goes back to werift's slower defaults) and must not break a
+ * handshake, also when the first ClientHello is lost.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RTCDataChannel, RTCPeerConnection } from 'werift';
+import { createPeerConnection, encryptedHandshakeSeq, tuneDtls, waitOpen } from '../src/rtc';
+
+const open: RTCPeerConnection[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((pc) => pc.close().catch(() => {})));
+});
+
+interface IceConnection {
+  send: (data: Buffer) => Promise<void>;
+}
+const iceConnection = (pc: RTCPeerConnection) =>
+  (pc as unknown as { iceTransports: { connection: IceConnection }[] }).iceTransports[0]!
+    .connection;
+/** The DTLS records in a datagram: epoch, sequence number and the whole record. */
+function records(datagram: Buffer): { epoch: number; seq: number; bytes: string }[] {
+  const out = [];
+  for (let o = 0; o + 13 <= datagram.length; o += 13 + datagram.readUInt16BE(o + 11)) {
+    out.push({
+      epoch: datagram.readUInt16BE(o + 3),
+      seq: datagram.readUIntBE(o + 5, 6),
+      bytes: datagram.subarray(o, o + 13 + datagram.readUInt16BE(o + 11)).toString('hex'),
+    });
+  }
+  return out;
+}
+/** Every DTLS datagram `pc` sends from now on. */
+function recordSends(pc: RTCPeerConnection): Buffer[] {
+  const sent: Buffer[] = [];
+  const conn = iceConnection(pc);
+  const send = conn.send.bind(conn);
+  conn.send = (data) => {
+    if (data[0]! >= 20 && data[0]! <= 63) sent.push(Buffer.from(data));
+    return send(data);
+  };
+  return sent;
+}
+/** A DTLS record carrying a ClientHello (content type 22, handshake type 1). */
+const isClientHello = (b: Buffer) => b.length > 13 && b[0] === 22 && b[13] === 1;
+
+/** An offerer (DTLS server, like the Node client) and an answerer (DTLS client, like the agent). */
+async function pair(beforeAnswer?: (answerer: RTCPeerConnection) => void) {
+  const offerer = createPeerConnection([]);
+  const answerer = createPeerConnection([]);
+  open.push(offerer, answerer);
+  offerer.onIceCandidate.subscribe((c) => c && void answerer.addIceCandidate(c).catch(() => {}));
+  answerer.onIceCandidate.subscribe((c) => c && void offerer.addIceCandidate(c).catch(() => {}));
+  const dc = offerer.createDataChannel('t');
+  await offerer.setLocalDescription(await offerer.createOffer());
+  await answerer.setRemoteDescription(offerer.localDescription!);
+  const answer = await answerer.createAnswer();
+  const adjusted = tuneDtls(answerer);
+  tuneDtls(offerer);
+  beforeAnswer?.(answerer);
+  await answerer.setLocalDescription(answer);
+  await offerer.setRemoteDescription(answerer.localDescription!);
+  return { offerer, answerer, dc, adjusted };
+}
+
+describe('tuneDtls', () => {
+  it("finds werift's DTLS transport and the handshake completes, again and again", async () => {
+    for (let i = 0; i < 10; i++) {
+      const { dc, adjusted, answerer } = await pair();
+      expect(adjusted).toBe(1);
+      await waitOpen(dc, 5000);
+      const transport = (
+        answerer as unknown as {
+          dtlsTransports: { role: string; dtls: { connect: unknown } }[];
+        }
+      ).dtlsTransports[0]!;
+      // the answerer is the DTLS client and its start went through the hook
+      expect(transport.role).toBe('client');
+      expect(Object.hasOwn(transport.dtls, 'connect')).toBe(true);
+      await Promise.all(open.splice(0).map((pc) => pc.close().catch(() => {})));
+    }
+  });
+
+  it('sends the ClientHello again when the first one is lost', async () => {
+    const hellos: number[] = [];
+    const started = performance.now();
+    const { dc } = await pair((answerer) => {
+      const conn = iceConnection(answerer);
+      const send = conn.send.bind(conn);
+      conn.send = (data) => {
+        if (isClientHello(data)) {
+          hellos.push(performance.now() - started);
+          if (hellos.length === 1) return Promise.resolve(); // lost on the way
+        }
+        return send(data);
+      };
+    });
+    await waitOpen(dc, 5000);
+    expect(hellos.length).toBeGreaterThanOrEqual(2);
+    console.log(
+      `[rtc] ClientHello sent at ${hellos.map((t) => t.toFixed(0)).join(', ')} ms; open after ${(performance.now() - started).toFixed(0)} ms`,
+    );
+  });
+
+  it('never reuses a record number after the handshake, on either side', async () => {
+    let sentByClient: Buffer[] = [];
+    let theirs: Promise<RTCDataChannel> | undefined;
+    const { dc, offerer } = await pair((answerer) => {
+      sentByClient = recordSends(answerer);
+      theirs = new Promise((resolve) => answerer.onDataChannel.subscribe(resolve));
+    });
+    const sentByServer = recordSends(offerer);
+    await waitOpen(dc, 5000);
+    const other = await theirs!;
+    await waitOpen(other, 5000);
+    const received = new Promise<void>((resolve) => {
+      let n = 0;
+      other.onMessage.subscribe(() => ++n === 20 && resolve());
+    });
+    // both ways, so both ends send well past the Finished's record number
+    for (let i = 0; i < 20; i++) {
+      dc.send(`to the answerer ${i}`);
+      other.send(`to the offerer ${i}`);
+    }
+    await received;
+    for (const [who, sent] of [
+      ['client (answerer)', sentByClient],
+      ['server (offerer)', sentByServer],
+    ] as const) {
+      const bySeq = new Map<number, string>();
+      let encrypted = 0;
+      for (const r of sent.flatMap(records)) {
+        if (r.epoch < 1) continue;
+        encrypted++;
+        // a retransmitted Finished repeats its record whole; anything else must be new
+        const before = bySeq.get(r.seq);
+        expect(before === undefined || before === r.bytes, `${who} reused record ${r.seq}`).toBe(
+          true,
+        );
+        bySeq.set(r.seq, r.bytes);
+      }
+      expect(encrypted, who).toBeGreaterThan(10);
+    }
+  });
+
+  it('reads the Finished record number from a datagram', () => {
+    const rec = (type: number, epoch: number, seq: number, body = 4) => {
+      const b = Buffer.alloc(13 + body);
+      b[0] = type;
+      b.writeUInt16BE(0xfefd, 1);
+      b.writeUInt16BE(epoch, 3);
+      b.writeUIntBE(seq, 5, 6);
+      b.writeUInt16BE(body, 11);
+      return b;
+    };
+    // flight 5: handshake records in epoch 0, change cipher spec, Finished in epoch 1
+    const flight = Buffer.concat([
+      rec(22, 0, 3),
+      rec(22, 0, 4, 70),
+      rec(20, 0, 5, 1),
+      rec(22, 1, 6, 40),
+    ]);
+    expect(encryptedHandshakeSeq(flight)).toBe(6);
+    expect(encryptedHandshakeSeq(rec(23, 1, 9))).toBe(-1); // application data
+    expect(encryptedHandshakeSeq(rec(22, 0, 2))).toBe(-1); // not yet encrypted
+    expect(encryptedHandshakeSeq(Buffer.from([22, 0xfe]))).toBe(-1); // truncated
+  });
+
+  it('leaves a peer connection without DTLS transports alone', () => {
+    const pc = createPeerConnection([]);
+    open.push(pc);
+    expect(tuneDtls(pc)).toBe(0);
+  });
+});
