@@ -109,8 +109,9 @@ interface WeriftDtlsTransport {
   role?: string;
   dtls?: {
     connect?: () => Promise<void>;
+    onHandleHandshakes?: (handshakes: { msg_type: number }[]) => Promise<void>;
     transport?: { socket?: WeriftDtlsSocket };
-    dtls?: { recordSequenceNumber?: number };
+    dtls?: { recordSequenceNumber?: number; flight?: number };
   };
   onStateChange?: { subscribe: (cb: (state: string) => void) => unknown };
   peerwayTuned?: boolean;
@@ -153,7 +154,8 @@ export function encryptedHandshakeSeq(datagram: Uint8Array): number {
  *   answers anything, again after 10, 30, 70, 150 and 300 ms (a
  *   retransmitted ClientHello is ordinary DTLS; werift's own retransmission
  *   starts at 500 ms). Chromium keeps a ClientHello that arrives before it
- *   is ready; a werift server drops it, hence the resends. werift⇄werift on
+ *   is ready; a werift server drops it, hence the resends (and a repeated
+ *   HelloVerifyRequest they may draw is ignored). werift⇄werift on
  *   loopback: ICE-connected to channel open 110 → 10–14 ms, 0 of 60 opens
  *   slower than 50 ms (without the resends 7 of 60 waited for werift's
  *   500 ms retransmit).
@@ -196,7 +198,15 @@ export function tuneDtls(pc: RTCPeerConnection): number {
           finishedSeq = Math.max(finishedSeq, encryptedHandshakeSeq(data));
           return send(data);
         };
-        if (t.role !== 'client' || !dtls.connect) return;
+        const handle = dtls.onHandleHandshakes;
+        if (t.role !== 'client' || !dtls.connect || !handle) return;
+        // A resent ClientHello can draw a second HelloVerifyRequest from a
+        // werift server, and werift's client fails the handshake on it
+        // (Flight3.exec throws when already in flight 3): drop repeats.
+        dtls.onHandleHandshakes = (handshakes) => {
+          const flight = dtls.dtls?.flight ?? 0;
+          return handle(flight >= 3 ? handshakes.filter((h) => h.msg_type !== 3) : handshakes);
+        };
         const connecting = dtls.connect();
         connecting.catch(() => {}); // werift's own call below reports it
         dtls.connect = () => connecting;

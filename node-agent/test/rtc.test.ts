@@ -103,6 +103,32 @@ describe('tuneDtls', () => {
     );
   });
 
+  it('survives a ClientHello that arrives twice (two HelloVerifyRequests back)', async () => {
+    let hellos = 0;
+    const states: string[] = [];
+    const { dc } = await pair((answerer) => {
+      answerer.connectionStateChange.subscribe((s) => states.push(s));
+      const conn = iceConnection(answerer);
+      const send = conn.send.bind(conn);
+      conn.send = async (data) => {
+        // Every ClientHello without a cookie goes out twice, as a resend racing
+        // a slow reply would. (Record header 13, handshake header 12, version
+        // 2, random 32, empty session id 1: the cookie's length is byte 60.)
+        if (isClientHello(data) && data[60] === 0) {
+          hellos++;
+          await send(data);
+        }
+        return send(data);
+      };
+    });
+    await waitOpen(dc, 5000);
+    expect(hellos).toBeGreaterThanOrEqual(1);
+    // werift would fail the handshake on the second HelloVerifyRequest (the
+    // agent then ends the session), even if the channel limps open here
+    expect(states).not.toContain('failed');
+    expect(states).toContain('connected');
+  });
+
   it('never reuses a record number after the handshake, on either side', async () => {
     let sentByClient: Buffer[] = [];
     let theirs: Promise<RTCDataChannel> | undefined;

@@ -42,10 +42,10 @@ const cfg: ShellConfig = window.__PEERWAY__ ?? {
   gateway: location.origin,
 };
 // The cookie jar (tough-cookie with the public suffix list: 300 of the
-// bundle's 430 KB) is loaded once the offer is out, while the page waits for
-// the node's answer, ICE and DTLS, instead of before the tunnel starts
-// (evaluated earlier, it delayed the offer). Nothing needs it before the
-// app's first request.
+// bundle's 430 KB) is loaded once the node's answer is in, while ICE and
+// DTLS run off the main thread, instead of before the tunnel starts
+// (evaluated earlier, it delayed the offer or the answer by 20–40 ms).
+// Nothing needs it before the app's first request.
 let jarLoad: Promise<CookieStore> | null = null;
 const jarReady = (): Promise<CookieStore> =>
   (jarLoad ??= import('./cookies').then((m) => new m.CookieStore(location.origin)));

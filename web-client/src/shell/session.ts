@@ -52,8 +52,11 @@ export async function openTunnel(
   service: string,
   token: string,
   avoid: string[] = [],
-  /** Called once the offer is out: the page has idle time until the answer. */
-  onOfferSent?: () => void,
+  /**
+   * Called once the answer is applied: ICE and DTLS run off the page's main
+   * thread, which is idle until the channel opens.
+   */
+  onAnswered?: () => void,
 ): Promise<OpenTunnel> {
   const started = performance.now();
   // The page's inline script starts the first signaling connection while this
@@ -72,9 +75,15 @@ export async function openTunnel(
     const r = parseServerToClient(String(ev.data));
     if (r.ok) for (const l of listeners) l(r.value);
   };
-  let pc: RTCPeerConnection | null = null;
+  // The peer connection and its offer do not depend on the session: they are
+  // made while the server answers the session request (below); its ICE
+  // servers are set once known, before setLocalDescription starts gathering.
+  // (Assigned right after the request is sent, before any reply can arrive.)
+  let pc!: RTCPeerConnection;
+  let dc!: RTCDataChannel;
+  let offer!: Promise<RTCSessionDescriptionInit>;
   const cleanup = () => {
-    pc?.close();
+    (pc as RTCPeerConnection | undefined)?.close();
     ws.close();
   };
   try {
@@ -106,14 +115,13 @@ export async function openTunnel(
           if (m.type === 'session' && m.ref === ref) {
             performance.mark('peerway:session');
             sessionId = m.sessionId;
-            pc = new RTCPeerConnection({ iceServers: m.iceServers });
-            const dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
+            pc.setConfiguration({ iceServers: m.iceServers });
             // Nothing but host candidates a few seconds in, on a page that was
             // given STUN/TURN servers, means those servers are unreachable.
             let reflexive = false;
             if (m.iceServers.length > 0) {
               setTimeout(() => {
-                if (pc && !reflexive && pc.connectionState !== 'connected') {
+                if (!reflexive && pc.connectionState !== 'connected') {
                   fail(
                     new PeerwayError(
                       'session_failed',
@@ -176,9 +184,9 @@ export async function openTunnel(
                 relayError = e.errorCode === 401 ? 'refused our credentials' : 'is unreachable';
             };
             pc.onicegatheringstatechange = () => {
-              if (pc?.iceGatheringState !== 'complete' || !relayError) return;
+              if (pc.iceGatheringState !== 'complete' || !relayError) return;
               setTimeout(() => {
-                if (pc && pc.connectionState !== 'connected') {
+                if (pc.connectionState !== 'connected') {
                   fail(
                     new PeerwayError(
                       'session_failed',
@@ -189,18 +197,18 @@ export async function openTunnel(
               }, RELAY_FAILURE_GRACE_MS);
             };
             pc.onconnectionstatechange = () => {
-              if (pc?.connectionState === 'failed')
+              if (pc.connectionState === 'failed')
                 fail(
                   new PeerwayError('session_failed', 'no network path to the node (ICE failed)'),
                 );
             };
             pc.addEventListener('iceconnectionstatechange', () => {
-              if (pc?.iceConnectionState === 'connected') performance.mark('peerway:ice');
+              if (pc.iceConnectionState === 'connected') performance.mark('peerway:ice');
             });
             dc.onopen = () => {
               performance.mark('peerway:open');
               clearTimeout(timer);
-              const max = pc?.sctp?.maxMessageSize ?? 65536;
+              const max = pc.sctp?.maxMessageSize ?? 65536;
               const mux = new TunnelMux(
                 fromRTCDataChannel(dc, Number.isFinite(max) && max > 0 ? max : 65536),
                 { role: 'client' },
@@ -209,14 +217,14 @@ export async function openTunnel(
               // How the connection was made: once at open, and again after ICE
               // has settled (a better pair may replace the first one that worked).
               const report = () =>
-                void pc!.getStats().then((r) => {
+                void pc.getStats().then((r) => {
                   const stats = summariseStats(r);
                   if (stats)
                     send({ type: 'session-stats', sessionId, stats: { ...stats, setupMs } });
                 });
               report();
               for (const ms of STATS_REPORT_DELAYS_MS) setTimeout(report, ms);
-              const liveness = watchLiveness(pc!, mux);
+              const liveness = watchLiveness(pc, mux);
               // The server saw the node's signaling drop: a hint worth a quick look.
               listeners.push((x) => {
                 if (x.type === 'node-offline' && x.sessionId === sessionId) liveness.probe();
@@ -231,17 +239,17 @@ export async function openTunnel(
                 },
               });
             };
-            await pc.setLocalDescription(await pc.createOffer());
+            await pc.setLocalDescription(await offer);
             send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
             performance.mark('peerway:offer');
             offerSent = true;
-            onOfferSent?.();
             for (const c of beforeOffer.splice(0)) trickle(c);
           } else if (m.type === 'answer' && m.sessionId === sessionId) {
             performance.mark('peerway:answer');
-            await pc!.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+            await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+            onAnswered?.();
           } else if (m.type === 'candidate' && m.sessionId === sessionId && m.candidate) {
-            await pc!.addIceCandidate(m.candidate as RTCIceCandidateInit).catch(() => {});
+            await pc.addIceCandidate(m.candidate as RTCIceCandidateInit).catch(() => {});
           }
         } catch (err) {
           fail(
@@ -252,6 +260,10 @@ export async function openTunnel(
         }
       });
       send({ type: 'open', ref, service, token, ...(avoid.length ? { avoid } : {}) });
+      pc = new RTCPeerConnection();
+      dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
+      offer = pc.createOffer();
+      offer.catch(() => {}); // awaited when the session comes, or it never does
     });
     // Signaling stays open only to tell the server when the page goes; the data channel does not need it.
     return result;
