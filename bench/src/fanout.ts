@@ -74,7 +74,9 @@ async function once(n: number): Promise<Row> {
         ),
         'opening sessions',
       );
-      for (const r of batch) if (r.status === 'fulfilled') clients.push(r.value);
+      for (const r of batch)
+        if (r.status === 'fulfilled') clients.push(r.value);
+        else console.error(`[fanout] a session failed: ${(r.reason as Error).message}`);
     }
     const openSeconds = (performance.now() - o0) / 1000;
     let peak = stack.agentRss();

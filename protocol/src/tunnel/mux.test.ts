@@ -279,6 +279,19 @@ describe('TunnelMux', () => {
     );
   });
 
+  it('counts every message from the peer (liveness: a late pong behind data is not a dead peer)', async () => {
+    const { client, server } = pair();
+    echoServer(server);
+    expect(client.messagesReceived).toBe(0);
+    await client.ping();
+    expect(client.messagesReceived).toBe(1); // the pong
+    const res = await client.request({ method: 'POST', path: '/', headers: [] }, new Uint8Array(8));
+    await readAll(res.body);
+    // response head, DATA, END (and maybe CREDIT): all count
+    expect(client.messagesReceived).toBeGreaterThanOrEqual(4);
+    expect(server.messagesReceived).toBeGreaterThanOrEqual(3);
+  });
+
   it('answers pings and fails all streams when the channel closes', async () => {
     const { a, client, server } = pair();
     expect(await client.ping()).toBeGreaterThanOrEqual(0);

@@ -155,6 +155,11 @@ export class TunnelMux {
   /** Bytes of DATA sent and received, for load reports. */
   bytesSent = 0;
   bytesReceived = 0;
+  /**
+   * Messages received from the peer, any kind. A pong can wait behind
+   * megabytes of DATA on a busy channel; this tells "late" from "gone".
+   */
+  messagesReceived = 0;
 
   constructor(
     private readonly channel: FrameChannel,
@@ -304,6 +309,7 @@ export class TunnelMux {
 
   private onMessage(msg: Uint8Array): void {
     if (this.closed) return;
+    this.messagesReceived++;
     const r = decodeFrame(msg);
     if (!r.ok) {
       this.onProtocolError(r.streamId, r.reason);
