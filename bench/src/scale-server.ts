@@ -25,6 +25,8 @@ const server = await startPeerwayServer(
       connectionsPerMinutePerIp: 1_000_000,
       messagesPerSecond: 100_000,
       messageBurst: 100_000,
+      agentMessagesPerSecond: 100_000,
+      agentMessageBurst: 100_000,
       maxSessionsPerClient: 100_000,
     },
   },

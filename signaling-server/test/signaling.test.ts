@@ -345,6 +345,19 @@ describe('brokering', () => {
     client.close();
   });
 
+  it('an agent may speak for many sessions at once; a client is held to the client rate', async () => {
+    const { agent, client } = await setup();
+    // 400 at once: twice the client burst, within the agent's own bucket
+    for (let i = 0; i < 400; i++) agent.send({ type: 'heartbeat' });
+    const kinds = new Set<string>();
+    for (let i = 0; i < 400; i++) kinds.add((await agent.next()).type);
+    expect([...kinds]).toEqual(['heartbeat-ack']);
+    for (let i = 0; i < 400; i++) client.send({ type: 'ping' });
+    expect(await client.nextOf('error')).toMatchObject({ code: 'rate_limited' });
+    agent.close();
+    client.close();
+  });
+
   it('a session the agent rejects reaches the client as an error', async () => {
     const { agent, client, name, accessToken } = await setup();
     client.send({ type: 'open', ref: 'x', service: name, token: accessToken });

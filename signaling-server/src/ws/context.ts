@@ -18,6 +18,15 @@ export interface SignalingConfig extends IceConfig {
   presenceTimeoutMs: number;
   heartbeatIntervalMs: number;
   limits: PeerLimits & {
+    /**
+     * An agent speaks for every session of its node: an answer, its
+     * candidates and a few stats reports each (~8 messages), so it gets a
+     * bucket of its own. At the client rate (50/s) a node could take only
+     * ~6 new sessions a second once the burst was spent; the fan-out bench
+     * lost sessions to it at 100 at once.
+     */
+    agentMessagesPerSecond: number;
+    agentMessageBurst: number;
     connectionsPerMinutePerIp: number;
     maxSessionsPerClient: number;
   };
@@ -26,6 +35,8 @@ export interface SignalingConfig extends IceConfig {
 export const DEFAULT_LIMITS: SignalingConfig['limits'] = {
   messagesPerSecond: 50,
   messageBurst: 200,
+  agentMessagesPerSecond: 500,
+  agentMessageBurst: 2000,
   maxBadMessages: 50,
   badWindowMs: 10_000,
   connectionsPerMinutePerIp: 600,

@@ -218,7 +218,11 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
           parseAgentToServer,
           log.child({ side: 'agent' }),
           metrics,
-          deps.config.limits,
+          {
+            ...deps.config.limits,
+            messagesPerSecond: deps.config.limits.agentMessagesPerSecond,
+            messageBurst: deps.config.limits.agentMessageBurst,
+          },
           clock,
         );
         new AgentConnection(peer, ctx).start();
