@@ -171,11 +171,13 @@ export function tuneDtls(pc: RTCPeerConnection): number {
     t.peerwayTuned = true;
     adjusted++;
     let finishedSeq = -1;
+    let unwrapSend = () => {};
     t.onStateChange.subscribe((state) => {
       if (state === 'connected') {
         const ctx = t.dtls?.dtls;
         if (ctx && typeof ctx.recordSequenceNumber === 'number' && finishedSeq >= 0)
           ctx.recordSequenceNumber = Math.max(ctx.recordSequenceNumber, finishedSeq);
+        unwrapSend(); // the handshake is over: data goes out untouched
         return;
       }
       if (state !== 'connecting') return;
@@ -198,6 +200,7 @@ export function tuneDtls(pc: RTCPeerConnection): number {
           finishedSeq = Math.max(finishedSeq, encryptedHandshakeSeq(data));
           return send(data);
         };
+        unwrapSend = () => (socket.send = send);
         const handle = dtls.onHandleHandshakes;
         if (t.role !== 'client' || !dtls.connect || !handle) return;
         // A resent ClientHello can draw a second HelloVerifyRequest from a
