@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
-import { chromium, type Browser } from 'playwright-core';
 import { parseConfig, startPeerwayServer, type PeerwayServer } from '@peerway/signaling-server';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -132,19 +131,5 @@ export async function startBenchStack(engine = BENCH_ENGINES[0]!): Promise<Bench
   };
 }
 
-/** Debian's Chromium, headless, with the flags this machine needs (no sandbox, no GPU, no background traffic). */
-export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
-  return chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-      ...extraArgs,
-    ],
-  });
-}
+/** The tests' own Chromium launcher: one list of flags for e2e and bench. */
+export { launchChromium } from '../../e2e/support/chromium';

@@ -8,8 +8,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM_ARGS } from '../support/stack';
+import type { Browser } from 'playwright-core';
+import { CHROMIUM_PATH, launchChromium } from '../support/chromium';
 import { startTurn, type TurnProcess } from '../../infra/turn/turn-process';
 import { Lab, PUBLIC_HOST_IP, type Home, type NatKind } from './lab';
 import type { ChildProcess } from 'node:child_process';
@@ -173,17 +173,16 @@ export class LabStack {
     const wrapper = join(this.dir, 'chromium-in-ns.sh');
     writeFileSync(
       wrapper,
-      `#!/bin/sh\nexec ip netns exec ${this.client.hostNs} /usr/bin/chromium "$@"\n`,
+      `#!/bin/sh\nexec ip netns exec ${this.client.hostNs} ${CHROMIUM_PATH} "$@"\n`,
     );
     chmodSync(wrapper, 0o755);
-    this.browser = await chromium.launch({
-      executablePath: wrapper,
-      args: [
-        ...CHROMIUM_ARGS,
+    this.browser = await launchChromium(
+      [
         `--host-resolver-rules=MAP *.${LAB_DOMAIN} ${PUBLIC_HOST_IP}, MAP ${LAB_DOMAIN} ${PUBLIC_HOST_IP}`,
         `--unsafely-treat-insecure-origin-as-secure=http://chat.${LAB_DOMAIN}:${PORT}`,
       ],
-    });
+      wrapper,
+    );
     return this.browser;
   }
 

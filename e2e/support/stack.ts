@@ -10,24 +10,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './chromium';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
 export const SERVER_BIN = join(ROOT, 'signaling-server/bin/peerway-server.js');
 const AGENT_BIN = join(ROOT, 'node-agent/bin/peerway-agent.js');
 export const ARTIFACTS = join(ROOT, 'e2e/artifacts');
-/** Debian's Chromium, headless, as root, on a closed network. */
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
-
 export class Proc {
   out = '';
   constructor(readonly child: ChildProcess) {
@@ -191,10 +181,7 @@ export class Stack {
 
   /** A fresh Chromium context (its own profile: cookies, storage, service workers). */
   async context(): Promise<BrowserContext> {
-    this.browser ??= await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: CHROMIUM_ARGS,
-    });
+    this.browser ??= await launchChromium();
     const ctx = await this.browser.newContext({ viewport: { width: 1100, height: 800 } });
     this.cleanups.push(() => ctx.close());
     return ctx;
