@@ -4,10 +4,13 @@
  * - cold open of a service URL in a fresh profile, to the app's first byte
  *   and to its `load`, split into phases from the shell's performance marks,
  *   vs the same app opened directly;
- * - warm request latency (p50/p99 of small GETs from the app) vs direct;
+ * - warm request latency (p50/p99 of small GETs from the app) vs direct,
+ *   with fetch() (which the shim hands to the shell directly) and with
+ *   XMLHttpRequest (which goes through the service worker, as images,
+ *   scripts and media do);
  * - download and upload of BENCH_MIB (default 256) MiB through the tunnel
  *   vs direct HTTP and vs the browser's own ceiling, a Chromium ⇄ Chromium
- *   data channel in one page.
+ *   data channel in one page; the download also through the worker (XHR).
  * Median (min–max) of BENCH_RUNS cold opens and BENCH_THROUGHPUT_RUNS
  * transfers. Writes bench/results/browser-<date>.json.
  */
@@ -41,6 +44,22 @@ const download = (where: Page | Frame, n: number) =>
     return n / 1e6 / ((performance.now() - t) / 1000);
   }, n);
 
+/** Downloads n bytes of /big with XMLHttpRequest (through the service worker); MB/s. */
+const downloadXhr = (where: Page | Frame, n: number) =>
+  where.evaluate(async (n) => {
+    const t = performance.now();
+    const got = await new Promise<number>((resolve, reject) => {
+      const x = new XMLHttpRequest();
+      x.open('GET', `/big?bytes=${n}`);
+      x.responseType = 'arraybuffer';
+      x.onload = () => resolve((x.response as ArrayBuffer).byteLength);
+      x.onerror = () => reject(new Error('xhr failed'));
+      x.send();
+    });
+    if (got !== n) throw new Error(`xhr download: ${got} of ${n} bytes`);
+    return n / 1e6 / ((performance.now() - t) / 1000);
+  }, n);
+
 /** Uploads n bytes to /upload from the frame; MB/s (checks the count the app saw). */
 const upload = (where: Page | Frame, n: number) =>
   where.evaluate(async (n) => {
@@ -58,6 +77,26 @@ const warm = (where: Page | Frame) =>
     for (let i = 0; i < count; i++) {
       const t = performance.now();
       await (await fetch('/small', { cache: 'no-store' })).text();
+      xs.push(performance.now() - t);
+    }
+    xs.sort((a, b) => a - b);
+    return { p50: xs[Math.floor(count * 0.5)]!, p99: xs[Math.floor(count * 0.99)]! };
+  }, WARM_GETS);
+
+/** The same with XMLHttpRequest: through the service worker. */
+const warmXhr = (where: Page | Frame) =>
+  where.evaluate(async (count) => {
+    const xs: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const t = performance.now();
+      await new Promise((resolve, reject) => {
+        const x = new XMLHttpRequest();
+        x.open('GET', '/small');
+        x.setRequestHeader('cache-control', 'no-store');
+        x.onload = resolve;
+        x.onerror = reject;
+        x.send();
+      });
       xs.push(performance.now() - t);
     }
     xs.sort((a, b) => a - b);
@@ -139,7 +178,9 @@ async function benchEngine(engine: string) {
   const directLoad: number[] = [];
   const warmP: { p50: number; p99: number }[] = [];
   const warmDirect: { p50: number; p99: number }[] = [];
+  const warmWorker: { p50: number; p99: number }[] = [];
   const down: number[] = [];
+  const downWorker: number[] = [];
   const up: number[] = [];
   const downDirect: number[] = [];
   const upDirect: number[] = [];
@@ -166,6 +207,7 @@ async function benchEngine(engine: string) {
       await page.waitForTimeout(50); // loadEventEnd is set after the load handlers ran
       timelines.push(await coldTimeline(page));
       warmP.push(await warm(appFrame(page)));
+      warmWorker.push(await warmXhr(appFrame(page)));
       await ctx.close();
 
       const dctx = await browser.newContext();
@@ -184,6 +226,7 @@ async function benchEngine(engine: string) {
       const { ctx, page } = await openService();
       down.push(await download(appFrame(page), SIZE));
       up.push(await upload(appFrame(page), UPLOAD));
+      downWorker.push(await downloadXhr(appFrame(page), SIZE));
       await ctx.close();
 
       const dctx = await browser.newContext();
@@ -222,10 +265,15 @@ async function benchEngine(engine: string) {
     warmGetMs: {
       p50: stat(warmP.map((w) => w.p50)),
       p99: stat(warmP.map((w) => w.p99)),
+      viaWorker: {
+        p50: stat(warmWorker.map((w) => w.p50)),
+        p99: stat(warmWorker.map((w) => w.p99)),
+      },
       direct: { p50: stat(warmDirect.map((w) => w.p50)), p99: stat(warmDirect.map((w) => w.p99)) },
     },
     throughputMBps: {
       download: stat(down),
+      downloadViaWorker: stat(downWorker),
       upload: stat(up),
       direct: { download: stat(downDirect), upload: stat(upDirect) },
       chromiumDataChannelCeiling: stat(ceil),
@@ -277,12 +325,30 @@ try {
     ['firstByteToLoad', '— first byte to load'],
   ] as const)
     row(label, (r) => r.coldOpenMs.phases[k], '', 1);
-  row('warm GET p50, ms', (r) => r.warmGetMs.p50, `direct ${f(r0.warmGetMs.direct.p50, 2)}`, 2);
-  row('warm GET p99, ms', (r) => r.warmGetMs.p99, `direct ${f(r0.warmGetMs.direct.p99, 2)}`, 2);
+  row(
+    'warm GET p50, ms (fetch)',
+    (r) => r.warmGetMs.p50,
+    `direct ${f(r0.warmGetMs.direct.p50, 2)}`,
+    2,
+  );
+  row(
+    'warm GET p99, ms (fetch)',
+    (r) => r.warmGetMs.p99,
+    `direct ${f(r0.warmGetMs.direct.p99, 2)}`,
+    2,
+  );
+  row('warm GET p50, ms (XHR, via the worker)', (r) => r.warmGetMs.viaWorker.p50, '', 2);
+  row('warm GET p99, ms (XHR, via the worker)', (r) => r.warmGetMs.viaWorker.p99, '', 2);
   row(
     `download ${mib} MiB, MB/s`,
     (r) => r.throughputMBps.download,
     `direct ${f(r0.throughputMBps.direct.download, 1)}; Chromium⇄Chromium data channel ${f(r0.throughputMBps.chromiumDataChannelCeiling, 1)}`,
+    1,
+  );
+  row(
+    `download ${mib} MiB, MB/s (XHR, via the worker)`,
+    (r) => r.throughputMBps.downloadViaWorker,
+    '',
     1,
   );
   row(

@@ -15,6 +15,8 @@ export interface BridgeRequest {
   /** The upload, if any: a Blob (passed by reference, read as a stream, replayable). */
   body: Blob | null;
   destination: string;
+  /** The request's credentials mode: "omit" sends no cookie from the jar and stores none. */
+  credentials: RequestCredentials;
 }
 
 export type BridgeResponse =

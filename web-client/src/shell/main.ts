@@ -32,6 +32,8 @@ export interface ShellApi {
   cookieGet(path: string): string;
   cookieSet(path: string, value: string): void;
   navigated(): void;
+  /** One request of the app's fetch(), straight from its page (no service worker hop). */
+  fetch(req: BridgeRequest, signal: AbortSignal): Promise<BridgeResponse>;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
@@ -151,11 +153,12 @@ async function connect(): Promise<void> {
   }
 }
 
-/** One request of the app, from the service worker, through the tunnel. */
-async function serve(req: BridgeRequest): Promise<BridgeResponse> {
+/** One request of the app (from the service worker, or from the shim's fetch), through the tunnel. */
+async function serve(req: BridgeRequest, signal?: AbortSignal): Promise<BridgeResponse> {
   const headers = req.headers.filter(([k]) => k.toLowerCase() !== 'cookie');
   const cookies = await jarReady();
-  const cookie = cookies.header(req.path);
+  const withCookies = req.credentials !== 'omit';
+  const cookie = withCookies ? cookies.header(req.path) : '';
   if (cookie) headers.push(['cookie', cookie]);
   const retryable = IDEMPOTENT.has(req.method);
   for (let attempt = 0; ; attempt++) {
@@ -163,11 +166,13 @@ async function serve(req: BridgeRequest): Promise<BridgeResponse> {
     try {
       // A fresh stream of the Blob on each attempt: a retry sends it again.
       const body = req.body ? (req.body.stream() as ReadableStream<Uint8Array>) : null;
-      const res = await t.mux.request({ method: req.method, path: req.path, headers }, body);
+      const res = await t.mux.request({ method: req.method, path: req.path, headers }, body, {
+        ...(signal ? { signal } : {}),
+      });
       const setCookies = res.headers
         .filter(([k]) => k.toLowerCase() === 'set-cookie')
         .map(([, v]) => v);
-      cookies.fromResponse(req.path, setCookies);
+      if (withCookies) cookies.fromResponse(req.path, setCookies);
       const out = res.headers.filter(([k]) => k.toLowerCase() !== 'set-cookie');
       const type = out.find(([k]) => k.toLowerCase() === 'content-type')?.[1] ?? '';
       const isDoc =
@@ -249,6 +254,7 @@ async function main(): Promise<void> {
     cookieGet: (path) => jar?.scriptGet(path) ?? '',
     cookieSet: (path, v) => jar?.scriptSet(path, v),
     navigated: syncAddressBar,
+    fetch: serve,
   };
   // The worker and the tunnel do not depend on each other: set both up at
   // once (the worker must control the frame before it loads; the tunnel must

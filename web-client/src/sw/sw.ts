@@ -60,6 +60,7 @@ async function viaShell(e: FetchEvent): Promise<Response> {
     headers,
     body,
     destination: r.destination,
+    credentials: r.credentials,
   };
   const { port1, port2 } = new MessageChannel();
   const answer = new Promise<BridgeResponse>((resolve) => {
