@@ -71,3 +71,37 @@ it('shows a connecting state first', async () => {
     .poll(() => page.locator('#status').getAttribute('data-state'), { timeout: 20_000 })
     .toBe('ready');
 });
+
+it("asks for its session while the shell's bundle is still loading, and takes it over", async () => {
+  await stack.agent(token, [`early=127.0.0.1:${port},public`]);
+  const page = await (await stack.context()).newPage();
+  // Hold the bundle: the page's inline script must get the session granted
+  // on its own (the server's `session` reply) before any bundle code runs.
+  let releaseBundle!: () => void;
+  const bundleHeld = new Promise<void>((r) => (releaseBundle = r));
+  await page.route(/\/__peerway\/shell\.js$/, async (route) => {
+    await bundleHeld;
+    await route.continue();
+  });
+  const received: string[] = [];
+  const sent: string[] = [];
+  page.on('websocket', (ws) => {
+    ws.on('framereceived', (f) => received.push(String(f.payload)));
+    ws.on('framesent', (f) => sent.push(String(f.payload)));
+  });
+  await page.goto(stack.serviceUrl('early', '/'), { waitUntil: 'commit' });
+  await expect
+    .poll(() => received.some((m) => JSON.parse(m).type === 'session'), { timeout: 10_000 })
+    .toBe(true);
+  expect(sent.map((m) => JSON.parse(m).type)).toEqual(['open']);
+  expect(await page.evaluate(() => typeof (window as { __peerway?: unknown }).__peerway)).toBe(
+    'undefined',
+  );
+  releaseBundle();
+  await expect
+    .poll(() => Stack.app(page).locator('#now').textContent(), { timeout: 30_000 })
+    .toMatch(/^tick-/);
+  // one session, the early one: no second request from the bundle
+  expect(sent.filter((m) => JSON.parse(m).type === 'open')).toHaveLength(1);
+  expect(await page.evaluate(() => '__peerwayEarly' in window)).toBe(false);
+}, 60_000);

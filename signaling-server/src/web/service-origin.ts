@@ -49,6 +49,27 @@ export function serviceOrigin(cfg: OriginConfig, service: string): string {
 }
 
 let shellTemplate: string | null = null;
+
+/**
+ * The shell page's first script, before its bundle (~130 KB) has even been
+ * fetched: it opens the signaling connection and, when the page carries its
+ * token, asks for the session and makes the peer connection and its offer,
+ * keeping what the server says until the bundle takes over
+ * (`window.__peerwayEarly`, read by web-client/src/shell/session.ts). The
+ * session round trip and the offer then overlap the bundle's load instead
+ * of following it. Plain ES5 in a string: it runs as the page parses, with
+ * nothing loaded yet.
+ */
+const EARLY_START = `(function(){
+var c=window.__PEERWAY__,e={msgs:[],ref:Math.random().toString(36).slice(2),token:c.token};
+var ws=e.ws=new WebSocket((location.protocol==='https:'?'wss://':'ws://')+location.host+'/ws/client');
+ws.onmessage=function(m){e.msgs.push(m.data)};
+if(c.token)try{
+e.pc=new RTCPeerConnection();e.dc=e.pc.createDataChannel('peerway-tunnel',{ordered:true});e.offer=e.pc.createOffer();e.offer.catch(function(){});
+ws.addEventListener('open',function(){performance.mark('peerway:signaling');ws.send(JSON.stringify({type:'open',ref:e.ref,service:c.service,token:c.token}))})
+}catch(x){if(e.pc)e.pc.close();e.pc=undefined}
+window.__peerwayEarly=e})()`.replace(/\n/g, '');
+
 function shellHtml(config: { service: string; gateway: string; token?: string }): string | null {
   if (shellTemplate === null) {
     const p = join(WEB_DIST, 'shell.html');
@@ -57,9 +78,10 @@ function shellHtml(config: { service: string; gateway: string; token?: string })
   }
   // JSON in a script: escape "<" so no value can close the tag.
   const json = JSON.stringify(config).replace(/</g, '\\u003c');
-  // The signaling connection starts now, while the shell's bundle loads.
-  const ws = `window.__peerwayWs=new WebSocket((location.protocol==='https:'?'wss://':'ws://')+location.host+'/ws/client')`;
-  return shellTemplate.replace('<head>', `<head><script>window.__PEERWAY__=${json};${ws}</script>`);
+  return shellTemplate.replace(
+    '<head>',
+    `<head><script>window.__PEERWAY__=${json};${EARLY_START}</script>`,
+  );
 }
 
 export function serviceOriginRouter(deps: {

@@ -15,11 +15,42 @@ import {
   type ServerToClient,
 } from '@peerway/protocol';
 
+/**
+ * What the shell page's inline script started before this bundle loaded
+ * (signaling-server/src/web/service-origin.ts): the signaling WebSocket and,
+ * when the page carried its token, the session request (`ref`), the peer
+ * connection and its offer, with the server's messages so far.
+ */
+interface EarlyStart {
+  ws: WebSocket;
+  msgs: string[];
+  ref: string;
+  token?: string;
+  pc?: RTCPeerConnection;
+  dc?: RTCDataChannel;
+  offer?: Promise<RTCSessionDescriptionInit>;
+}
+
 declare global {
   interface Window {
-    /** The signaling WebSocket the shell page's inline script opened early. */
-    __peerwayWs?: WebSocket;
+    __peerwayEarly?: EarlyStart;
   }
+}
+
+/** The early start, once, for the first tunnel of the page (later ones start afresh). */
+function takeEarlyStart(token: string, avoid: string[]): { ws?: WebSocket; adopted?: EarlyStart } {
+  const early = window.__peerwayEarly;
+  delete window.__peerwayEarly;
+  if (!early || early.ws.readyState > WebSocket.OPEN) {
+    early?.pc?.close();
+    return {};
+  }
+  if (!early.pc) return { ws: early.ws };
+  if (early.token === token && avoid.length === 0) return { ws: early.ws, adopted: early };
+  // asked for another session than this one: drop it (the server ends it with the socket)
+  early.pc.close();
+  early.ws.close();
+  return {};
 }
 
 export const TUNNEL_LABEL = 'peerway-tunnel';
@@ -59,22 +90,23 @@ export async function openTunnel(
   onAnswered?: () => void,
 ): Promise<OpenTunnel> {
   const started = performance.now();
-  // The page's inline script starts the first signaling connection while this
-  // bundle loads; later tunnels (reconnects) open their own.
-  const early = window.__peerwayWs;
-  delete window.__peerwayWs;
+  // The page's inline script starts the first signaling connection (and
+  // maybe the session) while this bundle loads; later tunnels (reconnects)
+  // open their own.
+  const early = takeEarlyStart(token, avoid);
+  const adopted = early.adopted;
   const ws =
-    early && early.readyState <= WebSocket.OPEN
-      ? early
-      : new WebSocket(
-          `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`,
-        );
+    early.ws ??
+    new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`);
   const send = (m: ClientToServer) => ws.readyState === WebSocket.OPEN && ws.send(encodeMessage(m));
   const listeners: ((m: ServerToClient) => void)[] = [];
-  ws.onmessage = (ev) => {
-    const r = parseServerToClient(String(ev.data));
+  const deliver = (data: string) => {
+    const r = parseServerToClient(data);
     if (r.ok) for (const l of listeners) l(r.value);
   };
+  // An adopted socket keeps buffering (the inline script's handler) until
+  // the session's listener is in place below.
+  if (!adopted) ws.onmessage = (ev) => deliver(String(ev.data));
   // The peer connection and its offer do not depend on the session: they are
   // made while the server answers the session request (below); its ICE
   // servers are set once known, before setLocalDescription starts gathering.
@@ -94,7 +126,7 @@ export async function openTunnel(
       ws.onerror = () =>
         reject(new PeerwayError('session_failed', 'cannot reach the Peerway server'));
     });
-    const ref = Math.random().toString(36).slice(2);
+    const ref = adopted?.ref ?? Math.random().toString(36).slice(2);
     const result = await new Promise<OpenTunnel>((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -259,6 +291,15 @@ export async function openTunnel(
           );
         }
       });
+      if (adopted) {
+        // asked for already: take over the connection and what the server said so far
+        pc = adopted.pc!;
+        dc = adopted.dc!;
+        offer = adopted.offer!;
+        ws.onmessage = (ev) => deliver(String(ev.data));
+        for (const data of adopted.msgs.splice(0)) deliver(data);
+        return;
+      }
       send({ type: 'open', ref, service, token, ...(avoid.length ? { avoid } : {}) });
       pc = new RTCPeerConnection();
       dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
