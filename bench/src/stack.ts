@@ -89,6 +89,10 @@ export async function startBenchStack(engine = BENCH_ENGINES[0]!): Promise<Bench
   const agent = spawn(
     process.execPath,
     [
+      // BENCH_AGENT_PROF=<dir>: the agent's CPU profile (.cpuprofile) lands there when it stops
+      ...(process.env.BENCH_AGENT_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_AGENT_PROF}`]
+        : []),
       join(ROOT, 'node-agent/bin/peerway-agent.js'),
       'run',
       '--server',

@@ -105,3 +105,37 @@ it("asks for its session while the shell's bundle is still loading, and takes it
   expect(sent.filter((m) => JSON.parse(m).type === 'open')).toHaveLength(1);
   expect(await page.evaluate(() => '__peerwayEarly' in window)).toBe(false);
 }, 60_000);
+
+it('asks with its token when the bundle runs before the signaling socket opens', async () => {
+  await stack.agent(token, [`quick=127.0.0.1:${port},public`]);
+  const page = await (await stack.context()).newPage();
+  // The page script's "open" listener runs only once the bundle is running
+  // (which by then has moved the page's token into sessionStorage).
+  await page.addInitScript(() => {
+    const add = WebSocket.prototype.addEventListener;
+    WebSocket.prototype.addEventListener = function (
+      this: WebSocket,
+      type: string,
+      fn: EventListenerOrEventListenerObject,
+      opts?: boolean | AddEventListenerOptions,
+    ) {
+      if (type !== 'open' || typeof fn !== 'function') return add.call(this, type, fn, opts);
+      const later = (ev: Event) => {
+        if ('__peerway' in window) fn.call(this, ev);
+        else setTimeout(() => later(ev), 5);
+      };
+      return add.call(this, type, later, opts);
+    } as typeof WebSocket.prototype.addEventListener;
+  });
+  const sent: string[] = [];
+  page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
+  await page.goto(stack.serviceUrl('quick', '/'));
+  await expect
+    .poll(() => Stack.app(page).locator('#now').textContent(), { timeout: 10_000 })
+    .toMatch(/^tick-/);
+  const opens = sent.map((m) => JSON.parse(m)).filter((m) => m.type === 'open');
+  expect(opens).toHaveLength(1);
+  expect(opens[0].token).toBe(
+    await page.evaluate(() => sessionStorage.getItem('peerway:token') ?? 'none'),
+  );
+}, 60_000);

@@ -58,7 +58,9 @@ let shellTemplate: string | null = null;
  * (`window.__peerwayEarly`, read by web-client/src/shell/session.ts). The
  * session round trip and the offer then overlap the bundle's load instead
  * of following it. Plain ES5 in a string: it runs as the page parses, with
- * nothing loaded yet.
+ * nothing loaded yet. It keeps its own copy of the token: the bundle takes
+ * `__PEERWAY__.token` away (into sessionStorage), maybe before the socket
+ * opens.
  */
 const EARLY_START = `(function(){
 var c=window.__PEERWAY__,e={msgs:[],ref:Math.random().toString(36).slice(2),token:c.token};
@@ -66,7 +68,7 @@ var ws=e.ws=new WebSocket((location.protocol==='https:'?'wss://':'ws://')+locati
 ws.onmessage=function(m){e.msgs.push(m.data)};
 if(c.token)try{
 e.pc=new RTCPeerConnection();e.dc=e.pc.createDataChannel('peerway-tunnel',{ordered:true});e.offer=e.pc.createOffer();e.offer.catch(function(){});
-ws.addEventListener('open',function(){performance.mark('peerway:signaling');ws.send(JSON.stringify({type:'open',ref:e.ref,service:c.service,token:c.token}))})
+ws.addEventListener('open',function(){performance.mark('peerway:signaling');ws.send(JSON.stringify({type:'open',ref:e.ref,service:c.service,token:e.token}))})
 }catch(x){if(e.pc)e.pc.close();e.pc=undefined}
 window.__peerwayEarly=e})()`.replace(/\n/g, '');
 

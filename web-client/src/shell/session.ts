@@ -144,6 +144,9 @@ export async function openTunnel(
         try {
           if (m.type === 'session-error' && (m.ref === ref || m.sessionId === sessionId))
             return fail(new PeerwayError(m.code, m.message));
+          // Before the session, the request is all this connection said: an
+          // error now is its refusal (say so now, not at the timeout).
+          if (m.type === 'error' && !sessionId) return fail(new PeerwayError(m.code, m.message));
           if (m.type === 'session' && m.ref === ref) {
             performance.mark('peerway:session');
             sessionId = m.sessionId;
