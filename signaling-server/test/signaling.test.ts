@@ -358,6 +358,48 @@ describe('brokering', () => {
     client.close();
   });
 
+  it("takes a node's late reports on a session its page has left without an error", async () => {
+    const { agent, client, name, accessToken } = await setup();
+    client.send({ type: 'open', ref: 'late', service: name, token: accessToken });
+    const s = await client.nextOf('session');
+    await signalSession(client, agent, s.sessionId, { service: name, token: accessToken });
+    client.close();
+    // the session ends with its page (bounded wait)
+    for (let i = 0; i < 100; i++) {
+      if (server.signaling.stats().recent.find((r) => r.id === s.sessionId)?.closedAt) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(server.signaling.stats().recent.find((r) => r.id === s.sessionId)?.closedAt).toBeTypeOf(
+      'number',
+    );
+    const sessionId = s.sessionId;
+    agent.send({ type: 'candidate', sessionId, candidate: null });
+    agent.send({
+      type: 'session-stats',
+      sessionId,
+      stats: {
+        localCandidateType: 'host',
+        remoteCandidateType: 'host',
+        protocol: 'udp',
+        setupMs: 9,
+      },
+    });
+    agent.send({ type: 'session-closed', sessionId });
+    // an answer for it is still refused (a node does not answer sessions it was not given)
+    agent.send({ type: 'answer', sessionId, sdp: 'v=0' });
+    agent.send({ type: 'heartbeat' });
+    const got: { type: string; code?: string }[] = [];
+    while (!got.some((m) => m.type === 'heartbeat-ack') || !got.some((m) => m.type === 'error'))
+      got.push(await agent.next());
+    // anything else would have come by now (one loopback round trip)
+    await new Promise((r) => setTimeout(r, 200));
+    for (let m = agent.tryNext(); m; m = agent.tryNext()) got.push(m);
+    expect(got.filter((m) => m.type === 'error')).toEqual([
+      { type: 'error', code: 'not_found', message: 'no such session on this connection' },
+    ]);
+    agent.close();
+  });
+
   it('a session the agent rejects reaches the client as an error', async () => {
     const { agent, client, name, accessToken } = await setup();
     client.send({ type: 'open', ref: 'x', service: name, token: accessToken });

@@ -337,6 +337,11 @@ export class Broker {
       });
       return;
     }
+    // A node goes on reporting on a session for a moment after its page has
+    // gone (stats 2 and 6 s in, its close, late candidates): a normal race,
+    // not worth an error (every short visit logged a warning on the node).
+    // Silence for "ended", "unknown" and "not yours" alike: no probing.
+    if (m.type === 'session-stats' || m.type === 'session-closed' || m.type === 'candidate') return;
     // Same answer for "no such session" and "not yours": no probing.
     throw new PeerwayError('not_found', 'no such session on this connection');
   }
