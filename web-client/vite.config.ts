@@ -1,8 +1,8 @@
 import { defineConfig } from 'vite';
 import { resolve } from 'node:path';
 
-// Three bundles for service origins: the shell page, the service worker and
-// the in-page shim. Fixed file names: the server serves them at /__peerway/.
+// Bundles for service origins: the shell page (and its first script, which
+// the server inlines), the service worker and the in-page shim. Fixed file names: the server serves them at /__peerway/.
 export default defineConfig({
   base: '/__peerway/',
   build: {
@@ -15,6 +15,8 @@ export default defineConfig({
         shell: resolve(import.meta.dirname, 'shell.html'),
         sw: resolve(import.meta.dirname, 'src/sw/sw.ts'),
         shim: resolve(import.meta.dirname, 'src/shim/shim.ts'),
+        // inlined into the shell page by the server, not served
+        early: resolve(import.meta.dirname, 'src/shell/early.ts'),
       },
       output: {
         entryFileNames: '[name].js',

@@ -72,11 +72,11 @@ it('shows a connecting state first', async () => {
     .toBe('ready');
 });
 
-it("asks for its session while the shell's bundle is still loading, and takes it over", async () => {
+it("opens its tunnel while the shell's bundle is still loading, and the bundle takes it over", async () => {
   await stack.agent(token, [`early=127.0.0.1:${port},public`]);
   const page = await (await stack.context()).newPage();
-  // Hold the bundle: the page's inline script must get the session granted
-  // on its own (the server's `session` reply) before any bundle code runs.
+  // Hold the bundle: the page's first script must get the session granted
+  // and the tunnel's channel open on its own, before any bundle code runs.
   let releaseBundle!: () => void;
   const bundleHeld = new Promise<void>((r) => (releaseBundle = r));
   await page.route(/\/__peerway\/shell\.js$/, async (route) => {
@@ -90,10 +90,27 @@ it("asks for its session while the shell's bundle is still loading, and takes it
     ws.on('framesent', (f) => sent.push(String(f.payload)));
   });
   await page.goto(stack.serviceUrl('early', '/'), { waitUntil: 'commit' });
+  // the session, the offer, the node's answer and an open data channel,
+  // all before the bundle
   await expect
-    .poll(() => received.some((m) => JSON.parse(m).type === 'session'), { timeout: 10_000 })
-    .toBe(true);
-  expect(sent.map((m) => JSON.parse(m).type)).toEqual(['open']);
+    .poll(
+      () =>
+        page.evaluate(
+          () =>
+            (window as { __peerwayEarly?: { dc?: RTCDataChannel } }).__peerwayEarly?.dc?.readyState,
+        ),
+      { timeout: 10_000 },
+    )
+    .toBe('open');
+  expect(received.map((m) => JSON.parse(m).type).slice(0, 2)).toEqual(['session', 'answer']);
+  const said = sent.map((m) => JSON.parse(m));
+  expect(said.slice(0, 2).map((m) => m.type)).toEqual(['open', 'offer']);
+  // then only direct candidates (relay ones, and the end mark, wait for the bundle)
+  expect(said.length).toBeGreaterThan(2);
+  for (const m of said.slice(2)) {
+    expect(m.type).toBe('candidate');
+    expect(m.candidate.candidate).not.toMatch(/ typ relay /);
+  }
   expect(await page.evaluate(() => typeof (window as { __peerway?: unknown }).__peerway)).toBe(
     'undefined',
   );

@@ -51,39 +51,24 @@ export function serviceOrigin(cfg: OriginConfig, service: string): string {
 let shellTemplate: string | null = null;
 
 /**
- * The shell page's first script, before its bundle (~130 KB) has even been
- * fetched: it opens the signaling connection and, when the page carries its
- * token, asks for the session and makes the peer connection and its offer,
- * keeping what the server says until the bundle takes over
- * (`window.__peerwayEarly`, read by web-client/src/shell/session.ts). The
- * session round trip and the offer then overlap the bundle's load instead
- * of following it. Plain ES5 in a string: it runs as the page parses, with
- * nothing loaded yet. It keeps its own copy of the token: the bundle takes
- * `__PEERWAY__.token` away (into sessionStorage), maybe before the socket
- * opens.
+ * The shell page with its config and, inline, its first script
+ * (web-client/src/shell/early.ts: it asks for the session and makes the
+ * offer while the bundle loads). Both are built files, read once.
  */
-const EARLY_START = `(function(){
-var c=window.__PEERWAY__,e={msgs:[],ref:Math.random().toString(36).slice(2),token:c.token};
-var ws=e.ws=new WebSocket((location.protocol==='https:'?'wss://':'ws://')+location.host+'/ws/client');
-ws.onmessage=function(m){e.msgs.push(m.data)};
-if(c.token)try{
-e.pc=new RTCPeerConnection();e.dc=e.pc.createDataChannel('peerway-tunnel',{ordered:true});e.offer=e.pc.createOffer();e.offer.catch(function(){});
-ws.addEventListener('open',function(){performance.mark('peerway:signaling');ws.send(JSON.stringify({type:'open',ref:e.ref,service:c.service,token:e.token}))})
-}catch(x){if(e.pc)e.pc.close();e.pc=undefined}
-window.__peerwayEarly=e})()`.replace(/\n/g, '');
-
 function shellHtml(config: { service: string; gateway: string; token?: string }): string | null {
   if (shellTemplate === null) {
-    const p = join(WEB_DIST, 'shell.html');
-    if (!existsSync(p)) return null;
-    shellTemplate = readFileSync(p, 'utf8');
+    const page = join(WEB_DIST, 'shell.html');
+    const early = join(WEB_DIST, 'early.js');
+    if (!existsSync(page) || !existsSync(early)) return null;
+    const script = readFileSync(early, 'utf8').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '');
+    shellTemplate = readFileSync(page, 'utf8').replace(
+      '<head>',
+      `<head><script>window.__PEERWAY__=__CONFIG__;${script}</script>`,
+    );
   }
   // JSON in a script: escape "<" so no value can close the tag.
   const json = JSON.stringify(config).replace(/</g, '\\u003c');
-  return shellTemplate.replace(
-    '<head>',
-    `<head><script>window.__PEERWAY__=${json};${EARLY_START}</script>`,
-  );
+  return shellTemplate.replace('__CONFIG__', () => json);
 }
 
 export function serviceOriginRouter(deps: {

@@ -14,22 +14,7 @@ import {
   type ClientToServer,
   type ServerToClient,
 } from '@peerway/protocol';
-
-/**
- * What the shell page's inline script started before this bundle loaded
- * (signaling-server/src/web/service-origin.ts): the signaling WebSocket and,
- * when the page carried its token, the session request (`ref`), the peer
- * connection and its offer, with the server's messages so far.
- */
-interface EarlyStart {
-  ws: WebSocket;
-  msgs: string[];
-  ref: string;
-  token?: string;
-  pc?: RTCPeerConnection;
-  dc?: RTCDataChannel;
-  offer?: Promise<RTCSessionDescriptionInit>;
-}
+import type { EarlyStart } from './early';
 
 declare global {
   interface Window {
@@ -150,7 +135,8 @@ export async function openTunnel(
           if (m.type === 'session' && m.ref === ref) {
             performance.mark('peerway:session');
             sessionId = m.sessionId;
-            pc.setConfiguration({ iceServers: m.iceServers });
+            // (the page script has, when it made the offer itself)
+            if (!adopted?.offering) pc.setConfiguration({ iceServers: m.iceServers });
             // Nothing but host candidates a few seconds in, on a page that was
             // given STUN/TURN servers, means those servers are unreachable.
             let reflexive = false;
@@ -231,6 +217,18 @@ export async function openTunnel(
                 }
               }, RELAY_FAILURE_GRACE_MS);
             };
+            // What the page script saw before this took over goes through the
+            // same handlers, in order, as if it happened now.
+            if (adopted) {
+              // (direct ones it has sent already; relay ones and the end mark it left to us)
+              for (const { ev, sent } of adopted.candidates.splice(0)) {
+                const c = ev.candidate;
+                if (c && (c.type === 'srflx' || c.type === 'relay')) reflexive = true;
+                if (!sent) pc.onicecandidate(ev);
+              }
+              for (const ev of adopted.candidateErrors.splice(0)) pc.onicecandidateerror(ev);
+              if (pc.iceGatheringState === 'complete') pc.onicegatheringstatechange(new Event('x'));
+            }
             pc.onconnectionstatechange = () => {
               if (pc.connectionState === 'failed')
                 fail(
@@ -248,6 +246,12 @@ export async function openTunnel(
                 fromRTCDataChannel(dc, Number.isFinite(max) && max > 0 ? max : 65536),
                 { role: 'client' },
               );
+              // what reached the channel before anyone listened, in order
+              if (adopted) {
+                dc.onmessage = null;
+                for (const data of adopted.channelMessages.splice(0))
+                  dc.dispatchEvent(new MessageEvent('message', { data }));
+              }
               const setupMs = performance.now() - started;
               // How the connection was made: once at open, and again after ICE
               // has settled (a better pair may replace the first one that worked).
@@ -274,9 +278,21 @@ export async function openTunnel(
                 },
               });
             };
-            await pc.setLocalDescription(await offer);
-            send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
-            performance.mark('peerway:offer');
+            // The page script may have got as far as an open channel.
+            if (adopted && dc.readyState === 'open') dc.onopen(new Event('open'));
+            if (adopted?.offering) {
+              if (!(await adopted.offering))
+                throw new PeerwayError('session_failed', 'the offer could not be made');
+              if (adopted.answered) {
+                if (!(await adopted.answered))
+                  throw new PeerwayError('session_failed', "the node's answer did not apply");
+                onAnswered?.();
+              }
+            } else {
+              await pc.setLocalDescription(await offer);
+              send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
+              performance.mark('peerway:offer');
+            }
             offerSent = true;
             for (const c of beforeOffer.splice(0)) trickle(c);
           } else if (m.type === 'answer' && m.sessionId === sessionId) {
