@@ -3,7 +3,8 @@
  * its references in one run, for each agent engine (BENCH_ENGINES):
  * - cold open of a service URL in a fresh profile, to the app's first byte
  *   and to its `load`, split into phases from the shell's performance marks,
- *   vs the same app opened directly;
+ *   vs the same app opened directly; and BENCH_SLOW_RUNS (default 3) cold
+ *   opens with the shell's bundle held back 200 ms, as on a slow link;
  * - warm request latency (p50/p99 of small GETs from the app) vs direct,
  *   with fetch() (which the shim hands to the shell directly) and with
  *   XMLHttpRequest (which goes through the service worker, as images,
@@ -30,6 +31,8 @@ const SIZE = Number(process.env.BENCH_MIB ?? 256) * 1024 * 1024;
  */
 const UPLOAD = Number(process.env.BENCH_UPLOAD_MIB ?? 64) * 1024 * 1024;
 const WARM_GETS = 200;
+const SLOW_RUNS = Number(process.env.BENCH_SLOW_RUNS ?? 3);
+const SLOW_BUNDLE_MS = 200;
 type Stat = ReturnType<typeof stat>;
 const f = (x: Stat, d = 0) => `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})`;
 
@@ -186,10 +189,16 @@ async function benchEngine(engine: string) {
   const downDirect: number[] = [];
   const upDirect: number[] = [];
   const ceil: number[] = [];
-  /** A fresh context on the service, ready: its app frame. */
-  const openService = async () => {
+  const slowTimelines: Awaited<ReturnType<typeof coldTimeline>>[] = [];
+  /** A fresh context on the service, ready: its app frame. `slowBundleMs`: the shell's bundle arrives that much later. */
+  const openService = async (slowBundleMs = 0) => {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
+    if (slowBundleMs > 0)
+      await page.route(/\/__peerway\/shell\.js$/, async (route) => {
+        await new Promise((r) => setTimeout(r, slowBundleMs));
+        await route.continue();
+      });
     await page.goto(serviceUrl);
     await page.frameLocator('#app').locator('#t').waitFor();
     await page.waitForFunction(
@@ -222,6 +231,14 @@ async function benchEngine(engine: string) {
       directLoad.push(d.load);
       warmDirect.push(await warm(dpage));
       await dctx.close();
+    }
+    // A slow link: the bundle (130 KB) takes SLOW_BUNDLE_MS longer to come
+    // (~5 Mbit/s); the page's first script opens the tunnel meanwhile.
+    for (let i = 0; i < SLOW_RUNS; i++) {
+      const { ctx, page } = await openService(SLOW_BUNDLE_MS);
+      await page.waitForTimeout(50);
+      slowTimelines.push(await coldTimeline(page));
+      await ctx.close();
     }
     for (let i = 0; i < THROUGHPUT_RUNS; i++) {
       const { ctx, page } = await openService();
@@ -258,6 +275,12 @@ async function benchEngine(engine: string) {
         offerSent: stat(timelines.map((t) => t.offerSent)),
         workerReady: stat(timelines.map((t) => t.workerReady)),
         channelOpen: stat(timelines.map((t) => t.channelOpen)),
+      },
+      slowBundle: {
+        delayMs: SLOW_BUNDLE_MS,
+        firstByte: stat(slowTimelines.map((t) => t.appFirstByte)),
+        shellCodeStart: stat(slowTimelines.map((t) => t.shellLoaded)),
+        channelOpen: stat(slowTimelines.map((t) => t.channelOpen)),
       },
       // then one after the other
       phases: {
@@ -334,6 +357,13 @@ try {
     ['firstByteToLoad', '— first byte to load'],
   ] as const)
     row(label, (r) => r.coldOpenMs.phases[k], '', 1);
+  row(
+    `cold open, bundle ${SLOW_BUNDLE_MS} ms late (a slow link): app first byte, ms`,
+    (r) => r.coldOpenMs.slowBundle.firstByte,
+    '',
+  );
+  row("— at: shell's bundle running", (r) => r.coldOpenMs.slowBundle.shellCodeStart, '', 1);
+  row('— at: data channel open', (r) => r.coldOpenMs.slowBundle.channelOpen, '', 1);
   row(
     'warm GET p50, ms (fetch)',
     (r) => r.warmGetMs.p50,
