@@ -136,6 +136,14 @@ const LABEL = 'peerway-tunnel';
     }
     e.msgs.push(raw);
   };
+  // The worker must control the app's frame before it loads; registered
+  // here it installs while the bundle is on its way (the bundle registers
+  // again: the same registration). Must match SW_PATH in ../bridge.ts.
+  try {
+    void navigator.serviceWorker?.register('/__peerway/sw.js', { scope: '/' }).catch(() => {});
+  } catch {
+    // no service workers here: the bundle says so
+  }
   if (!token) return;
   try {
     const pc = new RTCPeerConnection();

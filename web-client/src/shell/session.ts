@@ -106,8 +106,8 @@ export async function openTunnel(
   try {
     await new Promise<void>((resolve, reject) => {
       if (ws.readyState === WebSocket.OPEN)
-        return (performance.mark('peerway:signaling'), resolve());
-      ws.onopen = () => (performance.mark('peerway:signaling'), resolve());
+        return (adopted || performance.mark('peerway:signaling'), resolve());
+      ws.onopen = () => (adopted || performance.mark('peerway:signaling'), resolve());
       ws.onerror = () =>
         reject(new PeerwayError('session_failed', 'cannot reach the Peerway server'));
     });
@@ -133,7 +133,8 @@ export async function openTunnel(
           // error now is its refusal (say so now, not at the timeout).
           if (m.type === 'error' && !sessionId) return fail(new PeerwayError(m.code, m.message));
           if (m.type === 'session' && m.ref === ref) {
-            performance.mark('peerway:session');
+            // one mark per attempt (the page script marked the one it took)
+            if (!adopted?.offering) performance.mark('peerway:session');
             sessionId = m.sessionId;
             // (the page script has, when it made the offer itself)
             if (!adopted?.offering) pc.setConfiguration({ iceServers: m.iceServers });
