@@ -11,8 +11,9 @@ import { startFetchApp } from '../fixtures/fetch-app';
 
 const stack = new Stack();
 let app: Frame;
+let upstream: Awaited<ReturnType<typeof startFetchApp>>;
 beforeAll(async () => {
-  const upstream = await startFetchApp();
+  upstream = await startFetchApp();
   stack.onStop(() => upstream.close());
   await stack.start();
   const owner = await stack.user();
@@ -116,17 +117,26 @@ it('keeps cookies in the jar, and leaves them out for credentials "omit"', async
 });
 
 it('aborts, and answers HEAD and 204 without a body', async () => {
-  const r = await app.evaluate(async () => {
-    const ac = new AbortController();
-    const slow = fetch('/slow', { signal: ac.signal }).then(
+  // a request the app never answers, aborted once it has reached the app
+  await app.evaluate(() => {
+    const w = window as { __abort?: AbortController; __slow?: Promise<string> };
+    w.__abort = new AbortController();
+    w.__slow = fetch('/slow', { signal: w.__abort.signal }).then(
       () => 'answered',
       (e: Error) => e.name,
     );
-    setTimeout(() => ac.abort(), 200);
+  });
+  await expect.poll(() => upstream.slowInFlight(), { timeout: 10_000 }).toBe(1);
+  await app.evaluate(() => (window as { __abort?: AbortController }).__abort!.abort());
+  // The abort goes through the tunnel to the app, which is not left holding
+  // the request (the agent's own head timeout would end it only after 30 s).
+  await expect.poll(() => upstream.slowInFlight(), { timeout: 10_000 }).toBe(0);
+  const r = await app.evaluate(async () => {
+    const w = window as { __slow?: Promise<string> };
     const head = await fetch('/echo', { method: 'HEAD' });
     const none = await fetch('/no-content');
     return {
-      aborted: await slow,
+      aborted: await w.__slow!,
       head: { status: head.status, body: head.body, echo: head.headers.get('x-echo') },
       none: { status: none.status, text: await none.text() },
       after: (await (await fetch('/echo?after')).json()) as { path: string },
