@@ -110,11 +110,6 @@ export class TestSocket<In extends { type: string }> {
     });
   }
 
-  /** A message already received, if any (no waiting). */
-  tryNext(): In | undefined {
-    return this.queue.shift();
-  }
-
   /** Next message of `type`, skipping others. */
   async nextOf<T extends In['type']>(type: T, timeoutMs = 5000): Promise<Extract<In, { type: T }>> {
     const deadline = Date.now() + timeoutMs;
