@@ -228,7 +228,8 @@ export async function openTunnel(
                 if (!sent) pc.onicecandidate(ev);
               }
               for (const ev of adopted.candidateErrors.splice(0)) pc.onicecandidateerror(ev);
-              if (pc.iceGatheringState === 'complete') pc.onicegatheringstatechange(new Event('x'));
+              if (pc.iceGatheringState === 'complete')
+                pc.onicegatheringstatechange(new Event('icegatheringstatechange'));
             }
             pc.onconnectionstatechange = () => {
               if (pc.connectionState === 'failed')

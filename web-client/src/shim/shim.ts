@@ -191,15 +191,15 @@ function dress(r: Response, url: string, redirected: boolean): Response {
       );
       if (signal.aborted) throw aborted();
       if (!res.ok) return new Response(res.message, { status: res.status, headers: TEXT });
-      const location = header(res.headers, 'location');
-      if (REDIRECT.has(res.status) && location !== undefined) {
+      const to = header(res.headers, 'location');
+      if (REDIRECT.has(res.status) && to !== undefined) {
         void res.body?.cancel().catch(() => {});
         if (req.redirect === 'error' || hops >= 20) throw new TypeError('Failed to fetch');
         // RFC 9110 §15.4 as fetch() does it: 303 (and 301/302 after POST) become a GET without a body
         const toGet =
           (res.status === 303 && req.method !== 'HEAD') ||
           ((res.status === 301 || res.status === 302) && req.method === 'POST');
-        const next = new URL(location, url);
+        const next = new URL(to, url);
         const nextInit: RequestInit = {
           method: toGet ? 'GET' : req.method,
           headers: req.headers,
@@ -214,6 +214,8 @@ function dress(r: Response, url: string, redirected: boolean): Response {
         if (!takes(req, url)) return nativeFetch(req);
         continue;
       }
+      // as the worker builds its Response (sw.ts: a twin, since these classic
+      // scripts cannot share a module)
       const h = new Headers();
       for (const [k, v] of res.headers) {
         try {

@@ -78,6 +78,7 @@ async function viaShell(e: FetchEvent): Promise<Response> {
       status: res.status,
       headers: { 'content-type': 'text/plain; charset=utf-8' },
     });
+  // (the shim builds its fetch() Responses the same way: keep the two alike)
   const h = new Headers();
   for (const [k, v] of res.headers) {
     try {
