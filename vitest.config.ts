@@ -9,8 +9,13 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['*/src/**/*.test.ts', 'infra/**/*.test.ts'],
-          exclude: ['**/node_modules/**', 'web-client/**'],
+          include: [
+            '*/src/**/*.test.ts',
+            'infra/**/*.test.ts',
+            // the one web-client module that runs in Node as it is
+            'web-client/src/shell/cookies.test.ts',
+          ],
+          exclude: ['**/node_modules/**', 'web-client/**/!(cookies).test.ts'],
           environment: 'node',
         },
       },
