@@ -104,10 +104,12 @@ it("opens its tunnel while the shell's bundle is still loading, and the bundle t
     .toBe('open');
   expect(received.map((m) => JSON.parse(m).type).slice(0, 2)).toEqual(['session', 'answer']);
   const said = sent.map((m) => JSON.parse(m));
-  expect(said.slice(0, 2).map((m) => m.type)).toEqual(['open', 'offer']);
+  // the offer rides with the request (no separate offer message)
+  expect(said[0]).toMatchObject({ type: 'open', offer: expect.stringMatching(/^v=0/) });
+  expect(said.filter((m) => m.type === 'offer')).toHaveLength(0);
   // then only direct candidates (relay ones, and the end mark, wait for the bundle)
-  expect(said.length).toBeGreaterThan(2);
-  for (const m of said.slice(2)) {
+  expect(said.length).toBeGreaterThan(1);
+  for (const m of said.slice(1)) {
     expect(m.type).toBe('candidate');
     expect(m.candidate.candidate).not.toMatch(/ typ relay /);
   }
@@ -118,8 +120,9 @@ it("opens its tunnel while the shell's bundle is still loading, and the bundle t
   await expect
     .poll(() => Stack.app(page).locator('#now').textContent(), { timeout: 30_000 })
     .toMatch(/^tick-/);
-  // one session, the early one: no second request from the bundle
+  // one session, the early one: no second request (nor offer) from the bundle
   expect(sent.filter((m) => JSON.parse(m).type === 'open')).toHaveLength(1);
+  expect(sent.filter((m) => JSON.parse(m).type === 'offer')).toHaveLength(0);
   expect(await page.evaluate(() => '__peerwayEarly' in window)).toBe(false);
 }, 60_000);
 
@@ -150,8 +153,12 @@ it('asks with its token when the bundle runs before the signaling socket opens',
   await expect
     .poll(() => Stack.app(page).locator('#now').textContent(), { timeout: 10_000 })
     .toMatch(/^tick-/);
-  const opens = sent.map((m) => JSON.parse(m)).filter((m) => m.type === 'open');
+  const said = sent.map((m) => JSON.parse(m));
+  const opens = said.filter((m) => m.type === 'open');
   expect(opens).toHaveLength(1);
+  // the bundle took over before the request went: still one offer, in it
+  expect(opens[0].offer).toMatch(/^v=0/);
+  expect(said.filter((m) => m.type === 'offer')).toHaveLength(0);
   expect(opens[0].token).toBe(
     await page.evaluate(() => sessionStorage.getItem('peerway:token') ?? 'none'),
   );

@@ -194,6 +194,12 @@ export const ClientToServerSchema = z.discriminatedUnion('type', [
     token,
     /** Nodes (short IDs) to avoid, e.g. the replica that just went away. */
     avoid: z.array(z.string().max(16)).max(16).optional(),
+    /**
+     * The client's offer, sent with the request: the node hears of the
+     * session (and can answer) without waiting for the client to see the
+     * `session` reply first. Without it, an `offer` message follows `session`.
+     */
+    offer: sdp.optional(),
   }),
   z.object({ type: z.literal('offer'), sessionId: id, sdp }),
   z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),

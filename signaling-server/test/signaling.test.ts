@@ -271,6 +271,33 @@ describe('brokering', () => {
     client.close();
   });
 
+  it('passes an offer that came with the request to the node at once, and only once', async () => {
+    const { agent, client, name, accessToken } = await setup();
+    client.send({ type: 'open', ref: 'o1', service: name, token: accessToken, offer: 'v=0 early' });
+    const session = await client.nextOf('session');
+    expect(await agent.nextOf('session')).toMatchObject({
+      sessionId: session.sessionId,
+      service: name,
+      token: accessToken,
+      offer: 'v=0 early',
+    });
+    // candidates now go straight through (nothing is held)
+    const c = { candidate: 'candidate:1 1 udp 1 192.0.2.9 5000 typ host', sdpMid: '0' };
+    client.send({ type: 'candidate', sessionId: session.sessionId, candidate: c });
+    expect(await agent.next()).toEqual({
+      type: 'candidate',
+      sessionId: session.sessionId,
+      candidate: c,
+    });
+    // a second offer for the session is refused, and the session lives on
+    client.send({ type: 'offer', sessionId: session.sessionId, sdp: 'v=0 again' });
+    expect(await client.nextOf('error')).toMatchObject({ code: 'bad_message' });
+    agent.send({ type: 'answer', sessionId: session.sessionId, sdp: 'v=0 answer' });
+    expect(await client.nextOf('answer')).toMatchObject({ sdp: 'v=0 answer' });
+    agent.close();
+    client.close();
+  });
+
   it("a collaborator's node serves as a replica while the service is shared with them", async () => {
     const { agent: mine, client, name, accessToken, token } = await setup();
     const collaborator = await makeUser(server);

@@ -95,23 +95,8 @@ export class Broker {
           });
           return;
         }
-        if (m.type === 'offer') {
-          const pending = this.pendingOpen.get(s.id);
-          if (!pending)
-            throw new PeerwayError('bad_message', 'the offer for this session was already sent');
-          this.pendingOpen.delete(s.id);
-          const sent = this.toAgent(s, {
-            type: 'session',
-            sessionId: s.id,
-            service: s.service,
-            token: pending.token,
-            iceServers: pending.iceServers,
-            offer: m.sdp,
-          });
-          if (!sent) this.fail(s, 'service_offline', 'the node went offline');
-          for (const candidate of pending.candidates)
-            this.toAgent(s, { type: 'candidate', sessionId: s.id, candidate });
-        } else {
+        if (m.type === 'offer') this.offer(s, m.sdp);
+        else {
           // Before the offer, the agent has no session to put it in: hold it.
           const pending = this.pendingOpen.get(s.id);
           if (pending) {
@@ -127,6 +112,25 @@ export class Broker {
         throw new PeerwayError('bad_message', `unhandled ${(never as { type: string }).type}`);
       }
     }
+  }
+
+  /** The client's offer: the agent hears of the session with it, then of the candidates held. */
+  private offer(s: SessionRecord, sdp: string): void {
+    const pending = this.pendingOpen.get(s.id);
+    if (!pending)
+      throw new PeerwayError('bad_message', 'the offer for this session was already sent');
+    this.pendingOpen.delete(s.id);
+    const sent = this.toAgent(s, {
+      type: 'session',
+      sessionId: s.id,
+      service: s.service,
+      token: pending.token,
+      iceServers: pending.iceServers,
+      offer: sdp,
+    });
+    if (!sent) this.fail(s, 'service_offline', 'the node went offline');
+    for (const candidate of pending.candidates)
+      this.toAgent(s, { type: 'candidate', sessionId: s.id, candidate });
   }
 
   private readonly pendingOpen = new Map<
@@ -194,6 +198,9 @@ export class Broker {
       iceServers,
       node: { shortId: agent.shortId, name: agent.name },
     });
+    // An offer that came with the request goes to the node now: a round
+    // trip (session, then offer) less before the node can answer.
+    if (m.offer !== undefined) this.offer(s, m.offer);
   }
 
   /**

@@ -3,8 +3,8 @@
  * (signaling-server/src/web/service-origin.ts) right after the page's
  * config: it runs while the shell's bundle (~130 KB) is still being fetched.
  * It opens the signaling connection and, when the page carries its token,
- * asks for the session, makes the peer connection and its offer, sends the
- * offer as soon as the session is granted, sends its direct (non-relay)
+ * makes the peer connection and its offer and asks for the session with
+ * the offer, applies it once the session is granted, sends its direct (non-relay)
  * candidates, and applies the node's answer and candidates: ICE and DTLS
  * then run while the bundle is still loading. What needs the bundle's
  * judgement waits for it: relay candidates and the end-of-candidates mark
@@ -26,6 +26,8 @@ export interface EarlyStart {
   pc?: RTCPeerConnection;
   dc?: RTCDataChannel;
   offer?: Promise<RTCSessionDescriptionInit>;
+  /** The offer went out inside the session request (`open`): no `offer` message follows. */
+  offerInOpen?: boolean;
   /** Set once the session was granted: resolves true when the offer went out. */
   offering?: Promise<boolean>;
   /** Set once the node's answer came: resolves true when it was applied. */
@@ -67,6 +69,7 @@ const LABEL = 'peerway-tunnel';
     return true;
   };
   let sessionId: string | undefined;
+  /** Candidates may go out (the offer has, and the session is known). */
   let offerSent = false;
   /** Direct candidates go out as found, once the offer has. */
   const trickle = (c: { ev: RTCPeerConnectionIceEvent; sent: boolean }) => {
@@ -99,8 +102,10 @@ const LABEL = 'peerway-tunnel';
         try {
           pc.setConfiguration({ iceServers: x.iceServers ?? [] });
           await pc.setLocalDescription(await e.offer!);
-          if (!send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp })) return false;
-          performance.mark('peerway:offer');
+          if (!e.offerInOpen) {
+            if (!send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp })) return false;
+            performance.mark('peerway:offer');
+          }
           offerSent = true;
           e.candidates.forEach(trickle);
           return true;
@@ -166,7 +171,17 @@ const LABEL = 'peerway-tunnel';
     e.offer.catch(() => {});
     ws.addEventListener('open', () => {
       performance.mark('peerway:signaling');
-      send({ type: 'open', ref: e.ref, service: cfg.service, token });
+      // The offer (made while the socket connected) goes with the request:
+      // the node can answer without waiting for this page to hear `session`.
+      const open = (offer?: string) => {
+        if (!send({ type: 'open', ref: e.ref, service: cfg.service, token, offer })) return;
+        e.offerInOpen = offer !== undefined;
+        if (e.offerInOpen) performance.mark('peerway:offer');
+      };
+      e.offer!.then(
+        (o) => open(o.sdp),
+        () => open(),
+      );
     });
   } catch {
     e.pc?.close();

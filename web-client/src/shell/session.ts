@@ -93,12 +93,14 @@ export async function openTunnel(
   // the session's listener is in place below.
   if (!adopted) ws.onmessage = (ev) => deliver(String(ev.data));
   // The peer connection and its offer do not depend on the session: they are
-  // made while the server answers the session request (below); its ICE
+  // made first and the offer goes with the session request (below); its ICE
   // servers are set once known, before setLocalDescription starts gathering.
-  // (Assigned right after the request is sent, before any reply can arrive.)
+  // (Assigned before the request is sent, so before any reply can arrive.)
   let pc!: RTCPeerConnection;
   let dc!: RTCDataChannel;
   let offer!: Promise<RTCSessionDescriptionInit>;
+  /** This function's own request carried the offer. */
+  let offerInOpen = false;
   const cleanup = () => {
     (pc as RTCPeerConnection | undefined)?.close();
     ws.close();
@@ -292,8 +294,10 @@ export async function openTunnel(
               }
             } else {
               await pc.setLocalDescription(await offer);
-              send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
-              performance.mark('peerway:offer');
+              if (!(adopted?.offerInOpen ?? offerInOpen)) {
+                send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
+                performance.mark('peerway:offer');
+              }
             }
             offerSent = true;
             for (const c of beforeOffer.splice(0)) trickle(c);
@@ -321,11 +325,27 @@ export async function openTunnel(
         for (const data of adopted.msgs.splice(0)) deliver(data);
         return;
       }
-      send({ type: 'open', ref, service, token, ...(avoid.length ? { avoid } : {}) });
       pc = new RTCPeerConnection();
       dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
       offer = pc.createOffer();
-      offer.catch(() => {}); // awaited when the session comes, or it never does
+      // The offer goes with the request (the node can answer at once); one
+      // that could not be made is left to the session handler to report.
+      const open = (sdp?: string) => {
+        send({
+          type: 'open',
+          ref,
+          service,
+          token,
+          ...(avoid.length ? { avoid } : {}),
+          ...(sdp !== undefined ? { offer: sdp } : {}),
+        });
+        offerInOpen = sdp !== undefined;
+        if (offerInOpen) performance.mark('peerway:offer');
+      };
+      offer.then(
+        (o) => open(o.sdp),
+        () => open(),
+      );
     });
     // Signaling stays open only to tell the server when the page goes; the data channel does not need it.
     return result;
