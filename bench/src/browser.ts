@@ -34,7 +34,8 @@ const WARM_GETS = 200;
 const SLOW_RUNS = Number(process.env.BENCH_SLOW_RUNS ?? 3);
 const SLOW_BUNDLE_MS = 200;
 type Stat = ReturnType<typeof stat>;
-const f = (x: Stat, d = 0) => `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})`;
+const f = (x: Stat, d = 0) =>
+  Number.isNaN(x.median) ? '—' : `${x.median.toFixed(d)} (${x.min.toFixed(d)}–${x.max.toFixed(d)})`;
 
 const browser = await launchChromium();
 
@@ -165,6 +166,7 @@ const coldTimeline = (page: Page) =>
       iceConnected: m.ice ?? NaN,
       channelOpen: m.open ?? NaN,
       workerReady: m.worker ?? NaN,
+      earlyScript: m.early ?? NaN,
       frameStart: m.frame ?? NaN,
       appFirstByte: off + nav.responseStart,
       appLoad: off + nav.loadEventEnd,
@@ -290,6 +292,8 @@ async function benchEngine(engine: string) {
         firstResponse: phase('frameStart', 'appFirstByte'),
         firstByteToLoad: phase('appFirstByte', 'appLoad'),
       },
+      // each open's own timeline: which step held up which open
+      runs: timelines,
     },
     warmGetMs: {
       p50: stat(warmP.map((w) => w.p50)),

@@ -22,9 +22,10 @@ export interface BenchStack {
   close(): Promise<void>;
 }
 
-/** Median, min and max of a sample. */
+/** Median, min and max of a sample (NaN for an empty one: a part the run left out). */
 export function stat(xs: number[]): { median: number; min: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return { median: NaN, min: NaN, max: NaN };
   return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
 }
 
