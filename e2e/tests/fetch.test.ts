@@ -147,3 +147,26 @@ it('aborts, and answers HEAD and 204 without a body', async () => {
   expect(r.none).toEqual({ status: 204, text: '' });
   expect(r.after.path).toBe('/echo?after');
 });
+
+it("gives the app's fetch() and XHR of an HTML page its bytes as they are (the shim goes only into documents)", async () => {
+  const r = await app.evaluate(async () => {
+    const viaFetch = await (await fetch('/')).text();
+    const viaXhr = await new Promise<string>((resolve) => {
+      const x = new XMLHttpRequest();
+      x.open('GET', '/');
+      x.onload = () => resolve(x.responseText);
+      x.send();
+    });
+    return {
+      viaFetch,
+      viaXhr,
+      // the frame's own document did get it
+      docHasShim: !!document.querySelector('script[src="/__peerway/shim.js"]'),
+    };
+  });
+  const page =
+    '<!doctype html><html><head><title>api</title></head><body><h1 id="t">api</h1></body></html>';
+  expect(r.viaFetch).toBe(page);
+  expect(r.viaXhr).toBe(page);
+  expect(r.docHasShim).toBe(true);
+});

@@ -37,6 +37,8 @@ export interface ShellApi {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** Request destinations that load a document of the app (a frame: it needs the shim). */
+const DOCUMENT_DESTINATIONS = new Set(['iframe', 'frame', 'document']);
 const RETRY_DELAYS_MS = [0, 500, 1000, 2000, 3000, 5000];
 
 const cfg: ShellConfig = window.__PEERWAY__ ?? {
@@ -176,8 +178,9 @@ async function serve(req: BridgeRequest, signal?: AbortSignal): Promise<BridgeRe
       if (withCookies) cookies.fromResponse(req.path, setCookies);
       const out = res.headers.filter(([k]) => k.toLowerCase() !== 'set-cookie');
       const type = out.find(([k]) => k.toLowerCase() === 'content-type')?.[1] ?? '';
-      const isDoc =
-        req.destination === 'iframe' || req.destination === 'document' || req.destination === '';
+      // Only a document gets the shim: the app's own fetch() or XHR of an
+      // HTML page (destination '') gets its bytes as they are.
+      const isDoc = DOCUMENT_DESTINATIONS.has(req.destination);
       let stream: ReadableStream<Uint8Array> | null = res.body;
       if (isDoc && /text\/html/i.test(type) && req.method !== 'HEAD') {
         stream = injectShim(res.body, `<script src="${SHIM_PATH}"></script>`);
