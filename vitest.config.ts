@@ -28,19 +28,19 @@ export default defineConfig({
         },
       },
       {
-        // The agent's other engine, node-datachannel, through the same tunnel
-        // suite and browser paths, so neither engine rots. (Not the NAT
-        // matrix: a browser behind a UDP-blocking router cannot reach it yet,
-        // see node-agent/src/engine/index.ts.)
+        // The agent's default is `auto` (node-datachannel, werift for clients
+        // that need TURN over TCP: node-agent/src/engine/index.ts). werift
+        // alone, through the same tunnel suite and browser paths, so neither
+        // engine rots; the NAT matrix covers the switch between them.
         test: {
-          name: 'node-datachannel',
+          name: 'werift',
           include: [
             'node-agent/test/tunnel.test.ts',
             'e2e/tests/media.test.ts',
             'e2e/tests/multipage.test.ts',
             'e2e/tests/replicas.test.ts',
           ],
-          env: { PEERWAY_ENGINE: 'node-datachannel' },
+          env: { PEERWAY_ENGINE: 'werift' },
           // after the other projects, so its browsers do not compete with theirs
           sequence: { groupOrder: 1 },
           testTimeout: 180_000,

@@ -47,8 +47,11 @@ async function openChat(o: LabStackOptions, shot: string) {
   console.log(
     `[nat-matrix] ${shot}: client ${JSON.stringify(session!.client)} agent ${JSON.stringify(session!.agent)}`,
   );
+  lastPage = page;
   return session!;
 }
+/** The page of the last openChat. */
+let lastPage: import('playwright-core').Page;
 
 const relayed = (s: Record<string, string>) =>
   s.localCandidateType === 'relay' || s.remoteCandidateType === 'relay';
@@ -65,6 +68,8 @@ describe.skipIf(!avail.ok)('NAT matrix', () => {
     expect(relayed(s.client!)).toBe(false);
     expect(relayed(s.agent!)).toBe(false);
     expect(s.client!.localCandidateType).toMatch(/^(host|srflx|prflx)$/);
+    // the agent's default engine answered (auto: node-datachannel)
+    expect(s.agent!.engine).toBe('node-datachannel');
   }, 120_000);
 
   it('symmetric ⇄ symmetric connects through TURN over UDP', async () => {
@@ -85,6 +90,20 @@ describe.skipIf(!avail.ok)('NAT matrix', () => {
     );
     expect(s.client!.localCandidateType).toBe('relay');
     expect(s.client!.relayProtocol).toBe('tcp');
+    // node-datachannel answered first and cannot take a relay over TCP: the
+    // shell saw it had nothing else and asked again for werift
+    expect(s.agent!.engine).toBe('werift');
+    expect(stack!.signalingStats().recent.length).toBe(2);
+    // The tab remembers: a reload asks for werift at once (one more session).
+    const started = Date.now();
+    await lastPage.reload();
+    await expect
+      .poll(() => lastPage.frameLocator('#app').locator('#state').textContent(), {
+        timeout: 40_000,
+      })
+      .toBe('open');
+    console.log(`[nat-matrix] nat-tcp-relay: reloaded, working after ${Date.now() - started} ms`);
+    expect(stack!.signalingStats().recent.length).toBe(3);
   }, 120_000);
 });
 

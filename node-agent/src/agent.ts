@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { ServerConnection } from './connection';
 import { LoadMeter } from './load';
 import { TUNNEL_LABEL } from './rtc';
-import { selectEngine, type AnswerSession, type RtcEngine } from './engine';
+import { selectEngines, type AnswerSession, type EngineName, type RtcEngine } from './engine';
 import { Upstream } from './upstream';
 import { serviceUrl, type ServiceConfig } from './home';
 
@@ -49,8 +49,8 @@ export interface AgentOptions {
     s: { name: string; accepted: boolean; reason?: string | undefined; url?: string | undefined }[],
   ) => void;
   onClaimed?: (owner: string) => void;
-  /** The WebRTC engine (default: PEERWAY_ENGINE, else werift). */
-  engine?: RtcEngine;
+  /** The WebRTC engines, the default first (default: selectEngines(), from PEERWAY_ENGINE). */
+  engines?: RtcEngine[];
   /** The owner removed this node: the agent has stopped. */
   onRemoved?: () => void;
 }
@@ -63,6 +63,9 @@ interface Session {
   pending: IceCandidate[];
   remoteSet: boolean;
   timer: NodeJS.Timeout;
+  engine: RtcEngine;
+  /** ICE servers were given and none answered (no srflx/relay candidate so far). */
+  noReflexive: boolean;
 }
 
 export class Agent {
@@ -71,12 +74,15 @@ export class Agent {
   private readonly sessions = new Map<string, Session>();
   private serverKey: { key: Promise<CryptoKey>; issuer: string } | null = null;
   private readonly load = new LoadMeter();
-  private readonly engine: RtcEngine;
+  private readonly engines: RtcEngine[];
+  /** Answers sessions whose client did not ask for an engine. */
+  private engine: RtcEngine;
   private txTotal = 0;
   private rxTotal = 0;
 
   constructor(private readonly o: AgentOptions) {
-    this.engine = o.engine ?? selectEngine();
+    this.engines = o.engines?.length ? o.engines : selectEngines(undefined, o.log);
+    this.engine = this.engines[0]!;
     for (const s of o.services)
       this.upstreams.set(
         s.name,
@@ -284,7 +290,9 @@ export class Agent {
       );
     if (this.sessions.has(m.sessionId)) return;
 
-    const rtc = this.engine.answerer(m.iceServers, TUNNEL_LABEL);
+    // The client's wish, when this node has that engine (see ./engine).
+    const engine = this.engines.find((e) => e.name === m.engine) ?? this.engine;
+    const rtc = engine.answerer(m.iceServers, TUNNEL_LABEL);
     const s: Session = {
       id: m.sessionId,
       service: m.service,
@@ -292,6 +300,8 @@ export class Agent {
       mux: null,
       pending: [],
       remoteSet: false,
+      engine,
+      noReflexive: m.iceServers.length > 0,
       timer: setTimeout(() => {
         if (!s.mux) this.endSession(s, 'the data channel did not open in time', true);
       }, SESSION_SETUP_TIMEOUT_MS),
@@ -323,14 +333,17 @@ export class Agent {
             this.conn.send({
               type: 'session-stats',
               sessionId: s.id,
-              stats: { ...stats, setupMs },
+              stats: { ...stats, setupMs, engine: engine.name },
             });
         });
       // once at open, and again after ICE has settled on its final pair
       report();
       for (const ms of [2000, 6000]) setTimeout(report, ms).unref();
     });
-    rtc.onEnd((state) => this.endSession(s, `peer connection ${state}`, true));
+    rtc.onEnd((state) => {
+      if (state === 'failed') this.failedWithoutRelay(s);
+      this.endSession(s, `peer connection ${state}`, true);
+    });
     // Trickle ICE: the answer goes out at once and each candidate follows as
     // the engine finds it. Direct first: relay candidates wait until
     // RELAY_HOLD_MS after the answer, so a direct pair wins where one exists.
@@ -338,6 +351,7 @@ export class Agent {
     const held: IceCandidate[] = [];
     rtc.onCandidate((c) => {
       if (!this.sessions.has(s.id)) return;
+      if (/ typ (srflx|relay)( |$)/.test(c.candidate)) s.noReflexive = false;
       const candidate: IceCandidate = {
         candidate: c.candidate,
         sdpMid: c.sdpMid,
@@ -359,7 +373,7 @@ export class Agent {
     // must not wait for that.
     for (const c of s.pending.splice(0)) void this.addCandidate(s, c);
     if (!this.sessions.has(s.id)) return;
-    this.conn.send({ type: 'answer', sessionId: s.id, sdp: answer });
+    this.conn.send({ type: 'answer', sessionId: s.id, sdp: answer, engine: engine.name });
     answeredAt = performance.now();
     this.o.log.debug(
       { session: s.id, checkMs: started - received, answerMs: answeredAt - started },
@@ -373,6 +387,28 @@ export class Agent {
       if (/ typ relay( |$)/.test(c?.candidate ?? '')) setTimeout(send, RELAY_HOLD_MS).unref();
       else send();
     }
+  }
+
+  /**
+   * A session failed, and its engine found no STUN/TURN server though it
+   * was given some: this node's own network drops UDP. node-datachannel
+   * cannot reach TURN over TCP, so later sessions go to werift, if this node
+   * has it (selectEngines: `auto`).
+   */
+  private failedWithoutRelay(s: Session): void {
+    if (!s.noReflexive || s.engine.name === 'werift' || this.engine.name === 'werift') return;
+    const werift = this.engines.find((e) => e.name === 'werift');
+    if (!werift) return;
+    this.engine = werift;
+    this.o.log.warn(
+      { session: s.id, from: s.engine.name },
+      'no STUN/TURN server answered over UDP: this network seems to drop it; answering with werift (TURN over TCP) from now on',
+    );
+  }
+
+  /** The engine that answers sessions whose client did not ask for one. */
+  get defaultEngine(): EngineName {
+    return this.engine.name;
   }
 
   private async addCandidate(s: Session, c: IceCandidate): Promise<void> {

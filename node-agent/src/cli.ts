@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import pino from 'pino';
 import qrcode from 'qrcode-terminal';
-import { selectEngine } from './engine';
+import { selectEngines } from './engine';
 import { PeerwayError } from '@peerway/protocol';
 import { createClaimToken } from '@peerway/protocol/node';
 import { Agent } from './agent';
@@ -141,7 +141,7 @@ program
   .option('--name <name>')
   .option(
     '--engine <engine>',
-    'WebRTC engine: werift (pure TypeScript, the default) or node-datachannel (native, faster; browsers that reach TURN only over TCP cannot connect to it yet); also PEERWAY_ENGINE',
+    'WebRTC engine: auto (the default: node-datachannel, native and faster, and werift for clients that reach TURN only over TCP), werift (pure TypeScript only) or node-datachannel (only); also PEERWAY_ENGINE',
   )
   .option('--qr', 'print the claim QR code even when stdout is not a terminal')
   .option(
@@ -173,12 +173,12 @@ program
         );
       const identity = loadOrCreateIdentity();
       const name = opts.name ?? cfg.name;
-      const engine = selectEngine(opts.engine ?? process.env.PEERWAY_ENGINE);
+      const engines = selectEngines(opts.engine ?? process.env.PEERWAY_ENGINE, log);
       console.log(
-        `Node ${identity.shortId} (${name}): connecting to ${server}… (WebRTC engine: ${engine.name})`,
+        `Node ${identity.shortId} (${name}): connecting to ${server}… (WebRTC engine: ${engines[0]!.name}${engines.length > 1 ? ', and werift for clients that reach TURN only over TCP' : ''})`,
       );
       const agent = new Agent({
-        engine,
+        engines,
         serverUrl: server,
         identity,
         name,

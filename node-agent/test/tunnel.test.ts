@@ -197,6 +197,30 @@ describe('HTTP through the tunnel', () => {
     expect(Number(med('totalMs'))).toBeLessThan(3000);
   });
 
+  it('answers with the engine a client asks for, else with its default', async () => {
+    // PEERWAY_ENGINE: this project's agent (unset: auto, node-datachannel first)
+    const only = process.env.PEERWAY_ENGINE;
+    const plain = await connectTunnel({ serverUrl: url(), service: 'web', engine: null });
+    const wish = await connectTunnel({ serverUrl: url(), service: 'web', engine: 'werift' });
+    try {
+      expect(plain.engine).toBe(only ?? 'node-datachannel');
+      expect(wish.engine).toBe(only === 'node-datachannel' ? 'node-datachannel' : 'werift');
+      for (const c of [plain, wish]) {
+        const r = await c.request('GET', '/hello');
+        expect((await readAll(r.body)).toString()).toMatch(/^hello GET \/hello /);
+      }
+      // the agent's stats name the engine too
+      await expect
+        .poll(
+          () => server.signaling.stats().recent.find((x) => x.id === wish.sessionId)?.agent?.engine,
+        )
+        .toBe(wish.engine);
+    } finally {
+      plain.close();
+      wish.close();
+    }
+  });
+
   it('upstream down → 502 with a clear body', async () => {
     const t2 = await connectTunnel({ serverUrl: url(), service: 'down', userToken: owner.token });
     try {

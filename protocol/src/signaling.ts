@@ -82,6 +82,14 @@ const candidateType = z.enum(['host', 'srflx', 'prflx', 'relay', 'unknown']);
 const transport = z.enum(['udp', 'tcp', 'tls', 'unknown']);
 
 /** How a peer connection ended up connected, from `getStats()` on either end. */
+/**
+ * The agent's WebRTC engines: werift (pure TypeScript, runs anywhere, TURN
+ * over TCP) and node-datachannel (native, faster; no TURN over TCP).
+ */
+export const ENGINE_NAMES = ['werift', 'node-datachannel'] as const;
+export const EngineNameSchema = z.enum(ENGINE_NAMES);
+export type EngineName = z.infer<typeof EngineNameSchema>;
+
 export const ConnectionStatsSchema = z.object({
   localCandidateType: candidateType,
   remoteCandidateType: candidateType,
@@ -92,6 +100,8 @@ export const ConnectionStatsSchema = z.object({
   setupMs: z.number().min(0).max(600_000).optional(),
   bytesSent: z.number().int().min(0).optional(),
   bytesReceived: z.number().int().min(0).optional(),
+  /** The agent's engine that served the session (the agent's report only). */
+  engine: EngineNameSchema.optional(),
 });
 export type ConnectionStats = z.infer<typeof ConnectionStatsSchema>;
 
@@ -118,7 +128,13 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema.optional() }),
   z.object({ type: z.literal('services'), services: z.array(ServiceAnnouncementSchema).max(64) }),
   z.object({ type: z.literal('drain'), draining: z.boolean() }),
-  z.object({ type: z.literal('answer'), sessionId: id, sdp }),
+  z.object({
+    type: z.literal('answer'),
+    sessionId: id,
+    sdp,
+    /** The engine that answered (passed on to the client). */
+    engine: EngineNameSchema.optional(),
+  }),
   z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),
   z.object({
     type: z.literal('session-reject'),
@@ -175,6 +191,8 @@ export const ServerToAgentSchema = z.discriminatedUnion('type', [
     token,
     iceServers: z.array(IceServerSchema).max(8),
     offer: sdp,
+    /** The client's wish (see `open`): answer with this engine if the node has it. */
+    engine: EngineNameSchema.optional(),
   }),
   z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),
   z.object({ type: z.literal('session-close'), sessionId: id, reason: shortText }),
@@ -200,6 +218,11 @@ export const ClientToServerSchema = z.discriminatedUnion('type', [
      * `session` reply first. Without it, an `offer` message follows `session`.
      */
     offer: sdp.optional(),
+    /**
+     * Answer with this engine, if the node has it: the client found that
+     * only it can reach this network (werift, for TURN over TCP).
+     */
+    engine: EngineNameSchema.optional(),
   }),
   z.object({ type: z.literal('offer'), sessionId: id, sdp }),
   z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),
@@ -220,7 +243,13 @@ export const ServerToClientSchema = z.discriminatedUnion('type', [
     iceServers: z.array(IceServerSchema).max(8),
     node: z.object({ shortId: z.string(), name: z.string() }),
   }),
-  z.object({ type: z.literal('answer'), sessionId: id, sdp }),
+  z.object({
+    type: z.literal('answer'),
+    sessionId: id,
+    sdp,
+    /** The node's engine that answered, when it said. */
+    engine: EngineNameSchema.optional(),
+  }),
   z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),
   z.object({
     type: z.literal('session-error'),

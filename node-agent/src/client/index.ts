@@ -11,6 +11,7 @@ import {
   encodeMessage,
   parseServerToClient,
   type ClientToServer,
+  type EngineName,
   type ConnectionStats,
   type ServerToClient,
   type TunnelResponse,
@@ -40,6 +41,13 @@ export interface ConnectOptions {
   /** ICE servers to use instead of the ones the server hands out (tests). */
   iceServers?: IceServer[];
   timeoutMs?: number;
+  /**
+   * Ask the node to answer with this engine (if it has it); null: the
+   * node's default. Default werift: werift offering to libdatachannel
+   * stalls ~1 s in the DTLS handshake (setup 1,021 ms against 49 ms
+   * werift to werift, FACTS.md).
+   */
+  engine?: EngineName | null;
 }
 
 export interface TunnelTimings {
@@ -56,6 +64,8 @@ export interface TunnelClient {
   channel: FrameChannel;
   sessionId: string;
   node: { shortId: string; name: string };
+  /** The node's engine that answered, when it said. */
+  engine: EngineName | undefined;
   timings: TunnelTimings;
   stats(): Promise<ConnectionStats | null>;
   /** A small fetch-like helper: collects nothing, returns the streaming response. */
@@ -133,6 +143,7 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
         service: o.service,
         token,
         ...(o.avoid ? { avoid: o.avoid } : {}),
+        ...(o.engine !== null ? { engine: o.engine ?? 'werift' } : {}),
       });
     },
   ).catch((err: unknown) => {
@@ -152,9 +163,13 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
     });
   });
   failed.catch(() => {});
+  let answerEngine: EngineName | undefined;
   const answered = new Promise<string>((resolve) => {
     messages.push((m) => {
-      if (m.type === 'answer' && m.sessionId === session.sessionId) resolve(m.sdp);
+      if (m.type === 'answer' && m.sessionId === session.sessionId) {
+        answerEngine = m.engine;
+        resolve(m.sdp);
+      }
       if (m.type === 'candidate' && m.sessionId === session.sessionId)
         void pc.addIceCandidate(m.candidate ?? undefined).catch(() => {});
     });
@@ -225,6 +240,7 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
     channel,
     sessionId: session.sessionId,
     node: session.node,
+    engine: answerEngine,
     timings: {
       tokenMs: tToken - t0,
       signalingMs: tAnswer - tToken,

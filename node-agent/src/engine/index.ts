@@ -1,26 +1,48 @@
 /**
- * Picks the agent's WebRTC engine: `--engine`, else PEERWAY_ENGINE, else
- * werift. node-datachannel moves more bytes and opens faster (bench/README.md)
- * but cannot yet serve a browser that reaches TURN only over TCP (a network
- * that drops UDP): libjuice answers Chromium's checks there with 400, because
- * it reads a zero ICE tiebreaker as a missing role attribute (upstream
- * paullouisageneau/libjuice#355). A gateway that does not connect is worse
- * than a slower one, so werift stays the default until that is fixed.
+ * Picks the agent's WebRTC engines: `--engine`, else PEERWAY_ENGINE, else
+ * `auto`. A named engine is the only one the agent uses. `auto` holds both:
+ * node-datachannel answers by default (it moves more bytes and opens faster,
+ * bench/README.md), werift answers a session whose client asks for it.
+ *
+ * Why both: node-datachannel cannot serve a browser that reaches TURN only
+ * over TCP (a network that drops UDP): libjuice answers Chromium's checks
+ * there with 400, because it reads a zero ICE tiebreaker as a missing role
+ * attribute (upstream paullouisageneau/libjuice#355). The shell sees that it
+ * has nothing but a TCP relay and asks again for werift (`open.engine`).
+ * Nor can it reach TURN over TCP itself: an agent whose own network drops
+ * UDP switches its default to werift after a session fails that way
+ * (Agent). Without the addon, `auto` is werift alone.
  */
 import { nodeDataChannelEngine, loadNodeDataChannel } from './node-datachannel';
-import { ENGINES, type EngineName, type RtcEngine } from './types';
+import { ENGINES, type RtcEngine } from './types';
 import { weriftEngine } from './werift';
 
 export { ENGINES, type EngineName, type RtcEngine, type AnswerSession } from './types';
 
-/** The engine named, checked now (a missing addon is a clear error at start, not at the first session). */
-export function selectEngine(name: string | undefined = process.env.PEERWAY_ENGINE): RtcEngine {
-  const n = (name || 'werift') as EngineName;
-  if (!ENGINES.includes(n))
-    throw new Error(`unknown engine "${name}": use one of ${ENGINES.join(', ')}`);
+/** What `--engine` takes. */
+export const ENGINE_CHOICES = ['auto', ...ENGINES] as const;
+
+/**
+ * The engines to answer with, the default first. A named engine is checked
+ * now (a missing addon is a clear error at start, not at the first session).
+ */
+export function selectEngines(
+  name: string | undefined = process.env.PEERWAY_ENGINE,
+  log?: { warn(o: object, msg: string): void },
+): RtcEngine[] {
+  const n = name || 'auto';
+  if (!(ENGINE_CHOICES as readonly string[]).includes(n))
+    throw new Error(`unknown engine "${name}": use one of ${ENGINE_CHOICES.join(', ')}`);
+  if (n === 'werift') return [weriftEngine];
   if (n === 'node-datachannel') {
     loadNodeDataChannel();
-    return nodeDataChannelEngine;
+    return [nodeDataChannelEngine];
   }
-  return weriftEngine;
+  try {
+    loadNodeDataChannel();
+    return [nodeDataChannelEngine, weriftEngine];
+  } catch (err) {
+    log?.warn({ err: (err as Error).message }, 'node-datachannel unavailable: werift only');
+    return [weriftEngine];
+  }
 }

@@ -1,13 +1,20 @@
 /**
  * The agent's WebRTC side behind one small interface, so the engine can be
- * chosen: werift (pure TypeScript, the default that runs anywhere) or
- * node-datachannel (libdatachannel, a native addon: much faster). An engine
+ * chosen, per session: werift (pure TypeScript, runs anywhere, TURN over
+ * TCP) or node-datachannel (libdatachannel, a native addon: much faster). An engine
  * only answers: the browser (or Node client) always offers.
  */
-import type { ConnectionStats, FrameChannel, IceCandidate, IceServer } from '@peerway/protocol';
+import {
+  ENGINE_NAMES,
+  type ConnectionStats,
+  type EngineName,
+  type FrameChannel,
+  type IceCandidate,
+  type IceServer,
+} from '@peerway/protocol';
 
-export type EngineName = 'werift' | 'node-datachannel';
-export const ENGINES: readonly EngineName[] = ['werift', 'node-datachannel'];
+export type { EngineName };
+export const ENGINES: readonly EngineName[] = ENGINE_NAMES;
 
 export interface AnswerSession {
   /** Applies the offer and resolves with the answer SDP (candidates trickle through onCandidate). */

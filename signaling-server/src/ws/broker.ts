@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import {
   PeerwayError,
   type AgentToServer,
+  type EngineName,
   type ClientToServer,
   type ServerToAgent,
   type ServerToClient,
@@ -127,6 +128,7 @@ export class Broker {
       token: pending.token,
       iceServers: pending.iceServers,
       offer: sdp,
+      ...(pending.engine ? { engine: pending.engine } : {}),
     });
     if (!sent) this.fail(s, 'service_offline', 'the node went offline');
     for (const candidate of pending.candidates)
@@ -140,6 +142,8 @@ export class Broker {
       iceServers: ReturnType<typeof iceServersFor>;
       /** Client candidates that came before the offer. */
       candidates: Extract<ClientToServer, { type: 'candidate' }>['candidate'][];
+      /** The engine the client asked the node to answer with. */
+      engine?: EngineName;
     }
   >();
 
@@ -188,7 +192,12 @@ export class Broker {
     this.sinceReport.set(agent.nodeId, (this.sinceReport.get(agent.nodeId) ?? 0) + 1);
     this.sessions.add(s);
     const iceServers = iceServersFor(this.ctx.config, id, now);
-    this.pendingOpen.set(id, { token: m.token, iceServers, candidates: [] });
+    this.pendingOpen.set(id, {
+      token: m.token,
+      iceServers,
+      candidates: [],
+      ...(m.engine ? { engine: m.engine } : {}),
+    });
     this.ctx.metrics.sessionsOpened.inc();
     this.ctx.metrics.perMinute.sessions.add();
     client.send({
@@ -362,7 +371,12 @@ export class Broker {
           s.answeredAt = this.ctx.clock.now();
           this.ctx.metrics.setupSeconds.observe((s.answeredAt - s.openedAt) / 1000);
         }
-        client.send({ type: 'answer', sessionId: s.id, sdp: m.sdp });
+        client.send({
+          type: 'answer',
+          sessionId: s.id,
+          sdp: m.sdp,
+          ...(m.engine ? { engine: m.engine } : {}),
+        });
         return;
       case 'candidate':
         client.send({ type: 'candidate', sessionId: s.id, candidate: m.candidate });

@@ -32,6 +32,10 @@ export interface EarlyStart {
   offering?: Promise<boolean>;
   /** Set once the node's answer came: resolves true when it was applied. */
   answered?: Promise<boolean>;
+  /** The engine the node answered with, when it said. */
+  answerEngine?: 'werift' | 'node-datachannel';
+  /** The engine this tab asked for (see ENGINE_KEY). */
+  engine?: 'werift';
   /** Local ICE candidates (null: gathering done); `sent`: this script trickled it. */
   candidates: { ev: RTCPeerConnectionIceEvent; sent: boolean }[];
   candidateErrors: RTCPeerConnectionIceErrorEvent[];
@@ -42,6 +46,9 @@ export interface EarlyStart {
 // Must match TUNNEL_LABEL in ./session.ts and in the agent (a string here:
 // importing it would tie this script to the bundle's chunks).
 const LABEL = 'peerway-tunnel';
+// Must match ENGINE_KEY in ./main.ts: the engine this tab's network needs,
+// once a session found it (a reload then asks for it at once).
+const ENGINE_KEY = 'peerway:engine';
 
 (() => {
   performance.mark('peerway:early');
@@ -50,6 +57,12 @@ const LABEL = 'peerway-tunnel';
   // Its own copy: the bundle moves the page's token into sessionStorage,
   // maybe before this socket opens.
   const token = cfg.token;
+  let engine: 'werift' | undefined;
+  try {
+    if (sessionStorage.getItem(ENGINE_KEY) === 'werift') engine = 'werift';
+  } catch {
+    // no storage here: ask for the node's default
+  }
   const e: EarlyStart = {
     ws: new WebSocket(
       `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`,
@@ -57,6 +70,7 @@ const LABEL = 'peerway-tunnel';
     msgs: [],
     ref: Math.random().toString(36).slice(2),
     ...(token ? { token } : {}),
+    ...(engine ? { engine } : {}),
     candidates: [],
     candidateErrors: [],
     channelMessages: [],
@@ -85,6 +99,7 @@ const LABEL = 'peerway-tunnel';
     sdp?: string;
     candidate?: RTCIceCandidateInit | null;
     iceServers?: RTCIceServer[];
+    engine?: string;
   };
   ws.onmessage = (m: MessageEvent) => {
     const raw = String(m.data);
@@ -122,6 +137,7 @@ const LABEL = 'peerway-tunnel';
     ) {
       performance.mark('peerway:answer');
       const sdp = x.sdp ?? '';
+      if (x.engine === 'werift' || x.engine === 'node-datachannel') e.answerEngine = x.engine;
       e.answered = e.offering.then((ok) =>
         ok
           ? pc.setRemoteDescription({ type: 'answer', sdp }).then(
@@ -174,7 +190,7 @@ const LABEL = 'peerway-tunnel';
       // The offer (made while the socket connected) goes with the request:
       // the node can answer without waiting for this page to hear `session`.
       const open = (offer?: string) => {
-        if (!send({ type: 'open', ref: e.ref, service: cfg.service, token, offer })) return;
+        if (!send({ type: 'open', ref: e.ref, service: cfg.service, token, offer, engine })) return;
         e.offerInOpen = offer !== undefined;
         if (e.offerInOpen) performance.mark('peerway:offer');
       };

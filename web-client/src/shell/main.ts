@@ -5,7 +5,7 @@
  * itself (to another replica when there is one), retrying idempotent
  * requests that were in flight.
  */
-import { PeerwayError, TunnelError, type TunnelSocket } from '@peerway/protocol';
+import { PeerwayError, TunnelError, type EngineName, type TunnelSocket } from '@peerway/protocol';
 import {
   SHIM_PATH,
   SW_PATH,
@@ -15,7 +15,7 @@ import {
 } from '../bridge';
 import type { CookieStore } from './cookies';
 import { injectShim } from './inject';
-import { openTunnel, type OpenTunnel } from './session';
+import { NeedsEngine, openTunnel, type OpenTunnel } from './session';
 import { badge, showStatus } from './status';
 import { authorize, consumeCallback, currentPath, forgetToken, getToken } from './token';
 
@@ -61,6 +61,18 @@ const frame = document.getElementById('app') as HTMLIFrameElement;
 let tunnel: OpenTunnel | null = null;
 const waiting: ((t: OpenTunnel) => void)[] = [];
 let lastNode: string | null = null;
+/**
+ * The engine this tab's network needs the node to answer with (see
+ * NeedsEngine), kept for reloads; the page script reads it too (early.ts).
+ */
+const ENGINE_KEY = 'peerway:engine';
+let engine: EngineName | undefined = (() => {
+  try {
+    return sessionStorage.getItem(ENGINE_KEY) === 'werift' ? 'werift' : undefined;
+  } catch {
+    return undefined;
+  }
+})();
 let connecting = false;
 
 /** The open tunnel, or the next one. */
@@ -123,6 +135,7 @@ async function connect(): Promise<void> {
           token,
           attempt < 3 && lastNode ? [lastNode] : [],
           () => void jarReady(),
+          engine,
         );
         tunnel = t;
         // for benchmarks and curious users: how long the last tunnel took to open
@@ -138,6 +151,15 @@ async function connect(): Promise<void> {
         badge('');
         return;
       } catch (err) {
+        if (err instanceof NeedsEngine && !engine) {
+          engine = err.engine; // and at once: nothing is wrong but the engine
+          try {
+            sessionStorage.setItem(ENGINE_KEY, engine);
+          } catch {
+            // no storage: a reload finds out again
+          }
+          continue;
+        }
         const code = err instanceof PeerwayError ? err.code : 'session_failed';
         if (code === 'forbidden' || code === 'service_unknown') return explain(err);
         if (code === 'unauthorized' || code === 'expired') {

@@ -12,6 +12,7 @@ import {
   RELAY_HOLD_MS,
   summariseStats,
   type ClientToServer,
+  type EngineName,
   type ServerToClient,
 } from '@peerway/protocol';
 import type { EarlyStart } from './early';
@@ -23,7 +24,11 @@ declare global {
 }
 
 /** The early start, once, for the first tunnel of the page (later ones start afresh). */
-function takeEarlyStart(token: string, avoid: string[]): { ws?: WebSocket; adopted?: EarlyStart } {
+function takeEarlyStart(
+  token: string,
+  avoid: string[],
+  engine: EngineName | undefined,
+): { ws?: WebSocket; adopted?: EarlyStart } {
   const early = window.__peerwayEarly;
   delete window.__peerwayEarly;
   if (!early || early.ws.readyState > WebSocket.OPEN) {
@@ -31,7 +36,8 @@ function takeEarlyStart(token: string, avoid: string[]): { ws?: WebSocket; adopt
     return {};
   }
   if (!early.pc) return { ws: early.ws };
-  if (early.token === token && avoid.length === 0) return { ws: early.ws, adopted: early };
+  if (early.token === token && avoid.length === 0 && early.engine === engine)
+    return { ws: early.ws, adopted: early };
   // asked for another session than this one: drop it (the server ends it with the socket)
   early.pc.close();
   early.ws.close();
@@ -57,6 +63,20 @@ function relayOverTcp(c: RTCIceCandidate, url?: string | null): boolean {
   return !!url && (/^turns:/.test(url) || /transport=tcp/i.test(url));
 }
 
+/**
+ * This network reaches the relay only over TCP, and the node answered with
+ * an engine that cannot take that (node-datachannel, libjuice#355): open
+ * again asking for `engine`.
+ */
+export class NeedsEngine extends PeerwayError {
+  constructor(readonly engine: EngineName) {
+    super(
+      'session_failed',
+      `this network reaches the relay only over TCP: asking the node for its ${engine} engine`,
+    );
+  }
+}
+
 export interface OpenTunnel {
   mux: TunnelMux;
   node: { shortId: string; name: string };
@@ -73,12 +93,14 @@ export async function openTunnel(
    * thread, which is idle until the channel opens.
    */
   onAnswered?: () => void,
+  /** Ask the node to answer with this engine (after a NeedsEngine). */
+  engine?: EngineName,
 ): Promise<OpenTunnel> {
   const started = performance.now();
   // The page's inline script starts the first signaling connection (and
   // maybe the session) while this bundle loads; later tunnels (reconnects)
   // open their own.
-  const early = takeEarlyStart(token, avoid);
+  const early = takeEarlyStart(token, avoid, engine);
   const adopted = early.adopted;
   const ws =
     early.ws ??
@@ -127,6 +149,10 @@ export async function openTunnel(
       );
       const fail = (e: PeerwayError) => (clearTimeout(timer), reject(e));
       let sessionId = '';
+      /** The engine the node answered with, when it said. */
+      let answerEngine: EngineName | undefined;
+      /** Set with the session (below): fails with NeedsEngine when this network needs another engine. */
+      let checkEngine = () => {};
       listeners.push(async (m) => {
         try {
           if (m.type === 'session-error' && (m.ref === ref || m.sessionId === sessionId))
@@ -176,6 +202,17 @@ export async function openTunnel(
             // nomination. So a TCP relay goes out only if no UDP relay turned up
             // TCP_RELAY_HOLD_MS after the relay hold.
             let relayUdp = false;
+            // Nothing but a relay over TCP (no server-reflexive candidate, no
+            // UDP relay), and the node's engine cannot take that: ask again
+            // for one that can, now rather than after ICE gives up.
+            let srflx = false;
+            let tcpRelayOnly = false;
+            checkEngine = () => {
+              if (!tcpRelayOnly || srflx || engine || answerEngine !== 'node-datachannel') return;
+              const st = pc.iceConnectionState;
+              if (st === 'connected' || st === 'completed') return;
+              fail(new NeedsEngine('werift'));
+            };
             let pending = 0;
             let endHeld = false;
             const later = (ms: number, f: () => void) => {
@@ -189,13 +226,19 @@ export async function openTunnel(
             pc.onicecandidate = (ev) => {
               const c = ev.candidate;
               if (!c) return pending > 0 ? void (endHeld = true) : trickle(null);
+              if (c.type === 'srflx') srflx = true;
               if (c.type !== 'relay') return trickle(c);
               const tcp = relayOverTcp(c, (ev as { url?: string | null }).url);
               if (!tcp) relayUdp = true;
               const wait =
                 Math.max(0, holdUntil - performance.now()) + (tcp ? TCP_RELAY_HOLD_MS : 0);
               later(wait, () => {
-                if (!(tcp && relayUdp)) trickle(c);
+                if (tcp && relayUdp) return;
+                trickle(c);
+                if (tcp && !relayUdp) {
+                  tcpRelayOnly = true;
+                  checkEngine();
+                }
               });
             };
             // A relay that is down or refuses our credentials shows up as an
@@ -227,6 +270,7 @@ export async function openTunnel(
               for (const { ev, sent } of adopted.candidates.splice(0)) {
                 const c = ev.candidate;
                 if (c && (c.type === 'srflx' || c.type === 'relay')) reflexive = true;
+                if (c?.type === 'srflx') srflx = true;
                 if (!sent) pc.onicecandidate(ev);
               }
               for (const ev of adopted.candidateErrors.splice(0)) pc.onicecandidateerror(ev);
@@ -290,7 +334,9 @@ export async function openTunnel(
               if (adopted.answered) {
                 if (!(await adopted.answered))
                   throw new PeerwayError('session_failed', "the node's answer did not apply");
+                answerEngine = adopted.answerEngine;
                 onAnswered?.();
+                checkEngine();
               }
             } else {
               await pc.setLocalDescription(await offer);
@@ -303,8 +349,10 @@ export async function openTunnel(
             for (const c of beforeOffer.splice(0)) trickle(c);
           } else if (m.type === 'answer' && m.sessionId === sessionId) {
             performance.mark('peerway:answer');
+            answerEngine = m.engine;
             await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
             onAnswered?.();
+            checkEngine();
           } else if (m.type === 'candidate' && m.sessionId === sessionId && m.candidate) {
             await pc.addIceCandidate(m.candidate as RTCIceCandidateInit).catch(() => {});
           }
@@ -338,6 +386,7 @@ export async function openTunnel(
           token,
           ...(avoid.length ? { avoid } : {}),
           ...(sdp !== undefined ? { offer: sdp } : {}),
+          ...(engine ? { engine } : {}),
         });
         offerInOpen = sdp !== undefined;
         if (offerInOpen) performance.mark('peerway:offer');
