@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { ServerConnection } from './connection';
 import { LoadMeter } from './load';
 import { TUNNEL_LABEL } from './rtc';
-import { selectEngines, type AnswerSession, type EngineName, type RtcEngine } from './engine';
+import { selectEngines, type AnswerSession, type RtcEngine } from './engine';
 import { Upstream } from './upstream';
 import { serviceUrl, type ServiceConfig } from './home';
 
@@ -64,8 +64,6 @@ interface Session {
   remoteSet: boolean;
   timer: NodeJS.Timeout;
   engine: RtcEngine;
-  /** ICE servers were given and none answered (no srflx/relay candidate so far). */
-  noReflexive: boolean;
 }
 
 export class Agent {
@@ -76,7 +74,7 @@ export class Agent {
   private readonly load = new LoadMeter();
   private readonly engines: RtcEngine[];
   /** Answers sessions whose client did not ask for an engine. */
-  private engine: RtcEngine;
+  private readonly engine: RtcEngine;
   private txTotal = 0;
   private rxTotal = 0;
 
@@ -301,7 +299,6 @@ export class Agent {
       pending: [],
       remoteSet: false,
       engine,
-      noReflexive: m.iceServers.length > 0,
       timer: setTimeout(() => {
         if (!s.mux) this.endSession(s, 'the data channel did not open in time', true);
       }, SESSION_SETUP_TIMEOUT_MS),
@@ -340,10 +337,7 @@ export class Agent {
       report();
       for (const ms of [2000, 6000]) setTimeout(report, ms).unref();
     });
-    rtc.onEnd((state) => {
-      if (state === 'failed') this.failedWithoutRelay(s);
-      this.endSession(s, `peer connection ${state}`, true);
-    });
+    rtc.onEnd((state) => this.endSession(s, `peer connection ${state}`, true));
     // Trickle ICE: the answer goes out at once and each candidate follows as
     // the engine finds it. Direct first: relay candidates wait until
     // RELAY_HOLD_MS after the answer, so a direct pair wins where one exists.
@@ -351,7 +345,6 @@ export class Agent {
     const held: IceCandidate[] = [];
     rtc.onCandidate((c) => {
       if (!this.sessions.has(s.id)) return;
-      if (/ typ (srflx|relay)( |$)/.test(c.candidate)) s.noReflexive = false;
       const candidate: IceCandidate = {
         candidate: c.candidate,
         sdpMid: c.sdpMid,
@@ -387,28 +380,6 @@ export class Agent {
       if (/ typ relay( |$)/.test(c?.candidate ?? '')) setTimeout(send, RELAY_HOLD_MS).unref();
       else send();
     }
-  }
-
-  /**
-   * A session failed, and its engine found no STUN/TURN server though it
-   * was given some: this node's own network drops UDP. node-datachannel
-   * cannot reach TURN over TCP, so later sessions go to werift, if this node
-   * has it (selectEngines: `auto`).
-   */
-  private failedWithoutRelay(s: Session): void {
-    if (!s.noReflexive || s.engine.name === 'werift' || this.engine.name === 'werift') return;
-    const werift = this.engines.find((e) => e.name === 'werift');
-    if (!werift) return;
-    this.engine = werift;
-    this.o.log.warn(
-      { session: s.id, from: s.engine.name },
-      'no STUN/TURN server answered over UDP: this network seems to drop it; answering with werift (TURN over TCP) from now on',
-    );
-  }
-
-  /** The engine that answers sessions whose client did not ask for one. */
-  get defaultEngine(): EngineName {
-    return this.engine.name;
   }
 
   private async addCandidate(s: Session, c: IceCandidate): Promise<void> {

@@ -9,9 +9,9 @@
  * there with 400, because it reads a zero ICE tiebreaker as a missing role
  * attribute (upstream paullouisageneau/libjuice#355). The shell sees that it
  * has nothing but a TCP relay and asks again for werift (`open.engine`).
- * Nor can it reach TURN over TCP itself: an agent whose own network drops
- * UDP switches its default to werift after a session fails that way
- * (Agent). Without the addon, `auto` is werift alone.
+ * Without the addon, `auto` is werift alone. (The agent's own side needs
+ * UDP with either engine: werift uses only the first `turn:` URL, which is
+ * the UDP one.)
  */
 import { nodeDataChannelEngine, loadNodeDataChannel } from './node-datachannel';
 import { ENGINES, type RtcEngine } from './types';
