@@ -141,6 +141,10 @@ it('the admin page shows a session that just happened, and non-admins get no adm
   const row = page.locator('#recent tbody tr', { hasText: 'tick' }).first();
   await row.waitFor({ timeout: 15_000 });
   await expect.poll(() => row.textContent(), { timeout: 15_000 }).toMatch(/direct|relayed/);
+  // and which engine of the node answered, once the node has reported
+  await expect
+    .poll(() => row.textContent(), { timeout: 15_000 })
+    .toMatch(/, (werift|node-datachannel)/);
   expect(
     Number(await page.locator('[data-stat="agents"] .value').textContent()),
   ).toBeGreaterThanOrEqual(1);

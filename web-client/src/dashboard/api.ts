@@ -83,6 +83,8 @@ interface ConnectionStats {
   remoteCandidateType: string;
   protocol: string;
   relayProtocol?: string;
+  /** The node's engine that answered (the node's report only). */
+  engine?: string;
 }
 
 /** GET /api/admin/signaling (the server's SignalingStats plus TURN health). */

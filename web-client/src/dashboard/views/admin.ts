@@ -51,9 +51,12 @@ function how(s: AdminView['recent'][number]): string {
   const st = s.client ?? s.agent;
   if (!st) return s.failure ? '—' : 'connecting';
   const relayed = st.localCandidateType === 'relay' || st.remoteCandidateType === 'relay';
-  return relayed
+  const path = relayed
     ? `relayed (${(s.client?.relayProtocol ?? st.protocol ?? '').toUpperCase()})`
     : `direct (${st.localCandidateType} ⇄ ${st.remoteCandidateType})`;
+  // which of the node's WebRTC engines answered (its own report)
+  const engine = s.agent?.engine;
+  return engine ? `${path}, ${engine}` : path;
 }
 
 function render(a: AdminView): HTMLElement[] {
