@@ -233,13 +233,15 @@ export async function openTunnel(
               const wait =
                 Math.max(0, holdUntil - performance.now()) + (tcp ? TCP_RELAY_HOLD_MS : 0);
               later(wait, () => {
-                if (tcp && relayUdp) return;
-                trickle(c);
-                if (tcp && !relayUdp) {
-                  tcpRelayOnly = true;
-                  checkEngine();
-                }
+                if (!(tcp && relayUdp)) trickle(c);
               });
+              // The engine question need not wait for the relay hold (1.5 s):
+              // a UDP relay, when UDP works, comes well before a TCP one.
+              if (tcp)
+                setTimeout(() => {
+                  tcpRelayOnly = !relayUdp;
+                  checkEngine();
+                }, TCP_RELAY_HOLD_MS);
             };
             // A relay that is down or refuses our credentials shows up as an
             // icecandidateerror; once gathering is over without a relay and no
