@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_SIGNALING_MESSAGE_BYTES,
-  parseAgentToServer,
-  parseClientToServer,
-  parseServerToAgent,
-  parseServerToClient,
-} from './signaling';
+import { MAX_SIGNALING_MESSAGE_BYTES, parseClientToServer, parseServerToClient } from './signaling';
+import { parseAgentToServer, parseServerToAgent } from './signaling-agent';
 
 const NODE_ID = 'A'.repeat(43);
 const SIG = 'B'.repeat(86);

@@ -13,33 +13,26 @@
  *
  * The server stamps who sent a message: no message carries a trustworthy
  * "from" field, and the server never relays one a peer wrote.
+ *
+ * The agent's channel is in ./signaling-agent.ts: a module of its own, so
+ * that the browser's bundle (which never speaks it) leaves its schemas out
+ * and does not spend the page's main thread building them.
  */
 import { z } from 'zod';
-import { ERROR_CODES, PeerwayError } from './errors';
-import { SERVICE_NAME_RE } from './names';
+import type { AgentToServer, ServerToAgent } from './signaling-agent';
+import {
+  MAX_CANDIDATE_CHARS,
+  errorCode,
+  id,
+  sdp,
+  serviceName,
+  shortText,
+  token,
+} from './signaling-fields';
+import { makeParser, typesOf } from './signaling-parse';
 
-/** Upper bound for one signaling message on the wire, in bytes. */
-export const MAX_SIGNALING_MESSAGE_BYTES = 64 * 1024;
-const MAX_SDP_CHARS = 32 * 1024;
-const MAX_CANDIDATE_CHARS = 1024;
-const MAX_TOKEN_CHARS = 4096;
-
-const id = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9_-]+$/);
-const b64url = z
-  .string()
-  .max(1024)
-  .regex(/^[A-Za-z0-9_-]*$/);
-const serviceName = z
-  .string()
-  .regex(SERVICE_NAME_RE, 'service name must be a DNS label: a-z, 0-9, "-"');
-const token = z.string().min(1).max(MAX_TOKEN_CHARS);
-const sdp = z.string().min(1).max(MAX_SDP_CHARS);
-const errorCode = z.enum(ERROR_CODES);
-const shortText = z.string().max(500);
+export { MAX_SIGNALING_MESSAGE_BYTES } from './signaling-fields';
+export type { ParseResult } from './signaling-parse';
 
 export const IceServerSchema = z.object({
   urls: z.union([z.string().max(512), z.array(z.string().max(512)).max(8)]),
@@ -58,30 +51,9 @@ export const IceCandidateSchema = z
   .nullable();
 export type IceCandidate = z.infer<typeof IceCandidateSchema>;
 
-/** What an agent says about one service. Never the upstream address. */
-export const ServiceAnnouncementSchema = z.object({
-  name: serviceName,
-  /** The owner's wish that anyone may open it; the server's access setting wins. */
-  public: z.boolean().default(false),
-  description: z.string().max(200).optional(),
-});
-export type ServiceAnnouncement = z.infer<typeof ServiceAnnouncementSchema>;
-
-/** Load an agent reports in its heartbeats (used for replica routing). */
-export const NodeLoadSchema = z.object({
-  sessions: z.number().int().min(0).max(1_000_000),
-  /** Process CPU use over the last interval, 0..1 per core summed (may exceed 1). */
-  cpu: z.number().min(0).max(1024),
-  rssBytes: z.number().int().min(0),
-  txBytesPerSec: z.number().min(0),
-  rxBytesPerSec: z.number().min(0),
-});
-export type NodeLoad = z.infer<typeof NodeLoadSchema>;
-
 const candidateType = z.enum(['host', 'srflx', 'prflx', 'relay', 'unknown']);
 const transport = z.enum(['udp', 'tcp', 'tls', 'unknown']);
 
-/** How a peer connection ended up connected, from `getStats()` on either end. */
 /**
  * The agent's WebRTC engines: werift (pure TypeScript, runs anywhere, TURN
  * over TCP) and node-datachannel (native, faster; no TURN over TCP).
@@ -90,6 +62,23 @@ export const ENGINE_NAMES = ['werift', 'node-datachannel'] as const;
 export const EngineNameSchema = z.enum(ENGINE_NAMES);
 export type EngineName = z.infer<typeof EngineNameSchema>;
 
+/** The node's answer, agent → server and on to the client alike. */
+export const AnswerMessageSchema = z.object({
+  type: z.literal('answer'),
+  sessionId: id,
+  sdp,
+  /** The node's engine that answered, when it said (passed on to the client). */
+  engine: EngineNameSchema.optional(),
+});
+
+/** A trickled candidate for a session, in every direction alike. */
+export const CandidateMessageSchema = z.object({
+  type: z.literal('candidate'),
+  sessionId: id,
+  candidate: IceCandidateSchema,
+});
+
+/** How a peer connection ended up connected, from `getStats()` on either end. */
 export const ConnectionStatsSchema = z.object({
   localCandidateType: candidateType,
   remoteCandidateType: candidateType,
@@ -104,101 +93,6 @@ export const ConnectionStatsSchema = z.object({
   engine: EngineNameSchema.optional(),
 });
 export type ConnectionStats = z.infer<typeof ConnectionStatsSchema>;
-
-// ---------------------------------------------------------------------------
-// agent → server
-
-export const AgentToServerSchema = z.discriminatedUnion('type', [
-  z.object({
-    type: z.literal('auth'),
-    /** The node's Ed25519 public key, base64url (32 bytes). */
-    nodeId: b64url.min(43).max(43),
-    /** Unix ms at signing; the server refuses proofs outside its clock skew. */
-    timestamp: z.number().int().positive(),
-    /** Signature over `challengePayload(serverUrl, nonce, timestamp, nodeId)`. */
-    signature: b64url.min(86).max(86),
-    name: z.string().min(1).max(64),
-    version: z.string().max(32).default('0'),
-    services: z.array(ServiceAnnouncementSchema).max(64).default([]),
-    /** A user's access token: claims the node for that user on first use. */
-    token: token.optional(),
-    /** A node-signed claim token, so the server can issue a short claim link. */
-    claimToken: token.optional(),
-  }),
-  z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema.optional() }),
-  z.object({ type: z.literal('services'), services: z.array(ServiceAnnouncementSchema).max(64) }),
-  z.object({ type: z.literal('drain'), draining: z.boolean() }),
-  z.object({
-    type: z.literal('answer'),
-    sessionId: id,
-    sdp,
-    /** The engine that answered (passed on to the client). */
-    engine: EngineNameSchema.optional(),
-  }),
-  z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),
-  z.object({
-    type: z.literal('session-reject'),
-    sessionId: id,
-    code: errorCode,
-    message: shortText,
-  }),
-  z.object({ type: z.literal('session-closed'), sessionId: id, reason: shortText.optional() }),
-  z.object({ type: z.literal('session-stats'), sessionId: id, stats: ConnectionStatsSchema }),
-]);
-export type AgentToServer = z.infer<typeof AgentToServerSchema>;
-
-// ---------------------------------------------------------------------------
-// server → agent
-
-const serviceStatus = z.object({
-  name: serviceName,
-  accepted: z.boolean(),
-  reason: shortText.optional(),
-  /** The service's public URL, as the server routes it (base domain included). */
-  url: z.string().max(512).optional(),
-});
-
-export const ServerToAgentSchema = z.discriminatedUnion('type', [
-  z.object({
-    type: z.literal('challenge'),
-    nonce: b64url.min(16),
-    /** The server's public URL the proof is bound to. */
-    serverUrl: z.string().max(512),
-  }),
-  z.object({
-    type: z.literal('welcome'),
-    nodeId: b64url,
-    shortId: z.string(),
-    claimed: z.boolean(),
-    owner: z.string().max(320).optional(),
-    claimUrl: z.string().max(4096).optional(),
-    shortClaimUrl: z.string().max(512).optional(),
-    /** Public JWK the server signs service access tokens with. */
-    serverKey: z.record(z.string(), z.unknown()),
-    /** `iss` of service access tokens. */
-    tokenIssuer: z.string().max(512),
-    heartbeatIntervalMs: z.number().int().positive(),
-    services: z.array(serviceStatus),
-  }),
-  z.object({ type: z.literal('claimed'), owner: z.string().max(320) }),
-  z.object({ type: z.literal('services-ack'), services: z.array(serviceStatus) }),
-  z.object({ type: z.literal('heartbeat-ack'), serverTime: z.number() }),
-  z.object({
-    type: z.literal('session'),
-    sessionId: id,
-    service: serviceName,
-    /** The service access token the client presented; the agent verifies it itself. */
-    token,
-    iceServers: z.array(IceServerSchema).max(8),
-    offer: sdp,
-    /** The client's wish (see `open`): answer with this engine if the node has it. */
-    engine: EngineNameSchema.optional(),
-  }),
-  z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),
-  z.object({ type: z.literal('session-close'), sessionId: id, reason: shortText }),
-  z.object({ type: z.literal('error'), code: errorCode, message: shortText }),
-]);
-export type ServerToAgent = z.infer<typeof ServerToAgentSchema>;
 
 // ---------------------------------------------------------------------------
 // client (browser shell or Node tunnel client) → server
@@ -225,7 +119,7 @@ export const ClientToServerSchema = z.discriminatedUnion('type', [
     engine: EngineNameSchema.optional(),
   }),
   z.object({ type: z.literal('offer'), sessionId: id, sdp }),
-  z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),
+  CandidateMessageSchema,
   z.object({ type: z.literal('session-stats'), sessionId: id, stats: ConnectionStatsSchema }),
   z.object({ type: z.literal('close'), sessionId: id }),
   z.object({ type: z.literal('ping') }),
@@ -243,14 +137,8 @@ export const ServerToClientSchema = z.discriminatedUnion('type', [
     iceServers: z.array(IceServerSchema).max(8),
     node: z.object({ shortId: z.string(), name: z.string() }),
   }),
-  z.object({
-    type: z.literal('answer'),
-    sessionId: id,
-    sdp,
-    /** The node's engine that answered, when it said. */
-    engine: EngineNameSchema.optional(),
-  }),
-  z.object({ type: z.literal('candidate'), sessionId: id, candidate: IceCandidateSchema }),
+  AnswerMessageSchema,
+  CandidateMessageSchema,
   z.object({
     type: z.literal('session-error'),
     /** The `open` ref, for errors before a session exists. */
@@ -271,111 +159,6 @@ export const ServerToClientSchema = z.discriminatedUnion('type', [
 ]);
 export type ServerToClient = z.infer<typeof ServerToClientSchema>;
 
-// ---------------------------------------------------------------------------
-// parsing
-
-export type ParseResult<T> =
-  | { ok: true; value: T }
-  | {
-      ok: false;
-      error: PeerwayError;
-      /** The `type` the message claimed, when it had a string one. */
-      claimedType?: string;
-      /** True when the message was well-formed JSON of a type this side does not know. */
-      unknownType: boolean;
-    };
-
-type Raw = string | Buffer | ArrayBuffer | Uint8Array | Buffer[];
-
-function toText(raw: Raw): string {
-  if (typeof raw === 'string') return raw;
-  const dec = new TextDecoder('utf-8', { fatal: true });
-  if (Array.isArray(raw)) {
-    const total = raw.reduce((n, b) => n + b.byteLength, 0);
-    const out = new Uint8Array(total);
-    let off = 0;
-    for (const b of raw) {
-      out.set(b, off);
-      off += b.byteLength;
-    }
-    return dec.decode(out);
-  }
-  return dec.decode(raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw);
-}
-
-function byteLength(raw: Raw): number {
-  if (typeof raw === 'string') return raw.length * 3; // worst case UTF-8; exact check below
-  if (Array.isArray(raw)) return raw.reduce((n, b) => n + b.byteLength, 0);
-  return raw.byteLength;
-}
-
-function makeParser<T>(schema: z.ZodType<T>, knownTypes: ReadonlySet<string>) {
-  return (raw: Raw): ParseResult<T> => {
-    const fail = (error: PeerwayError, claimedType?: string, unknownType = false) => ({
-      ok: false as const,
-      error,
-      unknownType,
-      ...(claimedType === undefined ? {} : { claimedType }),
-    });
-    if (byteLength(raw) > MAX_SIGNALING_MESSAGE_BYTES) {
-      const bytes =
-        typeof raw === 'string' ? new TextEncoder().encode(raw).byteLength : byteLength(raw);
-      if (bytes > MAX_SIGNALING_MESSAGE_BYTES) {
-        return fail(
-          new PeerwayError(
-            'message_too_large',
-            `message is ${bytes} bytes; the limit is ${MAX_SIGNALING_MESSAGE_BYTES}`,
-          ),
-        );
-      }
-    }
-    let data: unknown;
-    try {
-      data = JSON.parse(toText(raw));
-    } catch (cause) {
-      return fail(new PeerwayError('bad_message', 'message is not valid UTF-8 JSON', { cause }));
-    }
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-      return fail(new PeerwayError('bad_message', 'message must be a JSON object'));
-    }
-    const type = (data as { type?: unknown }).type;
-    if (typeof type !== 'string') {
-      return fail(new PeerwayError('bad_message', 'message has no string "type"'));
-    }
-    const claimedType = type.slice(0, 64);
-    if (!knownTypes.has(type)) {
-      return fail(
-        new PeerwayError('bad_message', `unknown message type "${claimedType}"`),
-        claimedType,
-        true,
-      );
-    }
-    const result = schema.safeParse(data);
-    if (!result.success) {
-      const issue = result.error.issues[0];
-      const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'message';
-      return fail(
-        new PeerwayError(
-          'bad_message',
-          `invalid "${claimedType}" message: ${where}: ${issue?.message ?? 'invalid'}`,
-        ),
-        claimedType,
-      );
-    }
-    return { ok: true, value: result.data };
-  };
-}
-
-function typesOf(schema: {
-  options: readonly { shape: { type: { value: string } } }[];
-}): Set<string> {
-  return new Set(schema.options.map((o) => o.shape.type.value));
-}
-
-/** Parses a message an agent sent to the server. */
-export const parseAgentToServer = makeParser(AgentToServerSchema, typesOf(AgentToServerSchema));
-/** Parses a message the server sent to an agent. */
-export const parseServerToAgent = makeParser(ServerToAgentSchema, typesOf(ServerToAgentSchema));
 /** Parses a message a client sent to the server. */
 export const parseClientToServer = makeParser(ClientToServerSchema, typesOf(ClientToServerSchema));
 /** Parses a message the server sent to a client. */

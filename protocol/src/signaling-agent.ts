@@ -1,0 +1,129 @@
+/**
+ * The agent's signaling channel (`/ws/agent`): agent → server and
+ * server → agent, defined and parsed as ./signaling.ts does the client's.
+ * Its own module so the browser's bundle leaves it out.
+ */
+import { z } from 'zod';
+import {
+  AnswerMessageSchema,
+  CandidateMessageSchema,
+  ConnectionStatsSchema,
+  EngineNameSchema,
+  IceServerSchema,
+} from './signaling';
+import { b64url, errorCode, id, sdp, serviceName, shortText, token } from './signaling-fields';
+import { makeParser, typesOf } from './signaling-parse';
+
+/** What an agent says about one service. Never the upstream address. */
+export const ServiceAnnouncementSchema = z.object({
+  name: serviceName,
+  /** The owner's wish that anyone may open it; the server's access setting wins. */
+  public: z.boolean().default(false),
+  description: z.string().max(200).optional(),
+});
+export type ServiceAnnouncement = z.infer<typeof ServiceAnnouncementSchema>;
+
+/** Load an agent reports in its heartbeats (used for replica routing). */
+export const NodeLoadSchema = z.object({
+  sessions: z.number().int().min(0).max(1_000_000),
+  /** Process CPU use over the last interval, 0..1 per core summed (may exceed 1). */
+  cpu: z.number().min(0).max(1024),
+  rssBytes: z.number().int().min(0),
+  txBytesPerSec: z.number().min(0),
+  rxBytesPerSec: z.number().min(0),
+});
+export type NodeLoad = z.infer<typeof NodeLoadSchema>;
+
+// ---------------------------------------------------------------------------
+// agent → server
+
+export const AgentToServerSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('auth'),
+    /** The node's Ed25519 public key, base64url (32 bytes). */
+    nodeId: b64url.min(43).max(43),
+    /** Unix ms at signing; the server refuses proofs outside its clock skew. */
+    timestamp: z.number().int().positive(),
+    /** Signature over `challengePayload(serverUrl, nonce, timestamp, nodeId)`. */
+    signature: b64url.min(86).max(86),
+    name: z.string().min(1).max(64),
+    version: z.string().max(32).default('0'),
+    services: z.array(ServiceAnnouncementSchema).max(64).default([]),
+    /** A user's access token: claims the node for that user on first use. */
+    token: token.optional(),
+    /** A node-signed claim token, so the server can issue a short claim link. */
+    claimToken: token.optional(),
+  }),
+  z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema.optional() }),
+  z.object({ type: z.literal('services'), services: z.array(ServiceAnnouncementSchema).max(64) }),
+  z.object({ type: z.literal('drain'), draining: z.boolean() }),
+  AnswerMessageSchema,
+  CandidateMessageSchema,
+  z.object({
+    type: z.literal('session-reject'),
+    sessionId: id,
+    code: errorCode,
+    message: shortText,
+  }),
+  z.object({ type: z.literal('session-closed'), sessionId: id, reason: shortText.optional() }),
+  z.object({ type: z.literal('session-stats'), sessionId: id, stats: ConnectionStatsSchema }),
+]);
+export type AgentToServer = z.infer<typeof AgentToServerSchema>;
+
+// ---------------------------------------------------------------------------
+// server → agent
+
+const serviceStatus = z.object({
+  name: serviceName,
+  accepted: z.boolean(),
+  reason: shortText.optional(),
+  /** The service's public URL, as the server routes it (base domain included). */
+  url: z.string().max(512).optional(),
+});
+
+export const ServerToAgentSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('challenge'),
+    nonce: b64url.min(16),
+    /** The server's public URL the proof is bound to. */
+    serverUrl: z.string().max(512),
+  }),
+  z.object({
+    type: z.literal('welcome'),
+    nodeId: b64url,
+    shortId: z.string(),
+    claimed: z.boolean(),
+    owner: z.string().max(320).optional(),
+    claimUrl: z.string().max(4096).optional(),
+    shortClaimUrl: z.string().max(512).optional(),
+    /** Public JWK the server signs service access tokens with. */
+    serverKey: z.record(z.string(), z.unknown()),
+    /** `iss` of service access tokens. */
+    tokenIssuer: z.string().max(512),
+    heartbeatIntervalMs: z.number().int().positive(),
+    services: z.array(serviceStatus),
+  }),
+  z.object({ type: z.literal('claimed'), owner: z.string().max(320) }),
+  z.object({ type: z.literal('services-ack'), services: z.array(serviceStatus) }),
+  z.object({ type: z.literal('heartbeat-ack'), serverTime: z.number() }),
+  z.object({
+    type: z.literal('session'),
+    sessionId: id,
+    service: serviceName,
+    /** The service access token the client presented; the agent verifies it itself. */
+    token,
+    iceServers: z.array(IceServerSchema).max(8),
+    offer: sdp,
+    /** The client's wish (see `open`): answer with this engine if the node has it. */
+    engine: EngineNameSchema.optional(),
+  }),
+  CandidateMessageSchema,
+  z.object({ type: z.literal('session-close'), sessionId: id, reason: shortText }),
+  z.object({ type: z.literal('error'), code: errorCode, message: shortText }),
+]);
+export type ServerToAgent = z.infer<typeof ServerToAgentSchema>;
+
+/** Parses a message an agent sent to the server. */
+export const parseAgentToServer = makeParser(AgentToServerSchema, typesOf(AgentToServerSchema));
+/** Parses a message the server sent to an agent. */
+export const parseServerToAgent = makeParser(ServerToAgentSchema, typesOf(ServerToAgentSchema));
