@@ -53,14 +53,27 @@ const cfg: ShellConfig = window.__PEERWAY__ ?? {
 // app's frame by 30-80 ms after the data channel had opened.)
 let jarLoad: Promise<CookieStore> | null = null;
 const jarReady = (): Promise<CookieStore> =>
-  (jarLoad ??= import('./cookies').then((m) => new m.CookieStore(location.origin)));
-/** Set before the app's frame loads (main awaits jarReady first). */
+  (jarLoad ??= import('./cookies').then((m) => (jar = new m.CookieStore(location.origin))));
+/**
+ * Set before any of the app's documents arrive: serve() awaits jarReady
+ * before it sends a request, so the app's scripts find it.
+ */
 let jar: CookieStore | undefined;
 const frame = document.getElementById('app') as HTMLIFrameElement;
 
 let tunnel: OpenTunnel | null = null;
 const waiting: ((t: OpenTunnel) => void)[] = [];
 let lastNode: string | null = null;
+/** The first time a node answered this page (the app's frame may start then). */
+const nodeAnswered = (() => {
+  let resolve!: () => void;
+  const x = { p: new Promise<void>((r) => (resolve = r)), seen: false, done: () => {} };
+  x.done = () => {
+    x.seen = true;
+    resolve();
+  };
+  return x;
+})();
 /**
  * The engine this tab's network needs the node to answer with (see
  * NeedsEngine), kept for reloads; the page script reads it too (early.ts).
@@ -134,7 +147,10 @@ async function connect(): Promise<void> {
           cfg.service,
           token,
           attempt < 3 && lastNode ? [lastNode] : [],
-          () => void jarReady(),
+          () => {
+            void jarReady();
+            nodeAnswered.done();
+          },
           engine,
         );
         tunnel = t;
@@ -283,15 +299,19 @@ async function main(): Promise<void> {
     fetch: serve,
   };
   // The worker and the tunnel do not depend on each other: set both up at
-  // once (the worker must control the frame before it loads; the tunnel must
-  // be open before the first request).
-  const workerReady = navigator.serviceWorker
+  // once. The frame starts once the worker controls it and a node has
+  // answered, before the channel is open: the browser's set-up of the
+  // frame's navigation (20-45 ms) then overlaps ICE, DTLS and SCTP, and the
+  // worker hands the request to serve(), which waits for the tunnel. (Not
+  // before the answer: a refused page, or one whose node is offline for
+  // long, must not leave the frame on a failed navigation.)
+  const opened = connect();
+  await navigator.serviceWorker
     .register(SW_PATH, { scope: '/' })
-    .then(() => navigator.serviceWorker.ready)
-    .then(() => performance.mark('peerway:worker'));
-  await Promise.all([workerReady, connect()]);
-  jar = await jarReady();
-  if (!tunnel) return;
+    .then(() => navigator.serviceWorker.ready);
+  performance.mark('peerway:worker');
+  await Promise.race([nodeAnswered.p, opened]);
+  if (!nodeAnswered.seen) return; // refused: the status says why
   frame.addEventListener('load', () => {
     syncAddressBar();
     showStatus('ready', '', '');
@@ -307,6 +327,7 @@ async function main(): Promise<void> {
     )
       frame.contentWindow.location.replace(currentPath());
   });
+  await opened;
 }
 
 function cookieHeaders(cookies: CookieStore, path: string): [string, string][] {
