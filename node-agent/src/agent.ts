@@ -63,7 +63,6 @@ interface Session {
   pending: IceCandidate[];
   remoteSet: boolean;
   timer: NodeJS.Timeout;
-  engine: RtcEngine;
 }
 
 export class Agent {
@@ -298,7 +297,6 @@ export class Agent {
       mux: null,
       pending: [],
       remoteSet: false,
-      engine,
       timer: setTimeout(() => {
         if (!s.mux) this.endSession(s, 'the data channel did not open in time', true);
       }, SESSION_SETUP_TIMEOUT_MS),
