@@ -60,6 +60,8 @@ const jarReady = (): Promise<CookieStore> =>
  */
 let jar: CookieStore | undefined;
 const frame = document.getElementById('app') as HTMLIFrameElement;
+/** The app's frame has loaded once (later failures are reconnects: a badge, not a page). */
+let appShown = false;
 
 let tunnel: OpenTunnel | null = null;
 const waiting: ((t: OpenTunnel) => void)[] = [];
@@ -183,7 +185,9 @@ async function connect(): Promise<void> {
           if (attempt > 0) return explain(err);
           continue;
         }
-        if (!frame.src || code === 'service_offline') explain(err);
+        // Until the app has shown, every failure is the page's to explain
+        // (the frame may be navigating already, waiting for the tunnel).
+        if (!appShown || code === 'service_offline') explain(err);
         await new Promise((r) =>
           setTimeout(r, RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)]! + 1000),
         );
@@ -313,6 +317,7 @@ async function main(): Promise<void> {
   await Promise.race([nodeAnswered.p, opened]);
   if (!nodeAnswered.seen) return; // refused: the status says why
   frame.addEventListener('load', () => {
+    appShown = true;
     syncAddressBar();
     showStatus('ready', '', '');
     frame.style.display = 'block';
