@@ -47,11 +47,8 @@ async function openChat(o: LabStackOptions, shot: string) {
   console.log(
     `[nat-matrix] ${shot}: client ${JSON.stringify(session!.client)} agent ${JSON.stringify(session!.agent)}`,
   );
-  lastPage = page;
-  return session!;
+  return Object.assign(session!, { page });
 }
-/** The page of the last openChat. */
-let lastPage: import('playwright-core').Page;
 
 const relayed = (s: Record<string, string>) =>
   s.localCandidateType === 'relay' || s.remoteCandidateType === 'relay';
@@ -96,9 +93,9 @@ describe.skipIf(!avail.ok)('NAT matrix', () => {
     expect(stack!.signalingStats().recent.length).toBe(2);
     // The tab remembers: a reload asks for werift at once (one more session).
     const started = Date.now();
-    await lastPage.reload();
+    await s.page.reload();
     await expect
-      .poll(() => lastPage.frameLocator('#app').locator('#state').textContent(), {
+      .poll(() => s.page.frameLocator('#app').locator('#state').textContent(), {
         timeout: 40_000,
       })
       .toBe('open');
