@@ -67,15 +67,8 @@ let tunnel: OpenTunnel | null = null;
 const waiting: ((t: OpenTunnel) => void)[] = [];
 let lastNode: string | null = null;
 /** The first time a node answered this page (the app's frame may start then). */
-const nodeAnswered = (() => {
-  let resolve!: () => void;
-  const x = { p: new Promise<void>((r) => (resolve = r)), seen: false, done: () => {} };
-  x.done = () => {
-    x.seen = true;
-    resolve();
-  };
-  return x;
-})();
+let nodeAnswered!: () => void;
+const answered = new Promise<true>((r) => (nodeAnswered = () => r(true)));
 /**
  * The engine this tab's network needs the node to answer with (see
  * NeedsEngine), kept for reloads; the page script reads it too (early.ts).
@@ -151,7 +144,7 @@ async function connect(): Promise<void> {
           attempt < 3 && lastNode ? [lastNode] : [],
           () => {
             void jarReady();
-            nodeAnswered.done();
+            nodeAnswered();
           },
           engine,
         );
@@ -314,8 +307,8 @@ async function main(): Promise<void> {
     .register(SW_PATH, { scope: '/' })
     .then(() => navigator.serviceWorker.ready);
   performance.mark('peerway:worker');
-  await Promise.race([nodeAnswered.p, opened]);
-  if (!nodeAnswered.seen) return; // refused: the status says why
+  // (connect() ends without an answer only when the page was refused: the status says why)
+  if (!(await Promise.race([answered, opened.then(() => false)]))) return;
   frame.addEventListener('load', () => {
     appShown = true;
     syncAddressBar();
