@@ -85,7 +85,7 @@ export const nodeDataChannelEngine: RtcEngine = {
     const ndc = loadNodeDataChannel();
     const pc = new ndc.PeerConnection('peerway-agent', {
       iceServers: ndcIceServers(iceServers),
-      // The tunnel's frames are 16 KiB; let the browser send up to 256 KiB.
+      // The tunnel's frames are at most 64 KiB; let the browser send up to 256 KiB.
       maxMessageSize: 256 * 1024,
     });
     let got = false;

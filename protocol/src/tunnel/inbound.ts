@@ -15,15 +15,18 @@ export class InboundBody {
   private wake: (() => void) | null = null;
   private unacked = 0;
   /** Bytes the sender may still send before we return credit. */
-  window: number;
+  private window: number;
+  /** The stream's whole window: credit goes back at a quarter of it. */
+  private size: number;
 
   constructor(
     initialWindow: number,
-    private readonly creditThreshold: number,
+    private creditThreshold: number,
     private readonly sendCredit: (bytes: number) => void,
     onCancel: (reason: unknown) => void,
   ) {
     this.window = initialWindow;
+    this.size = initialWindow;
     this.readable = new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
@@ -64,6 +67,13 @@ export class InboundBody {
     this.queue.push(data.slice());
     this.poke();
     return true;
+  }
+
+  /** The receiver granted `extra` more window (it sends the CREDIT); credit then goes back at a quarter of the new size. */
+  grow(extra: number): void {
+    this.window += extra;
+    this.size += extra;
+    this.creditThreshold = Math.max(this.creditThreshold, Math.floor(this.size / 4));
   }
 
   end(): void {

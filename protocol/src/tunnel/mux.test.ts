@@ -1,10 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryChannelPair, type MemoryChannel } from './channel';
-import { TunnelMux, INITIAL_WINDOW_BYTES, DEFAULT_MAX_FRAME_PAYLOAD_BYTES } from './mux';
+import {
+  TunnelMux,
+  INITIAL_WINDOW_BYTES,
+  DEFAULT_MAX_FRAME_PAYLOAD_BYTES,
+  DEFAULT_RECEIVE_WINDOW_BYTES,
+  type MuxOptions,
+} from './mux';
 import { FrameType, encodeFrame, ResetCode, decodeFrame } from './frame';
 import { TunnelError } from './errors';
 
-function pair(opts: { highWaterMarkBytes?: number } = {}) {
+function pair(opts: Omit<MuxOptions, 'role'> = {}) {
   const [a, b] = createMemoryChannelPair();
   const client = new TunnelMux(a, { role: 'client', ...opts });
   const server = new TunnelMux(b, { role: 'server', ...opts });
@@ -129,16 +135,17 @@ describe('TunnelMux', () => {
     );
   });
 
-  it('a slow reader stops the sender at the window', async () => {
-    const { client, server } = pair();
-    let produced = 0;
+  /** A server whose responses never end, and how many bytes each one produced. */
+  function endlessServer(server: TunnelMux) {
+    const produced: number[] = [];
     server.onRequest((req) => {
+      const i = produced.push(0) - 1;
       void req.respond(
         { status: 200, headers: [] },
         new ReadableStream(
           {
             pull(c) {
-              produced += 16384;
+              produced[i]! += 16384;
               c.enqueue(new Uint8Array(16384));
             },
           },
@@ -146,11 +153,57 @@ describe('TunnelMux', () => {
         ),
       );
     });
+    return produced;
+  }
+
+  it('a slow reader stops the sender at the window', async () => {
+    const { client, server } = pair();
+    const produced = endlessServer(server);
     const res = await client.request({ method: 'GET', path: '/', headers: [] });
     await new Promise((r) => setTimeout(r, 100));
-    // nothing read yet: the sender produced at most one window (+ a chunk in hand)
-    expect(produced).toBeLessThanOrEqual(INITIAL_WINDOW_BYTES + 2 * 16384);
+    // nothing read yet: the sender produced the receive window (initial
+    // window + the client's CREDIT), and no more than a chunk beyond it
+    expect(produced[0]).toBeGreaterThanOrEqual(DEFAULT_RECEIVE_WINDOW_BYTES);
+    expect(produced[0]).toBeLessThanOrEqual(DEFAULT_RECEIVE_WINDOW_BYTES + 2 * 16384);
     await res.body.cancel();
+  });
+
+  it('a receiver that keeps the initial window grants no more', async () => {
+    const { client, server } = pair({ receiveWindowBytes: INITIAL_WINDOW_BYTES });
+    const produced = endlessServer(server);
+    const res = await client.request({ method: 'GET', path: '/', headers: [] });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(produced[0]).toBeLessThanOrEqual(INITIAL_WINDOW_BYTES + 2 * 16384);
+    await res.body.cancel();
+  });
+
+  it('the receive budget bounds the window of all streams together, and comes back when they end', async () => {
+    const MiB = 1024 * 1024;
+    const { client, server } = pair({ receiveWindowBytes: MiB, receiveBudgetBytes: MiB });
+    const produced = endlessServer(server);
+    const heads = { method: 'GET', path: '/', headers: [] };
+    const res = [
+      await client.request(heads),
+      await client.request(heads),
+      await client.request(heads),
+    ];
+    await new Promise((r) => setTimeout(r, 100));
+    const slack = 2 * 16384;
+    // the first stream gets its whole window, the second what is left of the budget, the third the initial window
+    expect(produced[0]).toBeGreaterThanOrEqual(MiB);
+    expect(produced[0]).toBeLessThanOrEqual(MiB + slack);
+    expect(produced[1]).toBeLessThanOrEqual(INITIAL_WINDOW_BYTES + MiB / 4 + slack);
+    expect(produced[2]).toBeLessThanOrEqual(INITIAL_WINDOW_BYTES + slack);
+    expect(produced.reduce((a, b) => a + b)).toBeLessThanOrEqual(
+      3 * INITIAL_WINDOW_BYTES + MiB + 3 * slack,
+    );
+    for (const r of res) await r.body.cancel();
+    await new Promise((r) => setTimeout(r, 50));
+    // the ended streams gave their window back: a new one gets the whole window again
+    const again = await client.request(heads);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(produced[3]).toBeGreaterThanOrEqual(MiB);
+    await again.body.cancel();
   });
 
   it('abort mid-download aborts the server side', async () => {
@@ -238,7 +291,8 @@ describe('TunnelMux', () => {
       ),
     );
     const chunk = new Uint8Array(16 * 1024);
-    for (let i = 0; i < INITIAL_WINDOW_BYTES / chunk.length + 2; i++)
+    // the server granted the receive window (the initial one and a CREDIT)
+    for (let i = 0; i < DEFAULT_RECEIVE_WINDOW_BYTES / chunk.length + 2; i++)
       a.injectToPeer(encodeFrame(FrameType.DATA, 1, chunk));
     await new Promise((r) => setTimeout(r, 100));
     expect(failure).toBeInstanceOf(TunnelError);

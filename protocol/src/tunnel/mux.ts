@@ -5,7 +5,8 @@
  * agent) answers them. Browser-safe.
  *
  * Memory is bounded on both ends: a receiver holds at most the per-stream
- * window (credit) per stream, and a sender never lets the channel's
+ * window (credit) per stream, within a per-tunnel budget for what it grants
+ * beyond the initial window, and a sender never lets the channel's
  * bufferedAmount exceed the high-water mark (werift stalls for good around
  * 8 MiB, so the default is 1 MiB).
  */
@@ -41,8 +42,22 @@ import {
 import { TunnelSocket } from './socket';
 import { InboundBody } from './inbound';
 
-/** Per-stream flow-control window, in bytes; the same on both ends (part of the protocol). */
+/** Per-stream flow-control window every stream starts with, in bytes; the same on both ends (part of the protocol). */
 export const INITIAL_WINDOW_BYTES = 256 * 1024;
+/**
+ * Window a receiver grants each stream by default, in bytes: the initial
+ * window plus one CREDIT sent when the stream starts. A window caps one
+ * stream at window ÷ round-trip time; 256 KiB over a 50 ms path is 5 MB/s,
+ * 2 MiB is 42 MB/s (bench/README.md, "a window for real round trips").
+ */
+export const DEFAULT_RECEIVE_WINDOW_BYTES = 2 * 1024 * 1024;
+/**
+ * Most window beyond the initial one that a receiver grants all its streams
+ * together, in bytes (a connection window in effect, with no extra frame):
+ * streams beyond it keep the initial window, so a receiver holds at most
+ * this plus the initial window per stream.
+ */
+export const DEFAULT_RECEIVE_BUDGET_BYTES = 16 * 1024 * 1024;
 /** Default largest DATA payload: 64 KiB (bounded by the channel's max-message-size); fewer, larger messages moved ~1.4x the bytes of 16 KiB ones into Chromium (bench/README.md). */
 export const DEFAULT_MAX_FRAME_PAYLOAD_BYTES = 64 * 1024;
 /** Default send high-water mark on the channel (keep ≤ 4 MiB for werift). */
@@ -58,6 +73,10 @@ export interface MuxOptions {
   highWaterMarkBytes?: number;
   maxConcurrentStreams?: number;
   maxWsMessageBytes?: number;
+  /** Window granted to each stream whose body this end receives (default DEFAULT_RECEIVE_WINDOW_BYTES; at least the initial window). */
+  receiveWindowBytes?: number;
+  /** Window beyond the initial one granted to all streams together (default DEFAULT_RECEIVE_BUDGET_BYTES). */
+  receiveBudgetBytes?: number;
   /** Told about protocol violations (which never throw). */
   onProtocolError?: (streamId: number | null, reason: string) => void;
 }
@@ -113,6 +132,8 @@ class Stream {
   socket: TunnelSocket | null = null;
   /** The server stopped reading the request body: drop DATA, hand credit straight back. */
   discard = false;
+  /** Window granted beyond the initial one (taken from the mux's budget until the stream ends). */
+  extraWindow = 0;
 
   constructor(
     readonly id: number,
@@ -141,6 +162,9 @@ export class TunnelMux {
   private readonly hwm: number;
   private readonly maxStreams: number;
   private readonly maxWsMessage: number;
+  private readonly receiveWindow: number;
+  /** Window beyond the initial one still free to grant. */
+  private receiveBudget: number;
   private readonly streams = new Map<number, Stream>();
   /** Highest stream id the peer opened (server role) or we opened (client role). */
   private lastId = 0;
@@ -175,6 +199,11 @@ export class TunnelMux {
     this.hwm = Math.min(opts.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES, 4 * 1024 * 1024);
     this.maxStreams = opts.maxConcurrentStreams ?? 512;
     this.maxWsMessage = opts.maxWsMessageBytes ?? DEFAULT_MAX_WS_MESSAGE_BYTES;
+    this.receiveWindow = Math.max(
+      INITIAL_WINDOW_BYTES,
+      opts.receiveWindowBytes ?? DEFAULT_RECEIVE_WINDOW_BYTES,
+    );
+    this.receiveBudget = Math.max(0, opts.receiveBudgetBytes ?? DEFAULT_RECEIVE_BUDGET_BYTES);
     this.onProtocolError = opts.onProtocolError ?? (() => {});
     channel.setBufferedAmountLowThreshold(Math.floor(this.hwm / 4));
     channel.onBufferedAmountLow(() => this.wakeWriters());
@@ -224,6 +253,7 @@ export class TunnelMux {
         });
       };
       this.sendHead(FrameType.REQ_HEAD, stream.id, head);
+      this.growWindow(stream);
       void this.pump(stream, body ?? null);
     });
   }
@@ -481,6 +511,7 @@ export class TunnelMux {
       if (!this.requestHandler)
         return this.resetStream(s, ResetCode.REFUSED, 'this end serves no requests');
       s.inbound = this.makeInbound(s);
+      this.growWindow(s);
       let responded = false;
       const req: IncomingTunnelRequest = {
         streamId: s.id,
@@ -581,6 +612,20 @@ export class TunnelMux {
         else this.resetStream(s, ResetCode.CANCEL, 'body cancelled by the reader');
       },
     );
+  }
+
+  /**
+   * Raises a receiving stream's window from the initial one to the receive
+   * window, as far as the budget allows, with one CREDIT. Sent after the
+   * stream's head, so the peer knows the stream.
+   */
+  private growWindow(s: Stream): void {
+    const extra = Math.min(this.receiveWindow - INITIAL_WINDOW_BYTES, this.receiveBudget);
+    if (extra <= 0 || !s.inbound || s.closed) return;
+    this.receiveBudget -= extra;
+    s.extraWindow = extra;
+    s.inbound.grow(extra);
+    this.sendControl(FrameType.CREDIT, s.id, encodeU32(extra));
   }
 
   private sendHead(type: FrameTypeValue, id: number, head: unknown): void {
@@ -710,6 +755,8 @@ export class TunnelMux {
     if (s.closed) return;
     s.closed = true;
     this.streams.delete(s.id);
+    this.receiveBudget += s.extraWindow;
+    s.extraWindow = 0;
     for (const cb of s.onDone.splice(0)) cb();
     s.wakeCredit();
   }
