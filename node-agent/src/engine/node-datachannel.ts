@@ -182,6 +182,8 @@ function fromNdcChannel(dc: Ndc.DataChannel): import('@peerway/protocol').FrameC
       return dc.bufferedAmount();
     },
     maxMessageSize: max > 0 ? max : 65536,
+    // node-datachannel copies each message out of libdatachannel into a new Buffer
+    ownsMessages: true,
     get isOpen() {
       return dc.isOpen();
     },

@@ -13,6 +13,12 @@ export interface FrameChannel {
   /** The largest message the peer accepts, in bytes. */
   readonly maxMessageSize: number;
   readonly isOpen: boolean;
+  /**
+   * Every message handed to `onMessage` is a buffer of its own that the
+   * transport never touches again, so a receiver may keep it without a copy
+   * (a browser's message event, libdatachannel's). Absent: the receiver copies.
+   */
+  readonly ownsMessages?: boolean;
   setBufferedAmountLowThreshold(bytes: number): void;
   onMessage(cb: (data: Uint8Array) => void): void;
   onBufferedAmountLow(cb: () => void): void;
@@ -43,6 +49,8 @@ export function fromRTCDataChannel(dc: StandardDataChannel, maxMessageSize = 655
     get isOpen() {
       return dc.readyState === 'open';
     },
+    // each message event carries a new ArrayBuffer
+    ownsMessages: true,
     setBufferedAmountLowThreshold: (n) => {
       dc.bufferedAmountLowThreshold = n;
     },
@@ -135,6 +143,8 @@ export function createMemoryChannelPair(
 export class MemoryChannel implements FrameChannel {
   peer!: MemoryChannel;
   readonly maxMessageSize: number;
+  /** `send` copies, so what the peer receives is its own. */
+  readonly ownsMessages = true;
   bufferedAmount = 0;
   /** Largest `bufferedAmount` ever seen (for tests that check bounded buffering). */
   maxBufferedAmount = 0;

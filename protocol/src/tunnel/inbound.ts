@@ -58,13 +58,16 @@ export class InboundBody {
     );
   }
 
-  /** Adds received bytes; false when the sender overran its window. */
-  push(data: Uint8Array): boolean {
+  /**
+   * Adds received bytes; false when the sender overran its window. `owned`:
+   * the bytes are the receiver's to keep (else copied, since the transport
+   * may reuse the buffer).
+   */
+  push(data: Uint8Array, owned = false): boolean {
     if (this.ended || this.failure) return true;
     this.window -= data.byteLength;
     if (this.window < 0) return false;
-    // Copy: the frame's buffer may be reused by the transport.
-    this.queue.push(data.slice());
+    this.queue.push(owned ? data : data.slice());
     this.poke();
     return true;
   }

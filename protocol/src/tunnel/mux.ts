@@ -567,7 +567,7 @@ export class TunnelMux {
     }
     if (!s.inbound || s.inbound.isEnded || !s.headDone)
       return this.protocolReset(s, 'DATA on a stream that is not receiving a body');
-    if (!s.inbound.push(f.payload)) {
+    if (!s.inbound.push(f.payload, this.channel.ownsMessages === true)) {
       this.protocolReset(
         s,
         'the peer sent more than its flow-control window',
