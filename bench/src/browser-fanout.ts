@@ -54,6 +54,8 @@ async function once(n: number) {
           .find((f) => f !== p.mainFrame())!
           .evaluate(async (bytes) => {
             const r = await fetch(`/big?bytes=${bytes}`);
+            if (r.status !== 200)
+              throw new Error(`status ${r.status}: ${(await r.text()).slice(0, 160)}`);
             const rd = r.body!.getReader();
             let got = 0;
             for (;;) {

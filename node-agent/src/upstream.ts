@@ -146,84 +146,107 @@ export class Upstream {
 
     await new Promise<void>((resolve) => {
       let answered = false;
-      const up = this.mod.request({
-        protocol: this.base.protocol,
-        hostname: this.base.hostname,
-        port: this.base.port,
-        method,
-        path: this.pathFor(path),
-        headers: flat,
-        agent: this.agent,
-        timeout: this.headTimeoutMs,
-      });
-      const fail = (status: number, statusText: string, body: string) => {
-        if (answered) return;
-        answered = true;
-        req
-          .respond(
-            { status, statusText, headers: [['content-type', 'text/plain; charset=utf-8']] },
-            text(body),
-          )
-          .finally(resolve);
-      };
-      req.signal.addEventListener('abort', () => {
-        up.destroy();
-        resolve();
-      });
-      let timedOut = false;
-      up.on('timeout', () => {
-        timedOut = true;
-        up.destroy();
-        fail(
-          504,
-          'Gateway Timeout',
-          `Peerway: the service's upstream at ${this.base.host} did not answer within ${this.headTimeoutMs / 1000} s\n`,
-        );
-      });
-      up.on('error', (err: NodeJS.ErrnoException) => {
-        if (req.signal.aborted || timedOut) return resolve();
-        if (answered) {
-          req.reset(8, `upstream failed: ${err.code ?? err.message}`);
-          return resolve();
+      /** Sends the request; `retried`: this is the one resend a reset keep-alive socket gets. */
+      const send = (retried: boolean): void => {
+        const up = this.mod.request({
+          protocol: this.base.protocol,
+          hostname: this.base.hostname,
+          port: this.base.port,
+          method,
+          path: this.pathFor(path),
+          headers: flat,
+          // the resend takes a new connection: the pool's other idle sockets
+          // may have been closed just the same
+          agent: retried ? false : this.agent,
+          timeout: this.headTimeoutMs,
+        });
+        const fail = (status: number, statusText: string, body: string) => {
+          if (answered) return;
+          answered = true;
+          req
+            .respond(
+              { status, statusText, headers: [['content-type', 'text/plain; charset=utf-8']] },
+              text(body),
+            )
+            .finally(resolve);
+        };
+        req.signal.addEventListener('abort', () => {
+          up.destroy();
+          resolve();
+        });
+        let timedOut = false;
+        up.on('timeout', () => {
+          timedOut = true;
+          up.destroy();
+          fail(
+            504,
+            'Gateway Timeout',
+            `Peerway: the service's upstream at ${this.base.host} did not answer within ${this.headTimeoutMs / 1000} s\n`,
+          );
+        });
+        up.on('error', (err: NodeJS.ErrnoException) => {
+          if (req.signal.aborted || timedOut) return resolve();
+          // A keep-alive socket the upstream closed while it sat idle (Node's
+          // servers drop them after 5 s) fails the next request written to it
+          // before the upstream read a byte of it. A request with no body can
+          // go again on a new socket, once, as browsers do.
+          if (
+            !answered &&
+            !retried &&
+            !hasBody &&
+            up.reusedSocket &&
+            (err.code === 'ECONNRESET' || err.code === 'EPIPE')
+          ) {
+            this.log.debug(
+              { service: this.service, err: err.code },
+              'upstream closed an idle socket: resending',
+            );
+            return send(true);
+          }
+          if (answered) {
+            req.reset(8, `upstream failed: ${err.code ?? err.message}`);
+            return resolve();
+          }
+          this.log.warn({ service: this.service, err: err.code ?? err.message }, 'upstream error');
+          fail(
+            502,
+            'Bad Gateway',
+            `Peerway: the service's upstream at ${this.base.host} is not answering (${err.code ?? err.message})\n`,
+          );
+        });
+        up.on('response', (res) => {
+          answered = true;
+          up.setTimeout(0);
+          const pairs: HeaderPairs = [];
+          for (let i = 0; i < res.rawHeaders.length; i += 2)
+            pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+          const body =
+            method.toUpperCase() === 'HEAD' || res.statusCode === 204 || res.statusCode === 304
+              ? null
+              : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+          if (!body) res.resume();
+          req
+            .respond(
+              {
+                status: res.statusCode ?? 502,
+                statusText: res.statusMessage ?? '',
+                headers: filterHeaders(pairs),
+              },
+              body,
+            )
+            .catch(() => res.destroy())
+            .finally(resolve);
+        });
+        if (hasBody) {
+          Readable.fromWeb(req.body as import('node:stream/web').ReadableStream<Uint8Array>)
+            .on('error', () => up.destroy())
+            .pipe(up);
+        } else {
+          if (!retried) req.body.cancel().catch(() => {});
+          up.end();
         }
-        this.log.warn({ service: this.service, err: err.code ?? err.message }, 'upstream error');
-        fail(
-          502,
-          'Bad Gateway',
-          `Peerway: the service's upstream at ${this.base.host} is not answering (${err.code ?? err.message})\n`,
-        );
-      });
-      up.on('response', (res) => {
-        answered = true;
-        up.setTimeout(0);
-        const pairs: HeaderPairs = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2)
-          pairs.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
-        const body =
-          method.toUpperCase() === 'HEAD' || res.statusCode === 204 || res.statusCode === 304
-            ? null
-            : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-        if (!body) res.resume();
-        req
-          .respond(
-            {
-              status: res.statusCode ?? 502,
-              statusText: res.statusMessage ?? '',
-              headers: filterHeaders(pairs),
-            },
-            body,
-          )
-          .catch(() => res.destroy())
-          .finally(resolve);
-      });
-      if (hasBody) {
-        Readable.fromWeb(req.body as import('node:stream/web').ReadableStream<Uint8Array>)
-          .on('error', () => up.destroy())
-          .pipe(up);
-      } else {
-        req.body.cancel().catch(() => {});
-        up.end();
-      }
+      };
+      send(false);
     });
   }
 

@@ -154,6 +154,19 @@ describe('HTTP through the tunnel', () => {
     expect(up.connections - before).toBeLessThanOrEqual(2);
   });
 
+  it('a keep-alive socket the upstream dropped costs a bodiless request nothing: it goes again on a new socket', async () => {
+    const first = await get('/drop-reused?1');
+    expect(first.status).toBe(200);
+    // the agent reuses the socket; the upstream resets it without answering
+    const again = await get('/drop-reused?2');
+    expect(again.status).toBe(200);
+    expect(again.text).toBe('fresh socket');
+    // a request with a body is not resent (it could not be replayed): 502
+    const posted = await t.request('POST', '/drop-reused?3', { body: Buffer.from('x') });
+    expect(posted.status).toBe(502);
+    await readAll(posted.body);
+  });
+
   it('an upstream that does not answer in time → 504', async () => {
     const t2 = await connectTunnel({ serverUrl: url(), service: 'hang' });
     try {
