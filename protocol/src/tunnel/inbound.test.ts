@@ -5,7 +5,6 @@ describe('InboundBody', () => {
   const body = () =>
     new InboundBody(
       1024,
-      256,
       () => {},
       () => {},
     );

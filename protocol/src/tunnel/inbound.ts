@@ -16,12 +16,11 @@ export class InboundBody {
   private unacked = 0;
   /** Bytes the sender may still send before we return credit. */
   private window: number;
-  /** The stream's whole window: credit goes back at a quarter of it. */
+  /** The stream's whole window: credit goes back once a quarter of it has been read. */
   private size: number;
 
   constructor(
     initialWindow: number,
-    private creditThreshold: number,
     private readonly sendCredit: (bytes: number) => void,
     onCancel: (reason: unknown) => void,
   ) {
@@ -37,7 +36,7 @@ export class InboundBody {
           if (chunk) {
             controller.enqueue(chunk);
             this.unacked += chunk.byteLength;
-            if (this.unacked >= this.creditThreshold && !this.ended) {
+            if (this.unacked >= this.size / 4 && !this.ended) {
               this.window += this.unacked;
               this.sendCredit(this.unacked);
               this.unacked = 0;
@@ -72,11 +71,10 @@ export class InboundBody {
     return true;
   }
 
-  /** The receiver granted `extra` more window (it sends the CREDIT); credit then goes back at a quarter of the new size. */
+  /** The receiver granted `extra` more window (it sends the CREDIT). */
   grow(extra: number): void {
     this.window += extra;
     this.size += extra;
-    this.creditThreshold = Math.max(this.creditThreshold, Math.floor(this.size / 4));
   }
 
   end(): void {

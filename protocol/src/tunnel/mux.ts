@@ -163,6 +163,8 @@ export class TunnelMux {
   private readonly maxStreams: number;
   private readonly maxWsMessage: number;
   private readonly receiveWindow: number;
+  /** The channel hands over each message as ours to keep (no copy of body bytes). */
+  private readonly ownsMessages: boolean;
   /** Window beyond the initial one still free to grant. */
   private receiveBudget: number;
   private readonly streams = new Map<number, Stream>();
@@ -204,6 +206,7 @@ export class TunnelMux {
       opts.receiveWindowBytes ?? DEFAULT_RECEIVE_WINDOW_BYTES,
     );
     this.receiveBudget = Math.max(0, opts.receiveBudgetBytes ?? DEFAULT_RECEIVE_BUDGET_BYTES);
+    this.ownsMessages = channel.ownsMessages === true;
     this.onProtocolError = opts.onProtocolError ?? (() => {});
     channel.setBufferedAmountLowThreshold(Math.floor(this.hwm / 4));
     channel.onBufferedAmountLow(() => this.wakeWriters());
@@ -567,7 +570,7 @@ export class TunnelMux {
     }
     if (!s.inbound || s.inbound.isEnded || !s.headDone)
       return this.protocolReset(s, 'DATA on a stream that is not receiving a body');
-    if (!s.inbound.push(f.payload, this.channel.ownsMessages === true)) {
+    if (!s.inbound.push(f.payload, this.ownsMessages)) {
       this.protocolReset(
         s,
         'the peer sent more than its flow-control window',
@@ -601,7 +604,6 @@ export class TunnelMux {
   private makeInbound(s: Stream): InboundBodyLike {
     return new InboundBody(
       INITIAL_WINDOW_BYTES,
-      INITIAL_WINDOW_BYTES / 4,
       (n) => this.sendControl(FrameType.CREDIT, s.id, encodeU32(n)),
       () => {
         if (s.closed || s.remoteEnded) return;
