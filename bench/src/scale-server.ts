@@ -43,6 +43,7 @@ const accessToken = await signServiceAccessToken({
   issuer: server.config.publicUrl,
   service: 'scale',
   subject: user.id,
+  access: 'private',
   ttlSeconds: 3600,
 });
 console.log(JSON.stringify({ url: server.url, token, accessToken, pid: process.pid }));

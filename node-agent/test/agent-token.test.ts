@@ -102,6 +102,7 @@ const token = (
     issuer: o.issuer ?? ISSUER,
     service: o.service ?? 'box',
     subject: 'u',
+    access: 'private',
     ...(o.nowMs ? { nowMs: o.nowMs } : {}),
   });
 

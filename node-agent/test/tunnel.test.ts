@@ -324,6 +324,7 @@ describe('access', () => {
       issuer: url(),
       service: 'secret',
       subject: 'x',
+      access: 'private',
       nowMs: Date.now() - 3_600_000,
     });
     await expect(

@@ -61,6 +61,7 @@ async function owner(server: PeerwayServer) {
     issuer: publicUrl,
     service: name,
     subject: user.id,
+    access: 'private',
   });
   return { user, token, name, accessToken };
 }

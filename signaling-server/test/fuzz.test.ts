@@ -128,6 +128,7 @@ it('survives thousands of hostile messages; bystanders keep working', async () =
     issuer: server.config.publicUrl,
     service: 'steady',
     subject: user.id,
+    access: 'private',
   });
   client.send({ type: 'open', ref: 'after', service: 'steady', token: accessToken });
   const s = await client.nextOf('session');

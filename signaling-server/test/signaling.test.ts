@@ -217,6 +217,7 @@ describe('brokering', () => {
       issuer: server.config.publicUrl,
       service: name,
       subject: user.id,
+      access: 'private',
     });
     const client = new FakeClient(server);
     await client.open();
@@ -356,6 +357,7 @@ describe('brokering', () => {
       issuer: server.config.publicUrl,
       service: 'nothing-here',
       subject: 'x',
+      access: 'private',
     });
     client.send({ type: 'open', ref: 'c', service: 'nothing-here', token: unknownTok });
     expect(await client.nextOf('session-error')).toMatchObject({

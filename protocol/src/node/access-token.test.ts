@@ -17,6 +17,7 @@ describe('service access tokens', () => {
       issuer: 'https://gw',
       service: 'blog',
       subject: 'u1',
+      access: 'private',
       nowMs: now,
     });
     await expect(
@@ -67,6 +68,7 @@ describe('service access tokens', () => {
       issuer: 'https://gw',
       service: 'blog',
       subject: 'u1',
+      access: 'private',
     });
     await expect(
       verifyServiceAccessToken(forged, { publicKey: pub, issuer: 'https://gw', service: 'blog' }),

@@ -23,10 +23,20 @@ export function serviceAudience(service: string): string {
   return `peerway:service:${service}`;
 }
 
+/**
+ * The service's access setting the server checked when it minted a token:
+ * `public` (anyone may have one), or `private` (the owner, or a user the
+ * owner shared it with). An agent that declared a service private serves
+ * only `private` tokens, whatever the server's record says now.
+ */
+export type TokenAccess = 'public' | 'private';
+
 export interface AccessClaims {
   service: string;
   /** User ID, or "anonymous" for a public service. */
   subject: string;
+  /** Under which access the token was minted; a token without the claim counts as `public`. */
+  access: TokenAccess;
   expiresAt: number;
 }
 
@@ -36,11 +46,13 @@ export async function signServiceAccessToken(args: {
   issuer: string;
   service: string;
   subject: string;
+  /** What the server checked: `private` only when it checked the subject's own right. */
+  access: TokenAccess;
   ttlSeconds?: number;
   nowMs?: number;
 }): Promise<string> {
   const now = Math.floor((args.nowMs ?? Date.now()) / 1000);
-  return new SignJWT({ svc: args.service })
+  return new SignJWT({ svc: args.service, acc: args.access })
     .setProtectedHeader({ alg: ACCESS_TOKEN_ALG })
     .setIssuer(args.issuer)
     .setAudience(serviceAudience(args.service))
@@ -79,6 +91,7 @@ export async function verifyServiceAccessToken(
     return {
       service: args.service,
       subject: String(payload.sub ?? ''),
+      access: payload.acc === 'private' ? 'private' : 'public',
       expiresAt: (payload.exp ?? 0) * 1000,
     };
   } catch (cause) {

@@ -440,6 +440,7 @@ export function createApp(deps: HttpDeps): express.Express {
         issuer: config.publicUrl,
         service: name,
         subject,
+        access: s.access === 'public' ? 'public' : 'private',
       });
       res.json({ token, service: name });
     }),

@@ -112,11 +112,10 @@ export function mountPages(
           );
       const user = req.user as User | null | undefined;
       if (!user) return res.redirect(302, `/signin?next=${encodeURIComponent(req.originalUrl)}`);
-      const allowed =
-        s.access === 'public' ||
-        user.id === s.ownerId ||
-        (s.access === 'shared' && (await store.hasShare(service, user.id)));
-      if (!allowed) {
+      // The user's own right (owner, or a share), apart from anyone's right to a public service.
+      const ownRight =
+        user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(service, user.id)));
+      if (!ownRight && s.access !== 'public') {
         return res
           .status(403)
           .type('html')
@@ -132,6 +131,7 @@ export function mountPages(
         issuer: config.publicUrl,
         service,
         subject: user.id,
+        access: ownRight ? 'private' : 'public',
         ttlSeconds: AUTHORIZED_TOKEN_TTL_S,
       });
       res.setHeader('Cache-Control', 'no-store');

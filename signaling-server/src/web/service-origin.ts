@@ -83,6 +83,7 @@ export function serviceOriginRouter(deps: {
       issuer: config.publicUrl,
       service,
       subject: 'anonymous',
+      access: 'public',
       ttlSeconds: PUBLIC_TOKEN_TTL_S,
     });
   return (req: Request, res: Response, next: NextFunction) => {
