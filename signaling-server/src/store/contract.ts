@@ -53,6 +53,24 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       expect(await store.findAccessTokenByHash('abc')).toBeNull();
     });
 
+    it("keeps an access token's expiry (none unless given)", async () => {
+      const u = await user('a@x');
+      await store.createAccessToken({ id: 't1', userId: u.id, name: 'a', tokenHash: 'h1' });
+      await store.createAccessToken({
+        id: 't2',
+        userId: u.id,
+        name: 'b',
+        tokenHash: 'h2',
+        expiresAt: now + 60_000,
+      });
+      expect((await store.findAccessTokenByHash('h1'))?.expiresAt).toBeNull();
+      expect((await store.findAccessTokenByHash('h2'))?.expiresAt).toBe(now + 60_000);
+      expect((await store.listAccessTokens(u.id)).map((t) => t.expiresAt)).toEqual([
+        null,
+        now + 60_000,
+      ]);
+    });
+
     it('claims a node once: a second owner is refused, the same owner is told it is theirs', async () => {
       const a = await user('a@x');
       const b = await user('b@x');
@@ -127,6 +145,48 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       expect(await store.hasShare('blog', a.id)).toBe(false);
     });
 
+    it('grants the right to serve apart from shares', async () => {
+      const a = await user('a@x');
+      await store.addShare('blog', a.id);
+      expect(await store.hasServeGrant('blog', a.id)).toBe(false);
+      await store.addServeGrant('blog', a.id);
+      await store.addServeGrant('blog', a.id);
+      expect(await store.listServeGrants('blog')).toEqual([a.id]);
+      expect(await store.hasServeGrant('wiki', a.id)).toBe(false);
+      await store.removeShare('blog', a.id);
+      expect(await store.hasServeGrant('blog', a.id)).toBe(true);
+      await store.removeServeGrant('blog', a.id);
+      expect(await store.hasServeGrant('blog', a.id)).toBe(false);
+      expect(await store.listServeGrants('blog')).toEqual([]);
+    });
+
+    it('purges unclaimed nodes unseen for long, never a claimed one', async () => {
+      const a = await user('a@x');
+      for (let i = 0; i < 5; i++)
+        await store.upsertNode({ id: `old${i}`, shortId: `o${i}`, name: 'x', now: now + i });
+      await store.upsertNode({ id: 'fresh', shortId: 'f', name: 'x', now: now + 1000 });
+      await store.upsertNode({ id: 'mine', shortId: 'm', name: 'x', now });
+      await store.claimNode('mine', a.id);
+      await store.setNodeLastSeen('old4', now + 2000); // came back since
+      expect(await store.countUnclaimedNodes()).toBe(6);
+      const first = await store.purgeUnclaimedNodes(now + 500, 2);
+      expect(first).toEqual(['old0', 'old1']);
+      const rest = await store.purgeUnclaimedNodes(now + 500, 100);
+      expect(rest.sort()).toEqual(['old2', 'old3']);
+      expect(await store.getNode('old0')).toBeNull();
+      expect(await store.getNodeByShortId('o1')).toBeNull();
+      expect((await store.listAllNodes()).map((n) => n.id).sort()).toEqual([
+        'fresh',
+        'mine',
+        'old4',
+      ]);
+      expect(await store.countUnclaimedNodes()).toBe(2);
+      // claimed after it was created unclaimed: out of the purge's reach
+      await store.claimNode('fresh', a.id);
+      expect(await store.purgeUnclaimedNodes(now + 10_000, 100)).toEqual(['old4']);
+      expect(await store.getNode('fresh')).not.toBeNull();
+    });
+
     it('sets settings only once', async () => {
       expect(await store.getSetting('k')).toBeNull();
       expect(await store.setSettingIfAbsent('k', 'v1')).toBe('v1');
@@ -145,6 +205,27 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       await store.putOneTime('claim', 'y', 'v', now + 10);
       expect(await store.peekOneTime('claim', 'y', now + 11)).toBeNull();
       expect(await store.takeOneTime('claim', 'y', now + 11)).toBeNull();
+    });
+
+    it('puts a one-time value only if none is held, atomically', async () => {
+      const put = () => store.putOneTimeIfAbsent('spent', 'n1', 'a', now + 1000, now);
+      const results = await Promise.all([put(), put(), put()]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.peekOneTime('spent', 'n1', now)).toBe('a');
+      // an expired one counts as absent
+      await store.putOneTime('spent', 'n2', 'old', now + 10);
+      expect(await store.putOneTimeIfAbsent('spent', 'n2', 'new', now + 1000, now + 11)).toBe(true);
+      expect(await store.peekOneTime('spent', 'n2', now + 11)).toBe('new');
+    });
+
+    it('purges expired one-time values', async () => {
+      await store.putOneTime('claim', 'a', 'v', now + 10);
+      await store.putOneTime('claim', 'b', 'v', now + 1_000_000);
+      const n = await store.purgeExpiredOneTime(now + 11);
+      // SQLite drops them here; Redis drops each key itself at its expiry
+      expect(n === 1 || n === 0).toBe(true);
+      expect(await store.peekOneTime('claim', 'a', now + 11)).toBeNull();
+      expect(await store.peekOneTime('claim', 'b', now + 11)).toBe('v');
     });
   });
 }

@@ -10,7 +10,8 @@
  * node:short:<short> → id, nodes / nodes:public / owner:<uid>:nodes (zsets),
  * service:<name> (hash), owner:<uid>:services (zset), node:<id>:services
  * (hash name → description), service:<name>:nodes (set),
- * service:<name>:shares (set), settings (hash), once:<kind>:<key> (JSON).
+ * service:<name>:shares (set), service:<name>:servers (set: serving grants),
+ * nodes:unclaimed (zset by lastSeen), settings (hash), once:<kind>:<key> (JSON).
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -43,7 +44,28 @@ if owner == ARGV[2] then return 'mine' end
 if owner ~= '' then return 'other' end
 redis.call('HSET', node, 'ownerId', ARGV[2])
 redis.call('ZADD', KEYS[4], redis.call('HGET', node, 'createdAt'), ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 return 'claimed'`;
+
+/** Removes one node if it is still unclaimed and unseen since ARGV[2]; 1 if it did. */
+const PURGE_UNCLAIMED = `
+local owner = redis.call('HGET', KEYS[1], 'ownerId')
+if owner == false or owner ~= '' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 0
+end
+local seen = tonumber(redis.call('HGET', KEYS[1], 'lastSeen') or '0')
+if seen >= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[3], seen, ARGV[1])
+  return 0
+end
+local short = redis.call('HGET', KEYS[1], 'shortId')
+redis.call('DEL', KEYS[1], KEYS[2])
+if short and redis.call('GET', ARGV[3] .. short) == ARGV[1] then redis.call('DEL', ARGV[3] .. short) end
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1`;
 
 const RESERVE = `
 local owner = redis.call('HGET', KEYS[1], 'ownerId')
@@ -76,6 +98,7 @@ const toToken = (h: Record<string, string>): AccessTokenRecord => ({
   tokenHash: h.tokenHash!,
   createdAt: Number(h.createdAt),
   lastUsedAt: h.lastUsedAt ? Number(h.lastUsedAt) : null,
+  expiresAt: h.expiresAt ? Number(h.expiresAt) : null,
 });
 const toService = (h: Record<string, string>): ServiceRecord => ({
   name: h.name!,
@@ -93,8 +116,14 @@ export class RedisStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    // Schema-less; the version marks the key layout for future migrations.
+    // Schema-less; the version marks the key layout for migrations.
     await this.redis.hsetnx(`${P}meta`, 'schema', '1');
+    if ((await this.redis.hget(`${P}meta`, 'schema')) === '1') {
+      // 2: the index of unclaimed nodes (by lastSeen) the purge walks.
+      for (const n of await this.listAllNodes())
+        if (!n.ownerId) await this.redis.zadd(`${P}nodes:unclaimed`, n.lastSeen, n.id);
+      await this.redis.hset(`${P}meta`, 'schema', '2');
+    }
   }
   async close(): Promise<void> {
     await this.redis.quit();
@@ -161,8 +190,17 @@ export class RedisStore implements Store {
   }
 
   // tokens
-  async createAccessToken(t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt'>) {
-    const rec: AccessTokenRecord = { ...t, createdAt: Date.now(), lastUsedAt: null };
+  async createAccessToken(
+    t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt' | 'expiresAt'> & {
+      expiresAt?: number | null;
+    },
+  ) {
+    const rec: AccessTokenRecord = {
+      ...t,
+      createdAt: Date.now(),
+      lastUsedAt: null,
+      expiresAt: t.expiresAt ?? null,
+    };
     await this.redis
       .multi()
       .hset(`${P}token:${t.id}`, {
@@ -172,6 +210,7 @@ export class RedisStore implements Store {
         tokenHash: t.tokenHash,
         createdAt: String(rec.createdAt),
         lastUsedAt: '',
+        expiresAt: rec.expiresAt === null ? '' : String(rec.expiresAt),
       })
       .set(`${P}token:hash:${t.tokenHash}`, t.id)
       .zadd(`${P}user:${t.userId}:tokens`, rec.createdAt, t.id)
@@ -223,8 +262,12 @@ export class RedisStore implements Store {
         })
         .set(`${P}node:short:${n.shortId}`, n.id)
         .zadd(`${P}nodes`, n.now, n.id)
+        .zadd(`${P}nodes:unclaimed`, n.now, n.id)
         .exec();
-    } else await this.redis.hset(key, { name: n.name, lastSeen: String(n.now) });
+    } else {
+      await this.redis.hset(key, { name: n.name, lastSeen: String(n.now) });
+      await this.redis.zadd(`${P}nodes:unclaimed`, 'XX', n.now, n.id);
+    }
     return (await this.getNode(n.id))!;
   }
   async getNode(id: string) {
@@ -265,11 +308,12 @@ export class RedisStore implements Store {
   ): Promise<ClaimResult> {
     const r = (await this.redis.eval(
       CLAIM,
-      4,
+      5,
       `${P}node:${id}`,
       `${P}node:short:${create?.shortId ?? ''}`,
       `${P}nodes`,
       `${P}owner:${ownerId}:nodes`,
+      `${P}nodes:unclaimed`,
       id,
       ownerId,
       create?.shortId ?? '',
@@ -289,8 +333,10 @@ export class RedisStore implements Store {
     await m.exec();
   }
   async setNodeLastSeen(id: string, now: number) {
-    if (await this.redis.exists(`${P}node:${id}`))
+    if (await this.redis.exists(`${P}node:${id}`)) {
       await this.redis.hset(`${P}node:${id}`, 'lastSeen', String(now));
+      await this.redis.zadd(`${P}nodes:unclaimed`, 'XX', now, id);
+    }
   }
   async deleteNode(id: string) {
     const n = await this.getNode(id);
@@ -301,10 +347,42 @@ export class RedisStore implements Store {
       .del(`${P}node:${id}`, `${P}node:${id}:services`)
       .del(`${P}node:short:${n.shortId}`)
       .zrem(`${P}nodes`, id)
-      .zrem(`${P}nodes:public`, id);
+      .zrem(`${P}nodes:public`, id)
+      .zrem(`${P}nodes:unclaimed`, id);
     if (n.ownerId) m.zrem(`${P}owner:${n.ownerId}:nodes`, id);
     for (const s of names) m.srem(`${P}service:${s}:nodes`, id);
     await m.exec();
+  }
+
+  async purgeUnclaimedNodes(lastSeenBefore: number, limit: number) {
+    const ids = await this.redis.zrangebyscore(
+      `${P}nodes:unclaimed`,
+      '-inf',
+      `(${lastSeenBefore}`,
+      'LIMIT',
+      0,
+      limit,
+    );
+    const removed: string[] = [];
+    for (const id of ids) {
+      const r = await this.redis.eval(
+        PURGE_UNCLAIMED,
+        5,
+        `${P}node:${id}`,
+        `${P}node:${id}:services`,
+        `${P}nodes:unclaimed`,
+        `${P}nodes`,
+        `${P}nodes:public`,
+        id,
+        String(lastSeenBefore),
+        `${P}node:short:`,
+      );
+      if (r === 1) removed.push(id);
+    }
+    return removed;
+  }
+  async countUnclaimedNodes() {
+    return this.redis.zcard(`${P}nodes:unclaimed`);
   }
 
   // services
@@ -362,6 +440,20 @@ export class RedisStore implements Store {
     return this.redis.smembers(`${P}service:${name}:nodes`);
   }
 
+  // serving grants
+  async addServeGrant(service: string, userId: string) {
+    await this.redis.sadd(`${P}service:${service}:servers`, userId);
+  }
+  async removeServeGrant(service: string, userId: string) {
+    await this.redis.srem(`${P}service:${service}:servers`, userId);
+  }
+  async listServeGrants(service: string) {
+    return this.redis.smembers(`${P}service:${service}:servers`);
+  }
+  async hasServeGrant(service: string, userId: string) {
+    return (await this.redis.sismember(`${P}service:${service}:servers`, userId)) === 1;
+  }
+
   // shares
   async addShare(service: string, userId: string) {
     await this.redis.sadd(`${P}service:${service}:shares`, userId);
@@ -394,6 +486,36 @@ export class RedisStore implements Store {
       'PXAT',
       Math.max(expiresAt, Date.now() + 1000),
     );
+  }
+  async putOneTimeIfAbsent(
+    kind: string,
+    key: string,
+    value: string,
+    expiresAt: number,
+    now: number,
+  ) {
+    const k = `${P}once:${kind}:${key}`;
+    // A value past its expiry by the caller's clock but not yet dropped by Redis counts as absent.
+    const held = await this.redis.get(k);
+    if (held && (JSON.parse(held) as { expiresAt: number }).expiresAt <= now) {
+      await this.redis.eval(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        1,
+        k,
+        held,
+      );
+    }
+    const ok = await this.redis.set(
+      k,
+      JSON.stringify({ value, expiresAt }),
+      'PXAT',
+      Math.max(expiresAt, Date.now() + 1000),
+      'NX',
+    );
+    return ok === 'OK';
+  }
+  async purgeExpiredOneTime(_now: number) {
+    return 0; // Redis drops each key at its expiry (PXAT)
   }
   async peekOneTime(kind: string, key: string, now: number) {
     const raw = await this.redis.get(`${P}once:${kind}:${key}`);

@@ -45,6 +45,12 @@ const MIGRATIONS: string[] = [
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE one_time (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at INTEGER NOT NULL,
      PRIMARY KEY (kind, key));`,
+  // 2: token expiry; serving grants apart from shares; what the purges need
+  `ALTER TABLE access_tokens ADD COLUMN expires_at INTEGER;
+   CREATE TABLE serve_grants (service TEXT NOT NULL, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     PRIMARY KEY (service, user_id));
+   CREATE INDEX one_time_expiry ON one_time(expires_at);
+   CREATE INDEX nodes_unclaimed ON nodes(last_seen) WHERE owner_id IS NULL;`,
 ];
 
 interface UserRow {
@@ -71,6 +77,7 @@ interface TokenRow {
   token_hash: string;
   created_at: number;
   last_used_at: number | null;
+  expires_at: number | null;
 }
 interface ServiceRow {
   name: string;
@@ -103,6 +110,7 @@ const toToken = (r: TokenRow): AccessTokenRecord => ({
   tokenHash: r.token_hash,
   createdAt: r.created_at,
   lastUsedAt: r.last_used_at,
+  expiresAt: r.expires_at,
 });
 const toService = (r: ServiceRow): ServiceRecord => ({
   name: r.name,
@@ -196,11 +204,22 @@ export class SqliteStore implements Store {
   }
 
   // tokens
-  async createAccessToken(t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt'>) {
-    const rec: AccessTokenRecord = { ...t, createdAt: Date.now(), lastUsedAt: null };
+  async createAccessToken(
+    t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt' | 'expiresAt'> & {
+      expiresAt?: number | null;
+    },
+  ) {
+    const rec: AccessTokenRecord = {
+      ...t,
+      createdAt: Date.now(),
+      lastUsedAt: null,
+      expiresAt: t.expiresAt ?? null,
+    };
     this.db
-      .prepare('INSERT INTO access_tokens VALUES (?, ?, ?, ?, ?, NULL)')
-      .run(rec.id, rec.userId, rec.name, rec.tokenHash, rec.createdAt);
+      .prepare(
+        'INSERT INTO access_tokens (id, user_id, name, token_hash, created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?, NULL, ?)',
+      )
+      .run(rec.id, rec.userId, rec.name, rec.tokenHash, rec.createdAt, rec.expiresAt);
     return rec;
   }
   async findAccessTokenByHash(tokenHash: string) {
@@ -296,6 +315,24 @@ export class SqliteStore implements Store {
   async deleteNode(id: string) {
     this.db.prepare('DELETE FROM nodes WHERE id = ?').run(id);
   }
+  async purgeUnclaimedNodes(lastSeenBefore: number, limit: number) {
+    // One statement: a node claimed in between no longer matches.
+    return (
+      this.db
+        .prepare(
+          `DELETE FROM nodes WHERE id IN (SELECT id FROM nodes WHERE owner_id IS NULL AND last_seen < ? LIMIT ?)
+           AND owner_id IS NULL RETURNING id`,
+        )
+        .all(lastSeenBefore, limit) as { id: string }[]
+    ).map((r) => r.id);
+  }
+  async countUnclaimedNodes() {
+    return (
+      this.db.prepare('SELECT COUNT(*) AS n FROM nodes WHERE owner_id IS NULL').get() as {
+        n: number;
+      }
+    ).n;
+  }
 
   // services
   async reserveService(
@@ -356,6 +393,30 @@ export class SqliteStore implements Store {
     ).map((r) => r.node_id);
   }
 
+  // serving grants
+  async addServeGrant(service: string, userId: string) {
+    this.db.prepare('INSERT OR IGNORE INTO serve_grants VALUES (?, ?)').run(service, userId);
+  }
+  async removeServeGrant(service: string, userId: string) {
+    this.db
+      .prepare('DELETE FROM serve_grants WHERE service = ? AND user_id = ?')
+      .run(service, userId);
+  }
+  async listServeGrants(service: string) {
+    return (
+      this.db.prepare('SELECT user_id FROM serve_grants WHERE service = ?').all(service) as {
+        user_id: string;
+      }[]
+    ).map((r) => r.user_id);
+  }
+  async hasServeGrant(service: string, userId: string) {
+    return (
+      this.db
+        .prepare('SELECT 1 FROM serve_grants WHERE service = ? AND user_id = ?')
+        .get(service, userId) !== undefined
+    );
+  }
+
   // shares
   async addShare(service: string, userId: string) {
     this.db.prepare('INSERT OR IGNORE INTO shares VALUES (?, ?)').run(service, userId);
@@ -394,6 +455,27 @@ export class SqliteStore implements Store {
     this.db
       .prepare('INSERT OR REPLACE INTO one_time VALUES (?, ?, ?, ?)')
       .run(kind, key, value, expiresAt);
+  }
+  async putOneTimeIfAbsent(
+    kind: string,
+    key: string,
+    value: string,
+    expiresAt: number,
+    now: number,
+  ) {
+    return this.db.transaction(() => {
+      this.db
+        .prepare('DELETE FROM one_time WHERE kind = ? AND key = ? AND expires_at <= ?')
+        .run(kind, key, now);
+      return (
+        this.db
+          .prepare('INSERT OR IGNORE INTO one_time VALUES (?, ?, ?, ?)')
+          .run(kind, key, value, expiresAt).changes > 0
+      );
+    })();
+  }
+  async purgeExpiredOneTime(now: number) {
+    return this.db.prepare('DELETE FROM one_time WHERE expires_at <= ?').run(now).changes;
   }
   async peekOneTime(kind: string, key: string, now: number) {
     const r = this.db

@@ -30,6 +30,8 @@ export interface AccessTokenRecord {
   tokenHash: string;
   createdAt: number;
   lastUsedAt: number | null;
+  /** When the token stops working (ms since the epoch), or null for never. */
+  expiresAt: number | null;
 }
 
 export interface NodeRecord {
@@ -80,8 +82,11 @@ export interface Store {
 
   // personal access tokens
   createAccessToken(
-    t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt'>,
+    t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt' | 'expiresAt'> & {
+      expiresAt?: number | null;
+    },
   ): Promise<AccessTokenRecord>;
+  /** The token with this hash, expired or not (the caller judges `expiresAt`). */
   findAccessTokenByHash(tokenHash: string): Promise<AccessTokenRecord | null>;
   touchAccessToken(id: string, now: number): Promise<void>;
   listAccessTokens(userId: string): Promise<AccessTokenRecord[]>;
@@ -105,6 +110,14 @@ export interface Store {
   setNodeLastSeen(id: string, now: number): Promise<void>;
   /** Removes the node and its service links (not the reserved names). */
   deleteNode(id: string): Promise<void>;
+  /**
+   * Atomic per node: removes up to `limit` nodes that nobody claimed and
+   * that were last seen before `lastSeenBefore` (a node claimed meanwhile is
+   * kept). Returns the IDs removed.
+   */
+  purgeUnclaimedNodes(lastSeenBefore: number, limit: number): Promise<string[]>;
+  /** How many nodes nobody has claimed. */
+  countUnclaimedNodes(): Promise<number>;
 
   // services
   /** Atomic: reserves `name` for `ownerId` unless another user holds it. */
@@ -126,7 +139,14 @@ export interface Store {
   /** Node IDs that serve `name` (replicas). */
   listServiceNodes(name: string): Promise<string[]>;
 
-  // shares (service access for named users)
+  // serving grants: users whose nodes may serve a service they do not own
+  // (a separate right from viewing it: a share never lets anyone serve)
+  addServeGrant(service: string, userId: string): Promise<void>;
+  removeServeGrant(service: string, userId: string): Promise<void>;
+  listServeGrants(service: string): Promise<string[]>;
+  hasServeGrant(service: string, userId: string): Promise<boolean>;
+
+  // shares (service access for named users: viewing only)
   addShare(service: string, userId: string): Promise<void>;
   removeShare(service: string, userId: string): Promise<void>;
   listShares(service: string): Promise<string[]>;
@@ -139,6 +159,19 @@ export interface Store {
 
   // one-time values (admin sign-up links, short claim links)
   putOneTime(kind: string, key: string, value: string, expiresAt: number): Promise<void>;
+  /**
+   * Atomic: stores the value only if no unexpired value is held under that
+   * key; true when this call stored it (a spent claim, for one).
+   */
+  putOneTimeIfAbsent(
+    kind: string,
+    key: string,
+    value: string,
+    expiresAt: number,
+    now: number,
+  ): Promise<boolean>;
+  /** Drops expired one-time values; returns how many (Redis expires its own: 0). */
+  purgeExpiredOneTime(now: number): Promise<number>;
   /** Reads without consuming; null if absent or expired. */
   peekOneTime(kind: string, key: string, now: number): Promise<string | null>;
   /** Atomic: returns and deletes; null if absent or expired (a second take gets null). */
