@@ -126,6 +126,7 @@ export async function startPeerwayServer(
     config,
     onNodeClaimed: (id) => signaling.onNodeClaimed(id),
     onNodeRemoved: (id) => signaling.onNodeRemoved(id),
+    onServiceChanged: (name) => signaling.onServiceChanged(name),
     adminStats: async () => {
       const st = signaling.stats();
       return { ...st, turn: { ...st.turn, ...(await turn.status()) } };

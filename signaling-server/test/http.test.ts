@@ -166,7 +166,11 @@ describe('claiming nodes', () => {
       token: a.token,
       body: { claimToken: good },
     });
-    expect(mineAgain.json.alreadyYours).toBe(true);
+    // spent: the same link does nothing more, not even for its owner
+    expect([mineAgain.status, mineAgain.json.error.message]).toEqual([
+      409,
+      expect.stringMatching(/yours already/),
+    ]);
     const taken = await api(server, 'POST', '/api/nodes/claim', {
       token: b.token,
       body: { claimToken: createClaimToken(node, 'x', Date.now()) },

@@ -299,12 +299,12 @@ describe('brokering', () => {
     client.close();
   });
 
-  it("a collaborator's node serves as a replica while the service is shared with them", async () => {
+  it("a collaborator's node serves as a replica while the owner grants them the right to serve", async () => {
     const { agent: mine, client, name, accessToken, token } = await setup();
     const collaborator = await makeUser(server);
     expect(
       (
-        await api(server, 'POST', `/api/services/${name}/shares`, {
+        await api(server, 'POST', `/api/services/${name}/servers`, {
           token,
           body: { email: collaborator.user.email },
         })
@@ -338,8 +338,8 @@ describe('brokering', () => {
       return (await client.nextOf('session')).node.shortId;
     };
     expect(await pick('shared')).toBe(theirs.identity.shortId);
-    // Taking the share back stops that replica at once.
-    await api(server, 'DELETE', `/api/services/${name}/shares/${collaborator.user.email}`, {
+    // Taking the grant back stops that replica at once.
+    await api(server, 'DELETE', `/api/services/${name}/servers/${collaborator.user.email}`, {
       token,
     });
     expect(await pick('unshared')).toBe(mine.identity.shortId);

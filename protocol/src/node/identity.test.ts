@@ -86,4 +86,23 @@ describe('node identity', () => {
       );
     }
   });
+
+  it('claim tokens expire on time: a token signed to live longer than a day is refused', () => {
+    const id = generateIdentity();
+    const now = Date.now();
+    const forever = createClaimToken(id, 'home', now, 10 * 365 * 86_400);
+    expect(() => verifyClaimToken(forever, now)).toThrow(
+      expect.objectContaining({ code: 'bad_request', message: expect.stringMatching(/24 h/) }),
+    );
+    // issued in the future (beyond the clock skew)
+    const later = createClaimToken(id, 'home', now + 3_600_000, 60);
+    expect(() => verifyClaimToken(later, now)).toThrow(
+      expect.objectContaining({ code: 'bad_request' }),
+    );
+    const t = createClaimToken(id, 'home', now, 60);
+    expect(verifyClaimToken(t, now + 59_000).iat).toBe(Math.floor(now / 1000));
+    expect(() => verifyClaimToken(t, now + 61_000)).toThrow(
+      expect.objectContaining({ code: 'expired' }),
+    );
+  });
 });

@@ -183,6 +183,9 @@ export interface ClaimPayload {
   name: string;
   /** Expiry, unix seconds. */
   exp: number;
+  /** Issue time, unix seconds (tokens from agents before it: `exp` − CLAIM_TOKEN_TTL_S). */
+  iat: number;
+  /** Unique per token: the server spends it when the node is claimed. */
   nonce: string;
 }
 
@@ -199,10 +202,12 @@ export function createClaimToken(
   nowMs: number,
   ttlSeconds = CLAIM_TOKEN_TTL_S,
 ): string {
+  const iat = Math.floor(nowMs / 1000);
   const payload: ClaimPayload = {
     nodeId: id.nodeId,
     name,
-    exp: Math.floor(nowMs / 1000) + ttlSeconds,
+    iat,
+    exp: iat + ttlSeconds,
     nonce: randomBytes(12).toString('base64url'),
   };
   const body = Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
@@ -213,7 +218,10 @@ export function createClaimToken(
 }
 
 /**
- * Verifies a claim token's signature (by the node key inside it) and expiry.
+ * Verifies a claim token's signature (by the node key inside it) and its
+ * life: issued no later than now (give or take the clock skew), expiring in
+ * the future, and living no longer than CLAIM_TOKEN_TTL_S (so a link made to
+ * last for years is refused). Whether it was spent is the server's business.
  * Throws `bad_request` (malformed), `invalid_signature` (forged) or `expired`.
  */
 export function verifyClaimToken(token: string, nowMs: number): ClaimPayload {
@@ -235,8 +243,9 @@ export function verifyClaimToken(token: string, nowMs: number): ClaimPayload {
     ) {
       throw new Error('missing fields');
     }
-    const p = parsed as ClaimPayload;
-    payload = { nodeId: p.nodeId, name: p.name.slice(0, 64), exp: p.exp, nonce: p.nonce };
+    const p = parsed as Omit<ClaimPayload, 'iat'> & { iat?: unknown };
+    const iat = typeof p.iat === 'number' ? p.iat : p.exp - CLAIM_TOKEN_TTL_S;
+    payload = { nodeId: p.nodeId, name: p.name.slice(0, 64), exp: p.exp, iat, nonce: p.nonce };
   } catch (cause) {
     throw new PeerwayError('bad_request', 'the claim token is damaged (payload unreadable)', {
       cause,
@@ -259,5 +268,13 @@ export function verifyClaimToken(token: string, nowMs: number): ClaimPayload {
       'the claim link has expired; run `peerway-agent claim-url` for a new one',
     );
   }
+  if (
+    payload.exp - payload.iat > CLAIM_TOKEN_TTL_S ||
+    payload.iat * 1000 > nowMs + AUTH_CLOCK_SKEW_MS
+  )
+    throw new PeerwayError(
+      'bad_request',
+      `a claim link lives ${CLAIM_TOKEN_TTL_S / 3600} h at most; run \`peerway-agent claim-url\` for a new one`,
+    );
   return payload;
 }

@@ -7,7 +7,8 @@ import express, { type Request, type Response, type NextFunction } from 'express
 import { parse as parseCookie } from 'cookie';
 import { z } from 'zod';
 import { PeerwayError, isValidServiceName, type NodeLoad } from '@peerway/protocol';
-import { signServiceAccessToken, verifyClaimToken, shortIdOf } from '@peerway/protocol/node';
+import { signServiceAccessToken, shortIdOf } from '@peerway/protocol/node';
+import { claimState, redeemClaim, rememberRemoval } from '../nodes/claims';
 import type { Registry } from 'prom-client';
 import type { NodeRecord, Store, User } from '../store/store';
 import { SESSION_COOKIE, SESSION_TTL_S, type Auth } from '../auth/auth';
@@ -35,6 +36,8 @@ export interface HttpDeps {
   onNodeClaimed(nodeId: string): void;
   /** Told when a node is removed, so its live connection is closed. */
   onNodeRemoved?(nodeId: string): void;
+  /** Told when a service's access, shares or serving grants change, so sessions that lost their right end. */
+  onServiceChanged?(name: string): void;
   /** Extra read-only figures for the admin view. */
   adminStats(): unknown;
 }
@@ -256,33 +259,22 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/nodes/claim',
     route(async (req, res) => {
       const user = needUser(req);
-      const claim = verifyClaimToken(body(ClaimBody, req).claimToken, Date.now());
-      const r = await store.claimNode(claim.nodeId, user.id, {
-        shortId: shortIdOf(claim.nodeId),
-        name: claim.name,
-        now: Date.now(),
-      });
-      if (!r.ok) {
-        throw new PeerwayError(
-          'conflict',
-          'this node is already claimed by another account; its owner must remove it first',
-        );
-      }
-      deps.onNodeClaimed(claim.nodeId);
-      res.json({ node: await nodeView(r.node), alreadyYours: r.alreadyYours });
+      const node = await redeemClaim(store, body(ClaimBody, req).claimToken, user.id, Date.now());
+      deps.onNodeClaimed(node.id);
+      res.json({ node: await nodeView(node), alreadyYours: false });
     }),
   );
   app.get(
     '/api/nodes/claim-info',
     route(async (req, res) => {
       // Lets the add-node page name the node before the user confirms.
-      const claim = verifyClaimToken(String(req.query.token ?? ''), Date.now());
-      const node = await store.getNode(claim.nodeId);
+      const { claim, state } = await claimState(store, String(req.query.token ?? ''), Date.now());
       res.json({
         name: claim.name,
         shortId: shortIdOf(claim.nodeId),
         expiresAt: claim.exp * 1000,
-        claimed: Boolean(node?.ownerId),
+        claimed: state === 'claimed',
+        state,
       });
     }),
   );
@@ -290,7 +282,28 @@ export function createApp(deps: HttpDeps): express.Express {
     '/c/:code',
     route(async (req, res) => {
       // Short claim links the agent prints: they lead to the add-node page.
-      const token = await store.peekOneTime('claim', String(req.params.code), Date.now());
+      const code = String(req.params.code);
+      const token = /^[A-Za-z0-9_-]{1,32}$/.test(code)
+        ? await store.peekOneTime('claim', code, Date.now())
+        : null;
+      // A link whose token was spent, whose node is claimed or was removed since, is gone.
+      const state = token
+        ? await claimState(store, token, Date.now()).then(
+            (c) => c.state,
+            () => 'expired' as const,
+          )
+        : null;
+      if (token && state !== 'open') {
+        res
+          .status(410)
+          .type('text/plain')
+          .send(
+            state === 'claimed'
+              ? 'This node has been claimed already: it is in its owner’s node list.\n'
+              : 'This claim link has been used or has expired. Run `peerway-agent claim-url` on the node for a new one.\n',
+          );
+        return;
+      }
       if (!token) {
         res
           .status(404)
@@ -343,6 +356,7 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/nodes/:id',
     route(async (req, res) => {
       const node = await ownNode(req);
+      await rememberRemoval(store, node.id, Date.now());
       await store.deleteNode(node.id);
       // Its live connection (on whichever instance) goes too: a removed node serves nothing.
       deps.onNodeRemoved?.(node.id);
@@ -367,11 +381,18 @@ export function createApp(deps: HttpDeps): express.Express {
         const emails = await Promise.all(
           shares.map(async (id) => (await store.getUserById(id))?.email),
         );
+        const servers = await Promise.all(
+          (await store.listServeGrants(s.name)).map(
+            async (id) => (await store.getUserById(id))?.email,
+          ),
+        );
         return {
           name: s.name,
           url: serviceUrl(s.name),
           access: s.access,
           sharedWith: emails.filter(Boolean),
+          /** Users whose nodes may serve it as well as the owner's (not the same as sharedWith). */
+          servedBy: servers.filter(Boolean),
           nodes: nodes.length,
           online: nodes.some((n) => presence.isOnline(n)),
         };
@@ -389,6 +410,7 @@ export function createApp(deps: HttpDeps): express.Express {
     route(async (req, res) => {
       const s = await ownService(req);
       await store.setServiceAccess(s.name, body(AccessBody, req).access);
+      deps.onServiceChanged?.(s.name);
       res.json({ ok: true });
     }),
   );
@@ -408,6 +430,33 @@ export function createApp(deps: HttpDeps): express.Express {
       const s = await ownService(req);
       const u = await store.getUserByEmail(String(req.params.email));
       if (u) await store.removeShare(s.name, u.id);
+      deps.onServiceChanged?.(s.name);
+      res.json({ ok: true });
+    }),
+  );
+  // The right to serve: a user's nodes may announce the service and take its
+  // visitors (with their tokens). A separate grant from a share, which only
+  // lets a user open it.
+  app.post(
+    '/api/services/:name/servers',
+    route(async (req, res) => {
+      const s = await ownService(req);
+      const u = await store.getUserByEmail(body(ShareBody, req).email);
+      if (!u) throw new PeerwayError('not_found', 'no user with that email on this server');
+      if (u.id === s.ownerId)
+        throw new PeerwayError('bad_request', 'your own nodes serve your services already');
+      await store.addServeGrant(s.name, u.id);
+      deps.onServiceChanged?.(s.name);
+      res.status(201).json({ ok: true });
+    }),
+  );
+  app.delete(
+    '/api/services/:name/servers/:email',
+    route(async (req, res) => {
+      const s = await ownService(req);
+      const u = await store.getUserByEmail(String(req.params.email));
+      if (u) await store.removeServeGrant(s.name, u.id);
+      deps.onServiceChanged?.(s.name);
       res.json({ ok: true });
     }),
   );

@@ -11,7 +11,8 @@ import {
   type ServerToAgent,
   type ServiceAnnouncement,
 } from '@peerway/protocol';
-import { newNonce, shortIdOf, verifyChallenge, verifyClaimToken } from '@peerway/protocol/node';
+import { newNonce, shortIdOf, verifyChallenge } from '@peerway/protocol/node';
+import { claimState } from '../nodes/claims';
 import type { Peer } from './peer';
 import { CloseCode } from './peer';
 import type { SignalingContext } from './context';
@@ -141,8 +142,8 @@ export class AgentConnection {
     let shortClaimUrl: string | undefined;
     if (!node?.ownerId && m.claimToken) {
       try {
-        const claim = verifyClaimToken(m.claimToken, now);
-        if (claim.nodeId === this.nodeId) {
+        const { claim, state } = await claimState(this.ctx.store, m.claimToken, now);
+        if (claim.nodeId === this.nodeId && state === 'open') {
           const code = randomBytes(6).toString('base64url');
           await this.ctx.store.putOneTime(
             'claim',
@@ -215,9 +216,9 @@ export class AgentConnection {
         now,
       );
       // A replica: the owner's own node, or the node of someone the owner
-      // shared the service with (a collaborator may run replicas; the
-      // service's access setting stays the owner's).
-      if (r.ok || (await this.ctx.store.hasShare(s.name, ownerId))) {
+      // granted the right to serve it (a share lets a user view it, never
+      // serve it: that would hand them the owner's visitors and their tokens).
+      if (r.ok || (await this.ctx.store.hasServeGrant(s.name, ownerId))) {
         statuses.push({
           name: s.name,
           accepted: true,
@@ -228,7 +229,7 @@ export class AgentConnection {
         statuses.push({
           name: s.name,
           accepted: false,
-          reason: `the name "${s.name}" belongs to another account`,
+          reason: `the name "${s.name}" belongs to another account; its owner can let your nodes serve it (dashboard: Services → Serving nodes)`,
         });
       }
     }

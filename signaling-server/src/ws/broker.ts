@@ -159,18 +159,23 @@ export class Broker {
     const mine = this.sessions.of((s) => s.clientKey === client).length;
     if (mine >= this.ctx.config.limits.maxSessionsPerClient)
       return refuse('rate_limited', 'too many open sessions on this connection');
+    let subject: string;
     try {
-      await verifyServiceAccessToken(m.token, {
+      ({ subject } = await verifyServiceAccessToken(m.token, {
         publicKey: await this.key(),
         issuer: this.ctx.serverKeys.issuer,
         service: m.service,
-      });
+      }));
     } catch (err) {
       const e = err instanceof PeerwayError ? err : new PeerwayError('unauthorized', 'bad token');
       return refuse(e.code, e.message);
     }
     const service = await this.ctx.store.getService(m.service);
     if (!service) return refuse('service_unknown', `there is no service "${m.service}"`);
+    // A token outlives a change of access by its few minutes: the right is
+    // checked again here, against what the store says now.
+    const denied = await this.denial(service, subject);
+    if (denied) return refuse(denied.code, denied.message);
     const agent = await this.pickAgent(service, new Set(m.avoid ?? []));
     if (!agent) {
       return refuse(
@@ -186,6 +191,7 @@ export class Broker {
       nodeId: agent.nodeId,
       shortId: agent.shortId,
       clientKey: client,
+      subject,
       openedAt: now,
       ...(agent.instance ? { agentInstance: agent.instance } : {}),
     };
@@ -269,13 +275,50 @@ export class Broker {
 
   /**
    * A node may serve a service if its owner owns the service, or the owner
-   * shared the service with the node's owner (checked at each session, so
-   * taking a share back stops that replica at once).
+   * granted the node's owner the right to serve it (a share to view is not
+   * enough). Checked at each session, so taking a grant back stops that
+   * replica at once.
    */
   private async mayServe(nodeId: string, svc: ServiceRecord): Promise<boolean> {
     const node = await this.ctx.store.getNode(nodeId);
     if (!node?.ownerId) return false;
-    return node.ownerId === svc.ownerId || this.ctx.store.hasShare(svc.name, node.ownerId);
+    return node.ownerId === svc.ownerId || this.ctx.store.hasServeGrant(svc.name, node.ownerId);
+  }
+
+  /**
+   * Why `subject` may not open `svc` now, or null if it may: anyone may
+   * open a public service; otherwise its owner, or a user it is shared with
+   * while its access is `shared`.
+   */
+  private async denial(svc: ServiceRecord, subject: string): Promise<PeerwayError | null> {
+    if (svc.access === 'public' || subject === svc.ownerId) return null;
+    if (svc.access === 'shared' && (await this.ctx.store.hasShare(svc.name, subject))) return null;
+    return subject === 'anonymous'
+      ? new PeerwayError('unauthorized', `"${svc.name}" is private now: sign in to open it`)
+      : new PeerwayError('forbidden', `access to "${svc.name}" was withdrawn by its owner`);
+  }
+
+  /**
+   * The service's access, shares or serving grants changed (through the API,
+   * on any instance): every live session of this instance's clients that no
+   * longer has the right, on either end, is closed on both ends.
+   */
+  async serviceChanged(name: string): Promise<void> {
+    const live = this.sessions.of((s) => s.service === name);
+    if (live.length === 0) return;
+    const svc = await this.ctx.store.getService(name);
+    for (const s of live) {
+      const denied = svc
+        ? ((await this.denial(svc, s.subject ?? 'anonymous')) ??
+          ((await this.mayServe(s.nodeId, svc))
+            ? null
+            : new PeerwayError('forbidden', `node ${s.shortId} may no longer serve "${name}"`)))
+        : new PeerwayError('service_unknown', `there is no service "${name}" any more`);
+      if (!denied || !this.sessions.get(s.id)) continue;
+      this.ctx.log.info({ session: s.id, service: name, code: denied.code }, 'access revoked');
+      this.toAgent(s, { type: 'session-close', sessionId: s.id, reason: denied.message });
+      this.fail(s, denied.code, denied.message);
+    }
   }
 
   /** Sends to the session's agent, here or through its instance. False if it is not here any more. */
@@ -431,6 +474,17 @@ export class Broker {
     }
     for (const [id, r] of this.relays) if (r.nodeId === nodeId) this.relays.delete(id);
     this.sinceReport.delete(nodeId);
+  }
+
+  /**
+   * A node was removed by its owner: its sessions end on both ends at once
+   * (the agent stops by itself too; the page must not wait for that).
+   */
+  nodeRemoved(nodeId: string): void {
+    for (const s of this.sessions.of((x) => x.nodeId === nodeId)) {
+      this.toAgent(s, { type: 'session-close', sessionId: s.id, reason: 'the node was removed' });
+      this.fail(s, 'service_offline', 'the node was removed by its owner');
+    }
   }
 
   /** A client went away: the agents of its unanswered sessions are told. */

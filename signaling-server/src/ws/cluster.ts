@@ -98,6 +98,8 @@ export interface Cluster {
   send(instance: string, m: ClusterMessage): void;
   /** A node was claimed, removed or changed through the HTTP API on some instance. */
   broadcastNodeChanged(nodeId: string, change: 'claimed' | 'removed'): void;
+  /** A service's access, shares or serving grants changed through the HTTP API on some instance. */
+  broadcastServiceChanged(name: string): void;
   close(): Promise<void>;
 }
 
@@ -109,6 +111,7 @@ export interface ClusterHandlers {
   /** Another instance now holds a node this instance also holds: the newer connection wins. */
   agentElsewhere(info: AgentInfo): void;
   nodeChanged(nodeId: string, change: 'claimed' | 'removed'): void;
+  serviceChanged(name: string): void;
   /** What this instance holds, for its beats. */
   counts(): InstanceCounts;
 }
@@ -131,6 +134,9 @@ export class LocalCluster implements Cluster {
   }
   broadcastNodeChanged(nodeId: string, change: 'claimed' | 'removed'): void {
     this.handlers.nodeChanged(nodeId, change);
+  }
+  broadcastServiceChanged(name: string): void {
+    this.handlers.serviceChanged(name);
   }
   close = () => Promise.resolve();
 }

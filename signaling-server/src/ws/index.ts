@@ -56,6 +56,12 @@ export interface Signaling {
   onNodeClaimed(nodeId: string): void;
   /** A node was removed (HTTP): its live connection, wherever it is, is closed. */
   onNodeRemoved(nodeId: string): void;
+  /**
+   * A service's access, shares or serving grants changed (HTTP): on every
+   * instance, agents announcing it are re-evaluated and live sessions that
+   * lost their right are closed.
+   */
+  onServiceChanged(name: string): void;
   /** Resolves once the cluster (if any) is listening. */
   ready: Promise<void>;
   stats(): SignalingStats;
@@ -110,7 +116,16 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       if (local && local.connectedAt <= remote.connectedAt)
         local.peer.close(CloseCode.REPLACED, 'another connection of this node took over');
     },
+    serviceChanged: (name) => {
+      void (async () => {
+        for (const a of agents.values())
+          if (a.announced.some((x) => x.name === name)) await a.evaluateServices();
+        await broker.serviceChanged(name);
+      })().catch((err: unknown) => log.warn({ err }, 'could not apply a service change'));
+    },
     nodeChanged: (nodeId, change) => {
+      // Sessions live on their client's instance: each one ends its own.
+      if (change === 'removed') broker.nodeRemoved(nodeId);
       const a = agents.get(nodeId);
       if (!a) return;
       if (change === 'removed') {
@@ -260,6 +275,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     ready,
     onNodeClaimed: (nodeId) => cluster.broadcastNodeChanged(nodeId, 'claimed'),
     onNodeRemoved: (nodeId) => cluster.broadcastNodeChanged(nodeId, 'removed'),
+    onServiceChanged: (name) => cluster.broadcastServiceChanged(name),
     stats: (): SignalingStats => ({
       instance: {
         id: cluster.instanceId,

@@ -53,6 +53,7 @@ const Broadcast = z.discriminatedUnion('t', [
     nodeId: z.string().max(128),
     change: z.enum(['claimed', 'removed']),
   }),
+  z.object({ t: z.literal('service'), from: z.string().max(64), name: z.string().max(64) }),
 ]);
 type Broadcast = z.infer<typeof Broadcast>;
 
@@ -202,6 +203,11 @@ export class RedisCluster implements Cluster {
     this.broadcast({ t: 'node', from: this.instanceId, nodeId, change });
   }
 
+  broadcastServiceChanged(name: string): void {
+    this.handlers.serviceChanged(name);
+    this.broadcast({ t: 'service', from: this.instanceId, name });
+  }
+
   private receive(channel: string, text: string): void {
     try {
       if (channel === this.broadcastChannel) {
@@ -245,6 +251,9 @@ export class RedisCluster implements Cluster {
       }
       case 'node':
         this.handlers.nodeChanged(b.nodeId, b.change);
+        return;
+      case 'service':
+        this.handlers.serviceChanged(b.name);
         return;
       default: {
         const never: never = b;

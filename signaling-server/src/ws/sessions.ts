@@ -11,6 +11,8 @@ export interface SessionRecord {
   nodeId: string;
   shortId: string;
   clientKey: object;
+  /** Who the client's token names (a user ID, or "anonymous"): re-checked when access changes. */
+  subject?: string;
   /** The instance holding the agent's connection, when it is not this one. */
   agentInstance?: string;
   openedAt: number;

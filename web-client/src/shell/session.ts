@@ -317,6 +317,11 @@ export async function openTunnel(
               // The server saw the node's signaling drop: a hint worth a quick look.
               listeners.push((x) => {
                 if (x.type === 'node-offline' && x.sessionId === sessionId) liveness.probe();
+                // The server withdrew the right to this session (access changed,
+                // a share or a serving grant was taken back): the page stops
+                // using the channel even if the node were to keep it open.
+                if (x.type === 'session-error' && x.sessionId === sessionId)
+                  mux.close(`the server ended the session: ${x.message}`);
               });
               resolve({
                 mux,
