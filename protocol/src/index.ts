@@ -5,3 +5,4 @@ export * from './signaling-agent';
 export * from './tunnel';
 export * from './stats';
 export * from './ice-policy';
+export * from './redirect';
