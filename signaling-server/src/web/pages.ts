@@ -7,10 +7,11 @@
 import express, { type Express, type Request, type Response } from 'express';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { signServiceAccessToken } from '@peerway/protocol/node';
+import { sameOriginPath } from '@peerway/protocol';
 import type { Store, User } from '../store/store';
 import type { ServerKeys } from '../auth/keys';
 import { WEB_DIST, serviceOrigin, type OriginConfig } from './service-origin';
+import { shellToken, signRenewal, userRight } from './service-token';
 
 /** Paths the dashboard answers (it routes between them in the page). */
 export const DASHBOARD_ROUTES = ['/', '/nodes', '/public', '/admin', '/add-node'];
@@ -30,17 +31,7 @@ function dashboardHtml(config: { publicUrl: string; baseDomain: string }): strin
   );
 }
 
-/** Life of a token handed to a shell after sign-in (it only opens sessions). */
-export const AUTHORIZED_TOKEN_TTL_S = 3600;
-
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-/** A same-origin path to go back to, never an open redirect. */
-export function safeNext(v: unknown, fallback = '/'): string {
-  return typeof v === 'string' && v.startsWith('/') && !v.startsWith('//') && !v.includes('\\')
-    ? v
-    : fallback;
-}
 
 function page(title: string, body: string, script = ''): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -78,9 +69,12 @@ export function mountPages(
   deps: { config: OriginConfig; store: Store; keys: ServerKeys },
 ): void {
   const { config, store } = deps;
+  // Where sign-in goes afterwards: a path on the gateway, never another site.
+  const gatewayOrigin = new URL(config.publicUrl).origin;
+  const next = (v: unknown) => sameOriginPath(v, gatewayOrigin);
 
   app.get('/signin', (req, res) => {
-    res.type('html').send(authForm('signin', safeNext(req.query.next), ''));
+    res.type('html').send(authForm('signin', next(req.query.next), ''));
   });
   app.get('/signup', (req, res) => {
     res
@@ -88,17 +82,16 @@ export function mountPages(
       .send(
         authForm(
           'signup',
-          safeNext(req.query.next),
+          next(req.query.next),
           typeof req.query.invite === 'string' ? req.query.invite.slice(0, 128) : '',
         ),
       );
   });
 
   // The hop a private service's shell makes: who is signed in here, may they open it?
-  app.get('/authorize', (req: Request, res: Response, next) => {
+  app.get('/authorize', (req: Request, res: Response, fail) => {
     void (async () => {
       const service = String(req.query.service ?? '');
-      const ret = safeNext(req.query.return);
       const s = await store.getService(service);
       if (!s)
         return res
@@ -110,12 +103,13 @@ export function mountPages(
               `<h1>No service “${esc(service)}”</h1><p>Check the address.</p>`,
             ),
           );
+      // A path on the service's own origin (the shell's callback goes there).
+      const ret = sameOriginPath(req.query.return, serviceOrigin(config, service));
       const user = req.user as User | null | undefined;
       if (!user) return res.redirect(302, `/signin?next=${encodeURIComponent(req.originalUrl)}`);
       // The user's own right (owner, or a share), apart from anyone's right to a public service.
-      const ownRight =
-        user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(service, user.id)));
-      if (!ownRight && s.access !== 'public') {
+      const right = await userRight(store, service, user.id);
+      if (!right) {
         return res
           .status(403)
           .type('html')
@@ -126,20 +120,20 @@ export function mountPages(
             ),
           );
       }
-      const token = await signServiceAccessToken({
-        privateKey: deps.keys.accessPrivateKey,
-        issuer: config.publicUrl,
-        service,
-        subject: user.id,
-        access: ownRight ? 'private' : 'public',
-        ttlSeconds: AUTHORIZED_TOKEN_TTL_S,
-      });
+      // A short token, and (for the user's own right) the credential the
+      // shell renews it with on the service origin, which never sees the
+      // gateway cookie. Both in the fragment: never sent to any server.
+      const token = await shellToken(deps.keys, config.publicUrl, service, user.id, right);
+      const renew =
+        right === 'private'
+          ? `&renew=${encodeURIComponent(await signRenewal(deps.keys, config.publicUrl, service, user.id))}`
+          : '';
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(
         302,
-        `${serviceOrigin(config, service)}/__peerway/callback#token=${encodeURIComponent(token)}&return=${encodeURIComponent(ret)}`,
+        `${serviceOrigin(config, service)}/__peerway/callback#token=${encodeURIComponent(token)}${renew}&return=${encodeURIComponent(ret)}`,
       );
-    })().catch(next);
+    })().catch(fail);
   });
 
   // The dashboard (web-client/dashboard.html, built to dist/dash): its routes get

@@ -6,11 +6,16 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Request, Response, NextFunction, RequestHandler } from 'express';
+import express, {
+  type Request,
+  type Response,
+  type NextFunction,
+  type RequestHandler,
+} from 'express';
 import { isValidServiceName } from '@peerway/protocol';
-import { signServiceAccessToken } from '@peerway/protocol/node';
 import type { Store } from '../store/store';
 import type { ServerKeys } from '../auth/keys';
+import { shellToken, userRight, verifyRenewal } from './service-token';
 
 /** Where the built web client lives (npm run build -w @peerway/web-client). */
 export const WEB_DIST = resolve(import.meta.dirname, '../../../web-client/dist');
@@ -24,8 +29,8 @@ const ASSETS = new Set([
 ]);
 /** Code-split chunks of the shell: content-hashed names, so cached for good. */
 const CHUNK = /^chunks\/[A-Za-z0-9_-]+\.js(\.map)?$/;
-/** Life of the token the shell gets for a public service. */
-const PUBLIC_TOKEN_TTL_S = 300;
+/** The token endpoint's body: `{ renew }`, a renewal credential from /authorize (optional). */
+const tokenBody = express.json({ limit: '8kb' });
 
 export interface OriginConfig {
   publicUrl: string;
@@ -78,19 +83,51 @@ export function serviceOriginRouter(deps: {
 }): RequestHandler {
   const { config, store } = deps;
   const publicToken = (service: string) =>
-    signServiceAccessToken({
-      privateKey: deps.keys.accessPrivateKey,
-      issuer: config.publicUrl,
-      service,
-      subject: 'anonymous',
-      access: 'public',
-      ttlSeconds: PUBLIC_TOKEN_TTL_S,
+    shellToken(deps.keys, config.publicUrl, service, 'anonymous', 'public');
+
+  /**
+   * POST /__peerway/token: a fresh short token. With a renewal credential,
+   * for its user, after checking the user's right again now (a share taken
+   * back or a service made private ends renewal at once); without one (or
+   * with one that no longer holds), only for a public service.
+   */
+  const issueToken = async (service: string, renew: unknown, res: Response) => {
+    const s = await store.getService(service);
+    if (!s)
+      return res.status(404).json({
+        error: {
+          code: 'service_unknown',
+          message: `there is no service "${service}" on this server`,
+        },
+      });
+    res.setHeader('Cache-Control', 'no-store');
+    const userId =
+      renew === undefined ? null : await verifyRenewal(deps.keys, config.publicUrl, service, renew);
+    const right = userId ? await userRight(store, service, userId) : null;
+    if (userId && right)
+      return res.json({
+        token: await shellToken(deps.keys, config.publicUrl, service, userId, right),
+      });
+    if (s.access === 'public') return res.json({ token: await publicToken(service) });
+    return res.status(401).json({
+      error: {
+        code: 'unauthorized',
+        message:
+          renew === undefined
+            ? 'this service is private: sign in'
+            : 'this sign-in no longer gives access to this service: sign in again',
+      },
+      authorize: `${config.publicUrl}/authorize?service=${service}`,
     });
+  };
   return (req: Request, res: Response, next: NextFunction) => {
     const service = serviceFromHost(req.headers.host, config.baseDomain);
     if (!service) return next();
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'same-origin');
+    // The shell frames its app on its own origin; no other site may frame
+    // the shell (the gateway's pages refuse every frame, see app.ts).
+    res.setHeader('Content-Security-Policy', "frame-ancestors 'self'");
     const path = req.path;
     if (path.startsWith('/__peerway/')) {
       const name = path.slice('/__peerway/'.length);
@@ -112,24 +149,15 @@ export function serviceOriginRouter(deps: {
         return void res.sendFile(file);
       }
       if (name === 'token' && req.method === 'POST') {
-        void (async () => {
-          const s = await store.getService(service);
-          if (!s)
-            return res.status(404).json({
-              error: {
-                code: 'service_unknown',
-                message: `there is no service "${service}" on this server`,
-              },
+        tokenBody(req, res, (err?: unknown) => {
+          if (err)
+            return void res.status(400).json({
+              error: { code: 'bad_request', message: 'the body must be JSON: { "renew": "…" }' },
             });
-          if (s.access !== 'public') {
-            return res.status(401).json({
-              error: { code: 'unauthorized', message: 'this service is private: sign in' },
-              authorize: `${config.publicUrl}/authorize?service=${service}`,
-            });
-          }
-          res.setHeader('Cache-Control', 'no-store');
-          return res.json({ token: await publicToken(service) });
-        })().catch(next);
+          void issueToken(service, (req.body as { renew?: unknown } | undefined)?.renew, res).catch(
+            next,
+          );
+        });
         return;
       }
       if (name !== 'callback') return void res.status(404).type('text/plain').send('not found\n');
