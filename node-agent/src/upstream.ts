@@ -1,8 +1,10 @@
 /**
  * The agent's upstream side: each tunnel request goes only to the upstream
  * its owner declared for the service. The host is fixed here, never taken
- * from the request; absolute-form targets and CONNECT are refused (no open
- * proxy). Keep-alive connections are reused; redirects are passed back, not
+ * from the request: the visitor's target only ever becomes a path under the
+ * declared prefix (./upstream-path), put after the declared origin as a
+ * string, never resolved against it as a URL. CONNECT and TRACE are refused
+ * (no open proxy). Keep-alive connections are reused; redirects are passed back, not
  * followed; bodies stream both ways with backpressure.
  */
 import http from 'node:http';
@@ -11,6 +13,8 @@ import { Readable } from 'node:stream';
 import WebSocket from 'ws';
 import type { IncomingTunnelRequest, IncomingTunnelSocket, HeaderPairs } from '@peerway/protocol';
 import type { Logger } from 'pino';
+import { PeerwayError } from '@peerway/protocol';
+import { declaredUpstream, upstreamPath } from './upstream-path';
 
 /** Headers that describe one hop, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -74,20 +78,29 @@ function filterHeaders(h: HeaderPairs, extraDrop?: Set<string>): HeaderPairs {
   });
 }
 
-/** Why a request target is refused, or null when it is a plain origin-form path. */
-export function refuseTarget(method: string, path: string): string | null {
-  if (REFUSED_METHODS.has(method.toUpperCase())) return `${method} is not allowed through Peerway`;
-  if (!path.startsWith('/') || path.startsWith('//'))
-    return 'the request target must be a path starting with a single "/"';
-  if (/[\s\u0000-\u001f\u007f]/.test(path))
-    return 'the request target contains control characters or spaces';
-  return null;
+/**
+ * The path to ask the upstream for, or why the request is refused: one
+ * decision for HTTP and WebSocket alike (see ./upstream-path).
+ */
+export function targetFor(
+  method: string,
+  prefix: string,
+  target: string,
+): { path: string } | { refused: string } {
+  if (REFUSED_METHODS.has(method.toUpperCase()))
+    return { refused: `${method} is not allowed through Peerway` };
+  try {
+    return { path: upstreamPath(prefix, target) };
+  } catch (err) {
+    if (err instanceof PeerwayError) return { refused: err.message };
+    throw err;
+  }
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
 
 export class Upstream {
-  private readonly base: URL;
+  private readonly base: ReturnType<typeof declaredUpstream>;
   private readonly agent: http.Agent;
   private readonly mod: typeof http | typeof https;
 
@@ -109,31 +122,28 @@ export class Upstream {
           ['x-forwarded-host', pub[2]!],
         ]
       : [];
-    this.base = new URL(target);
+    this.base = declaredUpstream(target);
     this.mod = this.base.protocol === 'https:' ? https : http;
     this.agent = new this.mod.Agent({ keepAlive: true, maxSockets: 128 });
   }
 
-  private pathFor(path: string): string {
-    const prefix = this.base.pathname === '/' ? '' : this.base.pathname;
-    return prefix + path;
-  }
-
   /** Serves one tunnel request from the upstream. */
   async handleRequest(req: IncomingTunnelRequest, peer: PeerInfo = {}): Promise<void> {
-    const { method, path } = req.head;
-    const refused = refuseTarget(method, path);
-    if (refused) {
+    const { method } = req.head;
+    const target = targetFor(method, this.base.prefix, req.head.path);
+    if ('refused' in target) {
       await req.respond(
         {
           status: 400,
           statusText: 'Bad Request',
           headers: [['content-type', 'text/plain; charset=utf-8']],
         },
-        text(`Peerway: ${refused}\n`),
+        text(`Peerway: ${target.refused}\n`),
       );
+      this.log.info({ service: this.service, refused: target.refused }, 'request target refused');
       return;
     }
+    const { path } = target;
     const headers = filterHeaders(req.head.headers, FORWARDING);
     const flat: string[] = [];
     for (const [k, v] of headers) flat.push(k, v);
@@ -153,7 +163,8 @@ export class Upstream {
           hostname: this.base.hostname,
           port: this.base.port,
           method,
-          path: this.pathFor(path),
+          // validated and under the prefix; the host above is the declared one
+          path,
           headers: flat,
           // the resend takes a new connection: the pool's other idle sockets
           // may have been closed just the same
@@ -252,16 +263,30 @@ export class Upstream {
 
   /** Bridges a tunnel WebSocket to the upstream's WebSocket at the same path. */
   handleWebSocket(inc: IncomingTunnelSocket, peer: PeerInfo = {}): void {
-    const refused = refuseTarget('GET', inc.head.path);
-    if (refused) return inc.reject(400, refused);
-    const url = new URL(this.pathFor(inc.head.path), this.base);
-    url.protocol = this.base.protocol === 'https:' ? 'wss:' : 'ws:';
+    const target = targetFor('GET', this.base.prefix, inc.head.path);
+    if ('refused' in target) {
+      this.log.info({ service: this.service, refused: target.refused }, 'WebSocket target refused');
+      return inc.reject(400, target.refused.slice(0, 256));
+    }
+    // By string from the declared origin: the path is validated, so the
+    // parse in ws cannot move the host. Checked again all the same, since
+    // ws parses it as a URL (and would percent-encode a few query
+    // characters a client sent raw).
+    const url = `${this.base.protocol === 'https:' ? 'wss:' : 'ws:'}//${this.base.host}${target.path}`;
+    const parsed = new URL(url);
+    if (parsed.host !== this.base.host || parsed.href !== url) {
+      this.log.info({ service: this.service, path: inc.head.path }, 'WebSocket target refused');
+      return inc.reject(400, 'the request target has characters that must be percent-encoded');
+    }
     const headers: Record<string, string> = {};
     for (const [k, v] of filterHeaders(inc.head.headers, new Set([...WS_OWN, ...FORWARDING])))
       headers[k] = v;
     for (const [k, v] of this.forwarded) headers[k] = v;
     if (peer.address) headers['x-forwarded-for'] = peer.address;
-    const up = new WebSocket(url, inc.head.protocols ?? [], { headers, perMessageDeflate: false });
+    const up = new WebSocket(parsed, inc.head.protocols ?? [], {
+      headers,
+      perMessageDeflate: false,
+    });
     let tunnel: ReturnType<IncomingTunnelSocket['accept']> | null = null;
     inc.signal.addEventListener('abort', () => up.terminate());
     up.on('unexpected-response', (_r, res) => {
