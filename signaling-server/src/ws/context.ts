@@ -9,6 +9,10 @@ import type { Broker } from './broker';
 import type { Cluster } from './cluster';
 import type { IceConfig } from './ice';
 import type { PeerLimits } from './peer';
+import { DEFAULT_CLIENT_TIMEOUTS, type ClientTimeouts } from './client-timeouts';
+
+/** Per-connection limits and the client timeouts. */
+type ClientLimits = PeerLimits & ClientTimeouts;
 
 /** The slice of server configuration signaling needs. */
 export interface SignalingConfig extends IceConfig {
@@ -17,7 +21,7 @@ export interface SignalingConfig extends IceConfig {
   baseDomain: string;
   presenceTimeoutMs: number;
   heartbeatIntervalMs: number;
-  limits: PeerLimits & {
+  limits: ClientLimits & {
     /**
      * An agent speaks for every session of its node: an answer, its
      * candidates and a few stats reports each (~8 messages), so it gets a
@@ -41,6 +45,7 @@ export const DEFAULT_LIMITS: SignalingConfig['limits'] = {
   badWindowMs: 10_000,
   connectionsPerMinutePerIp: 600,
   maxSessionsPerClient: 32,
+  ...DEFAULT_CLIENT_TIMEOUTS,
 };
 
 export interface SignalingContext {

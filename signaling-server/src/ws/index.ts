@@ -1,6 +1,10 @@
 /**
  * WebSocket signaling: `/ws/agent` for node agents, `/ws/client` for browser
- * shells and Node tunnel clients. Other upgrade paths are left alone.
+ * shells and Node tunnel clients. This is the server's only upgrade
+ * handler: an upgrade on any other path (or for a Host the server does not
+ * answer) is refused with a status line and its socket destroyed at once, so
+ * no stranger can park sockets here. (Visitors' own WebSockets never reach
+ * the server: the shell carries them over the data channel.)
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -25,6 +29,7 @@ import { PerKeyRate } from './limits';
 import { createMetrics } from './metrics';
 import { Health, signalingStats, type SignalingStats } from './stats';
 import { CloseCode, Peer } from './peer';
+import { watchClient } from './client-timeouts';
 import { Presence } from './presence';
 import { LocalCluster, type AgentInfo, type Cluster, type ClusterHandlers } from './cluster';
 import { RedisCluster } from './redis-cluster';
@@ -42,6 +47,25 @@ export interface SignalingDeps {
   clock?: Clock;
   /** Share agents and route sessions with other instances over this Redis. */
   redisUrl?: string;
+  /**
+   * Whether the server answers this Host header at all (the HTTP app's own
+   * allow-list, against DNS rebinding); without it every Host is taken.
+   */
+  hostAllowed?(host: string | undefined): boolean;
+}
+
+/** How long a refused upgrade's answer may take to be written before its socket goes anyway. */
+const REFUSED_UPGRADE_LINGER_MS = 1000;
+
+/** Answers an upgrade that will not become a WebSocket, and drops its socket now. */
+function refuseUpgrade(socket: Duplex, status: string): void {
+  // Destroyed as soon as the answer is written, not left to the peer: an
+  // upgrade nobody takes is never closed by node's HTTP server, and end()
+  // alone waits for a FIN that a hostile peer never sends.
+  const destroy = () => void socket.destroy();
+  setTimeout(destroy, REFUSED_UPGRADE_LINGER_MS).unref();
+  if (!socket.writable) return destroy();
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, destroy);
 }
 
 export type { SignalingStats } from './stats';
@@ -212,15 +236,14 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
   pinger.unref();
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
-    if (path !== '/ws/agent' && path !== '/ws/client') return; // someone else's
+    if (path !== '/ws/agent' && path !== '/ws/client')
+      return refuseUpgrade(socket, '404 Not Found');
+    if (deps.hostAllowed && !deps.hostAllowed(req.headers.host))
+      return refuseUpgrade(socket, '421 Misdirected Request');
     const ip = req.socket.remoteAddress ?? 'unknown';
-    if (!ipRate.hit(ip)) {
-      socket.end(
-        'HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
-      );
-      return;
-    }
+    if (!ipRate.hit(ip)) return refuseUpgrade(socket, '429 Too Many Requests');
     wss.handleUpgrade(req, socket, head, (ws) => {
       const w = ws as WebSocket & { alive?: boolean };
       w.alive = true;
@@ -254,7 +277,14 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
         );
         clients.add(peer);
         metrics.clients.set(clients.size);
+        const unwatch = watchClient(
+          peer,
+          () => broker.sessions.of((s) => s.clientKey === peer).length > 0,
+          deps.config.limits,
+          clock,
+        );
         ws.on('close', () => {
+          unwatch();
           clients.delete(peer);
           metrics.clients.set(clients.size);
           broker.clientGone(peer);

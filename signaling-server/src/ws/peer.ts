@@ -26,6 +26,8 @@ export const CloseCode = {
   REPLACED: 4009,
   PRESENCE_TIMEOUT: 4010,
   NODE_REMOVED: 4011,
+  /** A client with no live session said nothing for the idle timeout (./client-timeouts.ts). */
+  IDLE_TIMEOUT: 4012,
 } as const;
 
 export interface PeerLimits {
@@ -39,6 +41,8 @@ export class Peer<In, Out extends ServerToAgent | ServerToClient> {
   private readonly bucket: TokenBucket;
   private readonly abuse: AbuseMeter;
   closed = false;
+  /** When the last valid message arrived (null: none yet); what the client timeouts watch. */
+  lastMessageAt: number | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -48,7 +52,7 @@ export class Peer<In, Out extends ServerToAgent | ServerToClient> {
     private readonly log: Logger,
     private readonly metrics: SignalingMetrics,
     limits: PeerLimits,
-    clock: Clock,
+    private readonly clock: Clock,
   ) {
     this.bucket = new TokenBucket(limits.messagesPerSecond, limits.messageBurst, clock);
     this.abuse = new AbuseMeter(limits.maxBadMessages, limits.badWindowMs, clock);
@@ -75,6 +79,7 @@ export class Peer<In, Out extends ServerToAgent | ServerToClient> {
         }
         return this.refuse(r.error);
       }
+      this.lastMessageAt = this.clock.now();
       Promise.resolve()
         .then(() => handler(r.value))
         .catch((err: unknown) => {
