@@ -15,6 +15,7 @@ import {
   importServerKey,
   verifyServiceAccessToken,
   type NodeIdentity,
+  type TokenAccess,
 } from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
 import type { Logger } from 'pino';
@@ -238,9 +239,9 @@ export class Agent {
     return q;
   }
 
-  private reject(sessionId: string, err: PeerwayError): void {
+  private reject(sessionId: string, err: PeerwayError, level: 'info' | 'warn' = 'info'): void {
     this.early.delete(sessionId);
-    this.o.log.info({ session: sessionId, code: err.code }, `session refused: ${err.message}`);
+    this.o.log[level]({ session: sessionId, code: err.code }, `session refused: ${err.message}`);
     this.conn.send({
       type: 'session-reject',
       sessionId,
@@ -263,18 +264,33 @@ export class Agent {
         new PeerwayError('unauthorized', 'the node has no server key yet'),
       );
     const received = performance.now();
+    let access: TokenAccess;
     try {
-      await verifyServiceAccessToken(m.token, {
+      ({ access } = await verifyServiceAccessToken(m.token, {
         publicKey: await this.serverKey.key,
         issuer: this.serverKey.issuer,
         service: m.service,
-      });
+      }));
     } catch (err) {
       return this.reject(
         m.sessionId,
         err instanceof PeerwayError ? err : new PeerwayError('unauthorized', 'bad token'),
       );
     }
+    // What this node's owner declared wins over the server's record: a
+    // server whose record says public (changed, mistaken or compromised)
+    // cannot make a private service serve anyone who asks.
+    if (access === 'public' && !this.o.services.find((s) => s.name === m.service)?.public)
+      return this.reject(
+        m.sessionId,
+        new PeerwayError(
+          'forbidden',
+          `this node serves "${m.service}" privately; the server sent a public token: its record ` +
+            `says the service is public, but the node's owner declared it private. ` +
+            `Sign in with an account that has access to "${m.service}"`,
+        ),
+        'warn',
+      );
     if (this.draining)
       return this.reject(
         m.sessionId,
