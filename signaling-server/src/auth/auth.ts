@@ -14,7 +14,34 @@ import { logger } from '../logger';
 
 const log = logger('auth');
 
-export const SESSION_COOKIE = 'pw_session';
+/** The session cookie: its name, and whether it is sent only over HTTPS. */
+export interface SessionCookie {
+  name: string;
+  secure: boolean;
+}
+
+/**
+ * The session cookie for a gateway at `publicUrl`, decided once. On HTTPS,
+ * or on a loopback host (browsers keep Secure cookies for http://localhost),
+ * it is `__Host-pw_session`: Secure, Path=/ and no Domain, which the browser
+ * itself enforces, so no service subdomain or plain-HTTP page can set or
+ * shadow it. Any other plain-HTTP host (a test lab's made-up name) cannot
+ * keep a Secure cookie at all: there it is `pw_session` without Secure, and
+ * the server warns at start that real deployments need HTTPS.
+ */
+export function sessionCookie(publicUrl: string): SessionCookie {
+  const u = new URL(publicUrl);
+  const host = u.hostname.toLowerCase();
+  const loopback =
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host === '[::1]' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  return u.protocol === 'https:' || loopback
+    ? { name: '__Host-pw_session', secure: true }
+    : { name: 'pw_session', secure: false };
+}
+
 export const SESSION_TTL_S = 7 * 24 * 3600;
 const SIGNUP_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const TOKEN_PREFIX = 'pwt_';

@@ -11,7 +11,8 @@ import { signServiceAccessToken, shortIdOf } from '@peerway/protocol/node';
 import { claimState, redeemClaim, rememberRemoval } from '../nodes/claims';
 import type { Registry } from 'prom-client';
 import type { NodeRecord, Store, User } from '../store/store';
-import { SESSION_COOKIE, SESSION_TTL_S, type Auth } from '../auth/auth';
+import { SESSION_TTL_S, sessionCookie, type Auth } from '../auth/auth';
+import { logger } from '../logger';
 import type { ServerKeys } from '../auth/keys';
 import { body, errorHandler, route } from './errors';
 import { serviceOrigin, serviceOriginRouter } from '../web/service-origin';
@@ -78,8 +79,23 @@ export function createApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  // The session cookie's name and flags, from the public URL, once (see sessionCookie).
+  const session = sessionCookie(config.publicUrl);
+  if (!session.secure)
+    logger('http').warn(
+      { publicUrl: config.publicUrl },
+      'the public URL is plain HTTP on a non-loopback host: the session cookie cannot be Secure or __Host- here; real deployments need HTTPS',
+    );
   // Service origins first: nothing of the gateway is reachable there.
   app.use(serviceOriginRouter({ config, store, keys: deps.keys }));
+  // Every gateway response (dashboard, sign-in, /authorize, API) refuses to be
+  // framed, by any site and by the service origins alike: no clickjacking of
+  // the dashboard or the authorize hop.
+  app.use((_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('Content-Security-Policy', "frame-ancestors 'none'");
+    res.setHeader('X-Frame-Options', 'DENY');
+    next();
+  });
   app.use(express.json({ limit: '64kb' }));
 
   // Who is calling: bearer first, then the session cookie.
@@ -87,9 +103,7 @@ export function createApp(deps: HttpDeps): express.Express {
     route(async (req, _res, next) => {
       const h = req.headers.authorization;
       const bearer = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
-      const cookie = req.headers.cookie
-        ? parseCookie(req.headers.cookie)[SESSION_COOKIE]
-        : undefined;
+      const cookie = req.headers.cookie ? parseCookie(req.headers.cookie)[session.name] : undefined;
       // A session cookie rides along with any request the browser makes, also
       // one another site's page starts: writes on its strength must come from
       // the gateway's own pages (bearer tokens are never sent by themselves).
@@ -119,10 +133,10 @@ export function createApp(deps: HttpDeps): express.Express {
   const setSession = async (res: Response, user: User) => {
     // No Domain attribute: the cookie stays on the gateway host and is never
     // sent to service subdomains.
-    res.cookie(SESSION_COOKIE, await auth.sessionToken(user), {
+    res.cookie(session.name, await auth.sessionToken(user), {
       httpOnly: true,
       sameSite: 'lax',
-      secure: config.publicUrl.startsWith('https:'),
+      secure: session.secure,
       path: '/',
       maxAge: SESSION_TTL_S * 1000,
     });
@@ -205,11 +219,15 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/auth/logout',
     route(async (req, res) => {
       // Revoked server-side too: a copied cookie must stop working as well.
-      const cookie = req.headers.cookie
-        ? parseCookie(req.headers.cookie)[SESSION_COOKIE]
-        : undefined;
+      const cookie = req.headers.cookie ? parseCookie(req.headers.cookie)[session.name] : undefined;
       await auth.revokeSession(cookie);
-      res.clearCookie(SESSION_COOKIE, { path: '/' });
+      // With the same attributes: a browser ignores a __Host- cookie without Secure.
+      res.clearCookie(session.name, {
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: session.secure,
+        path: '/',
+      });
       res.json({ ok: true });
     }),
   );
