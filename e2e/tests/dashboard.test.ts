@@ -17,7 +17,8 @@ beforeAll(async () => {
   const app = await startClockApp();
   appPort = app.port;
   stack.onStop(() => app.close());
-  await stack.start();
+  // This test signs up in the browser: open sign-up is off by default.
+  await stack.start(['--open-signup']);
   // Not a first start: the first account needs the one-time admin link.
   await stack.user(true);
 });

@@ -43,8 +43,47 @@ function serverOptions(cmd: Command): Command {
     .addOption(
       new Option('--presence-timeout-ms <ms>', 'offline after this long without a heartbeat'),
     )
-    .addOption(new Option('--heartbeat-interval-ms <ms>', 'how often agents heartbeat'));
+    .addOption(new Option('--heartbeat-interval-ms <ms>', 'how often agents heartbeat'))
+    .addOption(
+      new Option(
+        '--open-signup',
+        'let anyone create an account (PEERWAY_OPEN_SIGNUP=true); off by default: accounts come from invites and `users create`',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--metrics-token <t>',
+        '/metrics needs "Authorization: Bearer <t>" (PEERWAY_METRICS_TOKEN; at least 16 characters)',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--allowed-host <name>',
+        "another Host name the gateway answers on, repeatable (PEERWAY_ALLOWED_HOSTS); the public URL's host and loopback always are, other names get 421",
+      ).argParser(collect),
+    );
 }
+
+/** Reads a duration like `30d` or `12h` as milliseconds. */
+function parseDuration(s: string): number {
+  const m = /^(\d{1,5})\s*([dh])$/.exec(s.trim());
+  if (!m || Number(m[1]) === 0)
+    throw new PeerwayError('bad_request', `--expires-in ${s}: say how long, like 30d or 12h`);
+  return Number(m[1]) * (m[2] === 'd' ? 24 : 1) * 3600 * 1000;
+}
+
+/** The user an --email names, or a clear error. */
+async function userByEmail(store: Awaited<ReturnType<typeof openStore>>, email: string) {
+  const user = await store.getUserByEmail(email);
+  if (!user)
+    throw new PeerwayError(
+      'not_found',
+      `no user ${email}; create it with \`peerway-server users create\``,
+    );
+  return user;
+}
+
+const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
 
 function config(opts: Record<string, unknown>) {
   const env = configFromEnv(process.env);
@@ -63,6 +102,9 @@ function config(opts: Record<string, unknown>) {
     authAudience: opts.authAudience as string,
     presenceTimeoutMs: opts.presenceTimeoutMs as string,
     heartbeatIntervalMs: opts.heartbeatIntervalMs as string,
+    openSignup: opts.openSignup as boolean | undefined,
+    metricsToken: opts.metricsToken as string,
+    allowedHosts: opts.allowedHost as string[],
   };
   const merged = { ...env } as Record<string, unknown>;
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
@@ -118,21 +160,49 @@ serverOptions(users.command('create'))
 
 const tokens = program.command('tokens').description('manage personal access tokens');
 serverOptions(tokens.command('create'))
+  .description('make a personal access token (printed once)')
   .requiredOption('--email <email>')
   .option('--name <name>', 'a label for the token', 'cli')
+  .option('--expires-in <duration>', 'the token stops working after this long, e.g. 30d or 12h')
   .action(async (opts) => {
     const cfg = config(opts);
+    const expiresInMs = opts.expiresIn ? parseDuration(opts.expiresIn as string) : undefined;
     const store = await openStore(cfg);
-    const user = await store.getUserByEmail(opts.email);
-    if (!user)
-      throw new PeerwayError(
-        'not_found',
-        `no user ${opts.email}; create it with \`peerway-server users create\``,
-      );
+    const user = await userByEmail(store, opts.email);
     const auth = new Auth(store, await loadServerKeys(store), cfg);
-    const t = await auth.createAccessToken(user.id, opts.name);
+    const t = await auth.createAccessToken(user.id, opts.name, expiresInMs);
     console.log(t.token);
     await store.close();
+  });
+serverOptions(tokens.command('list'))
+  .description("a user's personal access tokens (never their secrets)")
+  .requiredOption('--email <email>')
+  .option('--json', 'as JSON')
+  .action(async (opts) => {
+    const store = await openStore(config(opts));
+    const user = await userByEmail(store, opts.email);
+    const list = await store.listAccessTokens(user.id);
+    if (opts.json) console.log(JSON.stringify(list.map(({ tokenHash: _h, ...t }) => t)));
+    else {
+      console.log(['ID', 'NAME', 'CREATED', 'LAST USED', 'EXPIRES'].join('\t'));
+      for (const t of list)
+        console.log(
+          [t.id, t.name, when(t.createdAt), when(t.lastUsedAt), when(t.expiresAt)].join('\t'),
+        );
+    }
+    await store.close();
+  });
+serverOptions(tokens.command('revoke'))
+  .description('revoke a personal access token by its ID (see `tokens list`)')
+  .argument('<id>')
+  .requiredOption('--email <email>')
+  .action(async (id: string, opts) => {
+    const store = await openStore(config(opts));
+    const user = await userByEmail(store, opts.email);
+    const gone = await store.deleteAccessToken(user.id, id);
+    await store.close();
+    if (!gone) throw new PeerwayError('not_found', `${opts.email} has no token ${id}`);
+    console.log(`revoked ${id}`);
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -6,10 +6,14 @@
  * The default host is 127.0.0.1: a fresh `npm start` is reachable from this
  * machine only. A public deployment passes `--host 0.0.0.0` (or a specific
  * address) on purpose, usually behind a TLS-ending reverse proxy.
+ *
+ * Safe by default: open sign-up is off (accounts come from the admin's
+ * invite or `users create`), the public URL's host may not be a service
+ * origin, and only configured Host names get the gateway (./http/hosts.ts).
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { PeerwayError } from '@peerway/protocol';
+import { PeerwayError, isValidServiceName } from '@peerway/protocol';
 
 export const DEFAULTS = {
   port: 8080,
@@ -19,7 +23,7 @@ export const DEFAULTS = {
   presenceTimeoutMs: 30_000,
   heartbeatIntervalMs: 10_000,
   turnCredentialTtlS: 600,
-  openSignup: true,
+  openSignup: false,
 } as const;
 
 /** pino levels, plus `silent`. */
@@ -43,6 +47,10 @@ export interface RawServerConfig {
   heartbeatIntervalMs?: string | number;
   turnCredentialTtlS?: string | number;
   openSignup?: boolean | string;
+  /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
+  /** More Host names the gateway answers on (besides the public URL's host and loopback). */
+  allowedHosts?: string[] | string;
   logLevel?: string;
 }
 
@@ -90,6 +98,15 @@ const Schema = z
           .transform((s) => s === 'true' || s === '1' || s === 'yes'),
       ])
       .default(DEFAULTS.openSignup),
+    metricsToken: z.string().min(16, 'the metrics token must be at least 16 characters').optional(),
+    allowedHosts: list.pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^[a-z0-9.-]+$/i, 'a host name, without scheme or port')
+          .transform((h) => h.toLowerCase()),
+      ),
+    ),
     /** Unset: keep the logger's own default (PEERWAY_LOG_LEVEL, else info; silent under vitest). */
     logLevel: z.enum(LOG_LEVELS).optional(),
   })
@@ -127,12 +144,27 @@ export function parseConfig(raw: RawServerConfig): ServerConfig {
     );
   }
   const c = r.data;
+  const gatewayHost = c.publicUrl ? new URL(c.publicUrl).hostname.toLowerCase() : 'localhost';
+  const service = serviceLabelOf(gatewayHost, c.baseDomain);
+  if (service !== null)
+    throw new PeerwayError(
+      'bad_request',
+      `invalid server option publicUrl: its host ${gatewayHost} is itself a service origin under the base domain ${c.baseDomain} (a service named "${service}" would be served where the gateway is): give the gateway a host outside *.${c.baseDomain} (e.g. ${c.baseDomain} itself), or another --base-domain`,
+    );
   return {
     ...c,
     dataDir: resolve(c.dataDir),
     publicUrl: (c.publicUrl ?? `http://localhost:${c.port}`).replace(/\/+$/, ''),
     publicUrlDerived: c.publicUrl === undefined,
   };
+}
+
+/** The service name `host` would be under `baseDomain` (as the service router reads it), or null. */
+function serviceLabelOf(host: string, baseDomain: string): string | null {
+  const suffix = `.${baseDomain.toLowerCase()}`;
+  if (!host.endsWith(suffix)) return null;
+  const label = host.slice(0, -suffix.length);
+  return isValidServiceName(label) ? label : null;
 }
 
 /** Reads the documented environment variables. */
@@ -154,6 +186,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RawServerConfig {
     heartbeatIntervalMs: env.PEERWAY_HEARTBEAT_INTERVAL_MS,
     turnCredentialTtlS: env.PEERWAY_TURN_CREDENTIAL_TTL_S,
     openSignup: env.PEERWAY_OPEN_SIGNUP,
+    metricsToken: env.PEERWAY_METRICS_TOKEN,
+    allowedHosts: env.PEERWAY_ALLOWED_HOSTS,
     logLevel: env.PEERWAY_LOG_LEVEL,
   };
 }

@@ -6,6 +6,8 @@
  * handed out, and `server.url` is the address actually listened on.
  */
 import { createServer, type Server } from 'node:http';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Express } from 'express';
 import type { AddressInfo } from 'node:net';
 import type { ServerConfig } from './config';
@@ -13,6 +15,9 @@ import { SqliteStore } from './store/sqlite';
 import { RedisStore } from './store/redis';
 import type { Store } from './store/store';
 import { Auth } from './auth/auth';
+import type { SigninLimits } from './auth/signin-limiter';
+import type { HashLimits } from './auth/password';
+import { knownHostCheck } from './http/hosts';
 import { loadServerKeys, type ServerKeys } from './auth/keys';
 import { createApp } from './http/app';
 import { attachSignaling, DEFAULT_LIMITS, type Signaling, type SignalingConfig } from './ws/index';
@@ -43,14 +48,37 @@ export interface ServerOptions {
   store?: Store;
   clock?: Clock;
   limits?: Partial<SignalingConfig['limits']>;
+  /** Failed sign-in limits (tests: short waits); the limiter reads `clock.now`. */
+  signinLimits?: Partial<SigninLimits>;
+  hashLimits?: Partial<HashLimits>;
+}
+
+/** The SQLite file in a data directory (and its -wal / -shm beside it). */
+const SQLITE_FILE = 'peerway.db';
+
+/**
+ * The data directory is the server's alone (0700) and the SQLite files in
+ * it, which hold the server's signing keys, password hashes and token
+ * hashes, are 0600, whatever the umask. The file is made 0600 before SQLite
+ * first opens it, since SQLite gives the -wal and -shm files it creates the
+ * main file's mode; files of an older install are narrowed here too.
+ */
+function privateDataDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
+  const db = join(dataDir, SQLITE_FILE);
+  if (!existsSync(db)) closeSync(openSync(db, 'a', 0o600));
+  for (const f of [db, `${db}-wal`, `${db}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 }
 
 /** The configured store (Redis with `redisUrl`, else SQLite in `dataDir`), migrated. */
 export async function openStore(
   config: Pick<ServerConfig, 'redisUrl' | 'dataDir'>,
 ): Promise<Store> {
+  if (!config.redisUrl) privateDataDir(config.dataDir);
   const store = config.redisUrl ? new RedisStore(config.redisUrl) : new SqliteStore(config.dataDir);
   await store.migrate();
+  if (!config.redisUrl) privateDataDir(config.dataDir); // the -wal / -shm SQLite has made now
   return store;
 }
 
@@ -80,7 +108,12 @@ export async function startPeerwayServer(
   if (config.publicUrlDerived) config = { ...config, port, publicUrl: `http://localhost:${port}` };
   else config = { ...config, port };
 
-  const auth = new Auth(store, keys, config);
+  const clock = opts.clock;
+  const auth = new Auth(store, keys, config, {
+    ...(clock ? { now: () => clock.now() } : {}),
+    ...(opts.signinLimits ? { signinLimits: opts.signinLimits } : {}),
+    ...(opts.hashLimits ? { hashLimits: opts.hashLimits } : {}),
+  });
   const signaling = attachSignaling(httpServer, {
     config: {
       publicUrl: config.publicUrl,
@@ -97,6 +130,7 @@ export async function startPeerwayServer(
     logger: logger('signaling'),
     serverKeys: { publicJwk: keys.accessPublicJwk, issuer: config.publicUrl },
     authenticateBearer: (t) => auth.authenticate(t),
+    hostAllowed: knownHostCheck(config),
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
   });

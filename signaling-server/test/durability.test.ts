@@ -21,7 +21,7 @@ afterAll(() => {
 });
 
 async function startServer(): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [BIN, '--port', '0', '--data-dir', dir], {
+  const proc = spawn(process.execPath, [BIN, '--port', '0', '--data-dir', dir, '--open-signup'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PEERWAY_LOG_LEVEL: 'warn' },
   });

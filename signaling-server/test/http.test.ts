@@ -12,7 +12,8 @@ import { WEB_DIST } from '../src/web/service-origin';
 let ctx: Awaited<ReturnType<typeof withServer>>;
 let server: PeerwayServer;
 beforeAll(async () => {
-  ctx = await withServer();
+  // These tests sign up without invites: open sign-up is off by default.
+  ctx = await withServer({ openSignup: true });
   server = ctx.server;
 });
 afterAll(() => ctx.stop());

@@ -9,7 +9,14 @@ import { SignJWT, createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jo
 import { PeerwayError } from '@peerway/protocol';
 import type { Store, User } from '../store/store';
 import type { ServerKeys } from './keys';
-import { hashPassword, verifyPassword } from './password';
+import {
+  DEFAULT_HASH_LIMITS,
+  HashGate,
+  hashPassword,
+  verifyPassword,
+  type HashLimits,
+} from './password';
+import { DEFAULT_SIGNIN_LIMITS, SigninLimiter, type SigninLimits } from './signin-limiter';
 import { logger } from '../logger';
 
 const log = logger('auth');
@@ -56,6 +63,14 @@ export interface AuthConfig {
   authAudience?: string | undefined;
 }
 
+/** What tests (and a server) may set beyond the configuration: time, and the sign-in limits. */
+export interface AuthOptions {
+  /** The clock the sign-in limiter and token expiry read (default Date.now). */
+  now?: () => number;
+  signinLimits?: Partial<SigninLimits>;
+  hashLimits?: Partial<HashLimits>;
+}
+
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 let dummy: Promise<string> | null = null;
 const dummyHash = () => (dummy ??= hashPassword(randomBytes(16).toString('hex')));
@@ -63,13 +78,22 @@ const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
 export class Auth {
   private readonly jwks: JWTVerifyGetKey | null;
+  private readonly now: () => number;
+  /** Failed sign-ins per IP and per account (in memory, per instance). */
+  readonly signins: SigninLimiter;
+  /** Bounds concurrent scrypt work (sign-in and sign-up). */
+  readonly hashing: HashGate;
 
   constructor(
     private readonly store: Store,
     private readonly keys: ServerKeys,
     private readonly config: AuthConfig,
+    opts: AuthOptions = {},
   ) {
     this.jwks = config.authJwksUrl ? createRemoteJWKSet(new URL(config.authJwksUrl)) : null;
+    this.now = opts.now ?? Date.now;
+    this.signins = new SigninLimiter({ ...DEFAULT_SIGNIN_LIMITS, ...opts.signinLimits }, this.now);
+    this.hashing = new HashGate({ ...DEFAULT_HASH_LIMITS, ...opts.hashLimits });
   }
 
   /** On a store with no users, makes a one-time admin sign-up link (else null). */
@@ -80,18 +104,26 @@ export class Auth {
     return `${this.config.publicUrl}/signup?invite=${invite}`;
   }
 
-  /** Creates a built-in account. The admin invite makes an admin; otherwise open sign-up must be on. */
-  async signup(email: string, password: string, invite?: string): Promise<User> {
+  /**
+   * Creates a built-in account. The admin invite makes an admin; otherwise
+   * open sign-up must be on. Refused sign-ups (no or a spent invite) count
+   * against the caller's IP like failed sign-ins, and its wait applies.
+   */
+  async signup(email: string, password: string, invite?: string, ip?: string): Promise<User> {
     if (!EMAIL_RE.test(email)) throw new PeerwayError('bad_request', 'enter a valid email address');
     if (password.length < 8)
       throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
+    this.signins.check(ip);
+    // Before any hashing: a closed server spends nothing on strangers.
+    if (!invite && !this.config.openSignup) {
+      this.signins.failed(ip);
+      throw new PeerwayError('forbidden', 'sign-up is by invitation only on this server');
+    }
     // Checked before an invite is taken, so signing up twice does not burn it.
     if (await this.store.getUserByEmail(email))
       throw new PeerwayError('conflict', `an account for ${email} exists already: sign in`);
-    const passwordHash = await hashPassword(password);
+    const passwordHash = await this.hashing.run(() => hashPassword(password));
     if (!invite) {
-      if (!this.config.openSignup)
-        throw new PeerwayError('forbidden', 'sign-up is by invitation only on this server');
       if ((await this.store.countUsers()) === 0)
         throw new PeerwayError(
           'forbidden',
@@ -100,8 +132,10 @@ export class Auth {
       return this.store.createUser({ email, passwordHash, isAdmin: false, externalSubject: null });
     }
     const kind = await this.store.takeOneTime('signup', invite, Date.now());
-    if (!kind)
+    if (!kind) {
+      this.signins.failed(ip);
       throw new PeerwayError('expired', 'this sign-up link was already used or has expired');
+    }
     try {
       const user = await this.store.createUser({
         email,
@@ -118,14 +152,25 @@ export class Auth {
     }
   }
 
-  /** Checks email and password; one answer for an unknown email and a wrong password. */
-  async login(email: string, password: string): Promise<User> {
+  /**
+   * Checks email and password; one answer for an unknown email and a wrong
+   * password. `ip` is the caller's address: after repeated failures from it,
+   * or for this email, tries are refused with RetryLaterError (429) before
+   * any hashing, for a wait that doubles with each further failure.
+   */
+  async login(email: string, password: string, ip?: string): Promise<User> {
+    this.signins.check(ip, email);
     const user = await this.store.getUserByEmail(email);
     // An unknown email costs the same scrypt as a known one, so timing does
-    // not tell which emails have accounts.
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
-    if (!user?.passwordHash || !ok)
+    // not tell which emails have accounts (and counts the same way below).
+    const ok = await this.hashing.run(async () =>
+      verifyPassword(password, user?.passwordHash ?? (await dummyHash())),
+    );
+    if (!user?.passwordHash || !ok) {
+      this.signins.failed(ip, email);
       throw new PeerwayError('unauthorized', 'wrong email or password');
+    }
+    this.signins.succeeded(email);
     return user;
   }
 
@@ -160,12 +205,23 @@ export class Auth {
     }
   }
 
-  /** Makes a personal access token; the secret is returned once and only its hash is kept. */
-  async createAccessToken(userId: string, name: string): Promise<{ id: string; token: string }> {
+  /**
+   * Makes a personal access token; the secret is returned once and only its
+   * hash is kept. With `expiresInMs` it stops working that long from now
+   * (else it lives until revoked).
+   */
+  async createAccessToken(
+    userId: string,
+    name: string,
+    expiresInMs?: number,
+  ): Promise<{ id: string; token: string; expiresAt: number | null }> {
+    if (expiresInMs !== undefined && !(Number.isSafeInteger(expiresInMs) && expiresInMs > 0))
+      throw new PeerwayError('bad_request', 'a token expiry must be a positive time');
     const id = randomBytes(6).toString('hex');
     const token = `${TOKEN_PREFIX}${id}_${randomBytes(24).toString('base64url')}`;
-    await this.store.createAccessToken({ id, userId, name, tokenHash: sha256(token) });
-    return { id, token };
+    const expiresAt = expiresInMs === undefined ? null : this.now() + expiresInMs;
+    await this.store.createAccessToken({ id, userId, name, tokenHash: sha256(token), expiresAt });
+    return { id, token, expiresAt };
   }
 
   /** Resolves a session JWT, a personal access token or an external JWT to a user (null if none fits). */
@@ -174,6 +230,7 @@ export class Auth {
     if (token.startsWith(TOKEN_PREFIX)) {
       const rec = await this.store.findAccessTokenByHash(sha256(token));
       if (!rec) return null;
+      if (rec.expiresAt !== null && rec.expiresAt <= this.now()) return null;
       void this.store.touchAccessToken(rec.id, Date.now());
       return this.store.getUserById(rec.userId);
     }

@@ -4,6 +4,7 @@
  * leaves as `{ error: { code, message } }`.
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { parse as parseCookie } from 'cookie';
 import { z } from 'zod';
 import { PeerwayError, isValidServiceName, type NodeLoad } from '@peerway/protocol';
@@ -18,6 +19,8 @@ import { body, errorHandler, route } from './errors';
 import { serviceOrigin, serviceOriginRouter } from '../web/service-origin';
 import { mountPages } from '../web/pages';
 import { mountEvents } from './events';
+import { requireGatewayHost } from './hosts';
+import { RetryLaterError } from '../auth/signin-limiter';
 
 /** What the HTTP layer needs to know about live connections. */
 export interface PresenceView {
@@ -32,7 +35,16 @@ export interface HttpDeps {
   keys: ServerKeys;
   presence: PresenceView;
   metrics: Registry;
-  config: { publicUrl: string; baseDomain: string; port: number };
+  config: {
+    publicUrl: string;
+    baseDomain: string;
+    port: number;
+    /** The listen address, and more names the gateway answers on (./hosts.ts). */
+    host?: string;
+    allowedHosts?: readonly string[];
+    /** When set, /metrics needs `Authorization: Bearer <metricsToken>`. */
+    metricsToken?: string | undefined;
+  };
   /** Told when a node gets claimed over HTTP, so its live connection learns it. */
   onNodeClaimed(nodeId: string): void;
   /** Told when a node is removed, so its live connection is closed. */
@@ -56,7 +68,12 @@ const VisibilityBody = z.object({ isPublic: z.boolean() });
 const AccessBody = z.object({ access: z.enum(['private', 'public', 'shared']) });
 const ShareBody = z.object({ email: z.string().max(320) });
 const ExternalBody = z.object({ token: z.string().min(1).max(8192) });
-const TokenBody = z.object({ name: z.string().min(1).max(64).default('token') });
+const TokenBody = z.object({
+  name: z.string().min(1).max(64).default('token'),
+  /** Unset: the token lives until revoked. */
+  expiresInDays: z.number().int().min(1).max(3650).optional(),
+});
+const DAY_MS = 24 * 3600 * 1000;
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -88,6 +105,8 @@ export function createApp(deps: HttpDeps): express.Express {
     );
   // Service origins first: nothing of the gateway is reachable there.
   app.use(serviceOriginRouter({ config, store, keys: deps.keys }));
+  // Then only the gateway's own names (against DNS rebinding): others get 421.
+  app.use(requireGatewayHost(config));
   // Every gateway response (dashboard, sign-in, /authorize, API) refuses to be
   // framed, by any site and by the service origins alike: no clickjacking of
   // the dashboard or the authorize hop.
@@ -174,9 +193,17 @@ export function createApp(deps: HttpDeps): express.Express {
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
+  const metricsAllowed = metricsTokenCheck(config.metricsToken);
   app.get(
     '/metrics',
-    route(async (_req, res) => {
+    route(async (req, res) => {
+      if (!metricsAllowed(req.headers.authorization)) {
+        res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
+        throw new PeerwayError(
+          'unauthorized',
+          'the metrics need "Authorization: Bearer <the server\'s --metrics-token>"',
+        );
+      }
       res.type(deps.metrics.contentType).send(await deps.metrics.metrics());
     }),
   );
@@ -186,7 +213,7 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/auth/signup',
     route(async (req, res) => {
       const b = body(SignupBody, req);
-      const user = await auth.signup(b.email, b.password, b.invite);
+      const user = await retryAfter(res, () => auth.signup(b.email, b.password, b.invite, req.ip));
       await setSession(res, user);
       res.status(201).json({ user: publicUser(user) });
     }),
@@ -195,7 +222,7 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/auth/login',
     route(async (req, res) => {
       const b = body(Credentials, req);
-      const user = await auth.login(b.email, b.password);
+      const user = await retryAfter(res, () => auth.login(b.email, b.password, req.ip));
       await setSession(res, user);
       res.json({ user: publicUser(user) });
     }),
@@ -218,9 +245,13 @@ export function createApp(deps: HttpDeps): express.Express {
   app.post(
     '/api/auth/logout',
     route(async (req, res) => {
-      // Revoked server-side too: a copied cookie must stop working as well.
+      // Revoked server-side too: a copied cookie must stop working as well,
+      // and so must a session token sent as a bearer (a script's sign-in).
       const cookie = req.headers.cookie ? parseCookie(req.headers.cookie)[session.name] : undefined;
+      const h = req.headers.authorization;
+      const bearer = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
       await auth.revokeSession(cookie);
+      if (bearer !== cookie) await auth.revokeSession(bearer);
       // With the same attributes: a browser ignores a __Host- cookie without Secure.
       res.clearCookie(session.name, {
         httpOnly: true,
@@ -243,7 +274,12 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/tokens',
     route(async (req, res) => {
       const user = needUser(req);
-      const t = await auth.createAccessToken(user.id, body(TokenBody, req).name);
+      const b = body(TokenBody, req);
+      const t = await auth.createAccessToken(
+        user.id,
+        b.name,
+        b.expiresInDays === undefined ? undefined : b.expiresInDays * DAY_MS,
+      );
       res.status(201).json(t);
     }),
   );
@@ -258,6 +294,7 @@ export function createApp(deps: HttpDeps): express.Express {
           name: t.name,
           createdAt: t.createdAt,
           lastUsedAt: t.lastUsedAt,
+          expiresAt: t.expiresAt,
         })),
       });
     }),
@@ -560,6 +597,36 @@ export function createApp(deps: HttpDeps): express.Express {
   );
   app.use(errorHandler);
   return app;
+}
+
+/**
+ * Runs a sign-in step; a refusal that says when to come back gets a
+ * Retry-After header (whole seconds), a busy server's refusal one of 1 s.
+ */
+async function retryAfter<T>(res: Response, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RetryLaterError)
+      res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
+    else if (err instanceof PeerwayError && err.code === 'rate_limited')
+      res.setHeader('Retry-After', '1');
+    throw err;
+  }
+}
+
+/** Whether an Authorization header carries the metrics token (always, when none is set). */
+function metricsTokenCheck(
+  token: string | undefined,
+): (authorization: string | undefined) => boolean {
+  if (!token) return () => true;
+  const want = createHash('sha256').update(token).digest();
+  return (authorization) => {
+    const given = authorization?.startsWith('Bearer ') ? authorization.slice(7).trim() : '';
+    // Digests of equal length, compared in constant time: the answer's timing
+    // says nothing about how much of a guess was right.
+    return timingSafeEqual(createHash('sha256').update(given).digest(), want);
+  };
 }
 
 function cors(res: Response): void {
