@@ -527,24 +527,24 @@ export function createApp(deps: HttpDeps): express.Express {
       const s = isValidServiceName(name) ? await store.getService(name) : null;
       if (!s)
         throw new PeerwayError('service_unknown', `there is no service "${name}" on this server`);
-      let subject = 'anonymous';
-      if (s.access !== 'public') {
-        const user = needUser(req);
-        const allowed =
-          user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(name, user.id)));
-        if (!allowed)
-          throw new PeerwayError(
-            'forbidden',
-            `${user.email} has no access to "${name}"; ask its owner to share it`,
-          );
-        subject = user.id;
-      } else if (req.user) subject = req.user.id;
+      // The caller's own right (owner, or a share while shared), apart from
+      // anyone's right to a public service: a node that declared the service
+      // private serves only tokens minted for an own right.
+      const user = s.access === 'public' ? req.user : needUser(req);
+      const ownRight =
+        !!user &&
+        (user.id === s.ownerId || (s.access === 'shared' && (await store.hasShare(name, user.id))));
+      if (!ownRight && s.access !== 'public')
+        throw new PeerwayError(
+          'forbidden',
+          `${user!.email} has no access to "${name}"; ask its owner to share it`,
+        );
       const token = await signServiceAccessToken({
         privateKey: deps.keys.accessPrivateKey,
         issuer: config.publicUrl,
         service: name,
-        subject,
-        access: s.access === 'public' ? 'public' : 'private',
+        subject: user?.id ?? 'anonymous',
+        access: ownRight ? 'private' : 'public',
       });
       res.json({ token, service: name });
     }),
