@@ -24,7 +24,8 @@ import { attachSignaling, DEFAULT_LIMITS, type Signaling, type SignalingConfig }
 import { logger, setLogLevel } from './logger';
 import { TurnMonitor } from './turn/monitor';
 import { Gauge } from 'prom-client';
-import type { Clock } from './ws/clock';
+import { systemClock, type Clock } from './ws/clock';
+import { startPurge } from './nodes/purge';
 
 const log = logger('server');
 
@@ -135,6 +136,12 @@ export async function startPeerwayServer(
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
   });
   await signaling.ready;
+  // Rows from keys nobody claimed, and expired one-time values, do not pile up.
+  const stopPurge = startPurge({
+    store,
+    clock: opts.clock ?? systemClock,
+    log: logger('purge'),
+  });
   const turn = new TurnMonitor(
     { turnUrls: config.turnUrls, turnSecret: config.turnSecret, redisUrl: config.redisUrl },
     logger('turn'),
@@ -186,6 +193,7 @@ export async function startPeerwayServer(
     url,
     close() {
       closing ??= (async () => {
+        stopPurge();
         await signaling.close();
         await turn.close();
         httpServer.closeAllConnections();

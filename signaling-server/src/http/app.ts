@@ -76,6 +76,8 @@ const TokenBody = z.object({
 const DAY_MS = 24 * 3600 * 1000;
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Nodes the admin node list shows at most. */
+const ADMIN_NODES_MAX = 1000;
 
 /** Whether a browser says the request came from a page of another origin. */
 function crossSite(req: Request): boolean {
@@ -572,13 +574,21 @@ export function createApp(deps: HttpDeps): express.Express {
     '/api/admin/nodes',
     route(async (req, res) => {
       needAdmin(req);
+      // Unclaimed keys are anyone's to make: they are counted, and listed
+      // only while online (or with ?unclaimed=1), so the view stays small.
+      const all = req.query.unclaimed === '1';
+      const nodes = (await store.listAllNodes()).filter(
+        (n) => all || n.ownerId || presence.isOnline(n.id),
+      );
       res.json({
         nodes: await Promise.all(
-          (await store.listAllNodes()).map(async (n) => ({
+          nodes.slice(0, ADMIN_NODES_MAX).map(async (n) => ({
             ...(await nodeView(n)),
             ownerId: n.ownerId,
           })),
         ),
+        truncated: nodes.length > ADMIN_NODES_MAX,
+        unclaimed: await store.countUnclaimedNodes(),
       });
     }),
   );
