@@ -103,8 +103,11 @@ const Schema = z
       z.array(
         z
           .string()
-          .regex(/^[a-z0-9.-]+$/i, 'a host name, without scheme or port')
-          .transform((h) => h.toLowerCase()),
+          .regex(
+            /^(?:[a-z0-9.-]+|\[?[0-9a-f:.]+\]?)$/i,
+            'a host name or IP address, without scheme or port',
+          )
+          .transform((h) => h.toLowerCase().replace(/^\[|\]$/g, '')),
       ),
     ),
     /** Unset: keep the logger's own default (PEERWAY_LOG_LEVEL, else info; silent under vitest). */

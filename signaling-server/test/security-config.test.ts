@@ -112,7 +112,10 @@ describe('the public URL', () => {
 describe('Host names (DNS rebinding)', () => {
   let ctx: Awaited<ReturnType<typeof withServer>>;
   beforeAll(async () => {
-    ctx = await withServer({ publicUrl: 'http://gw.test:8080', allowedHosts: 'alias.test' });
+    ctx = await withServer({
+      publicUrl: 'http://gw.test:8080',
+      allowedHosts: 'alias.test,[2001:db8::5]',
+    });
   });
   afterAll(() => ctx.stop());
 
@@ -121,6 +124,7 @@ describe('Host names (DNS rebinding)', () => {
       'gw.test:8080',
       'GW.test',
       'alias.test:443',
+      '[2001:db8::5]:8080',
       'localhost:1234',
       '127.0.0.1',
       '[::1]:8080',
@@ -131,7 +135,13 @@ describe('Host names (DNS rebinding)', () => {
   });
 
   it('any other Host gets 421, and service hosts still get the service router', async () => {
-    for (const host of ['evil.example', 'gw.test.evil.example', '192.168.1.10:8080', 'x']) {
+    for (const host of [
+      'evil.example',
+      'gw.test.evil.example',
+      '192.168.1.10:8080',
+      '[2001:db8::6]',
+      'x',
+    ]) {
       const r = await getWithHost(ctx.server, '/api/me', host);
       expect(r.status, host).toBe(421);
       expect(r.body).toMatch(/does not answer for the host/);
