@@ -350,7 +350,12 @@ export function createApp(deps: HttpDeps): express.Express {
             () => 'expired' as const,
           )
         : null;
-      if (token && state !== 'open') {
+      // Its owner, following the link again, is shown the node is theirs already.
+      const owners =
+        token && state === 'claimed' && req.user
+          ? await claimState(store, token, Date.now()).then((c) => c.node?.ownerId === req.user!.id)
+          : false;
+      if (token && state !== 'open' && !owners) {
         res
           .status(410)
           .type('text/plain')

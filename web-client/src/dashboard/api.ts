@@ -59,6 +59,8 @@ export interface ServiceView {
   url: string;
   access: Access;
   sharedWith: string[];
+  /** Users whose nodes may serve it besides the owner's (a grant apart from sharing). */
+  servedBy: string[];
   nodes: number;
   online: boolean;
 }

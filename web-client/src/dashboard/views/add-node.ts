@@ -17,6 +17,8 @@ interface ClaimInfo {
   shortId: string;
   expiresAt: number;
   claimed: boolean;
+  /** What the link can still do (see signaling-server/src/nodes/claims.ts). */
+  state?: 'open' | 'claimed' | 'used' | 'revoked';
 }
 
 export function addNodeView({ user, root, navigate }: ViewContext): void {
@@ -80,6 +82,13 @@ export function addNodeView({ user, root, navigate }: ViewContext): void {
         false,
       );
     }
+    if (info.state === 'used' || info.state === 'revoked')
+      return done(
+        info.state === 'used'
+          ? 'This claim link was used already. Run `peerway-agent claim-url` on the node for a fresh one.'
+          : 'This claim link is from before the node was removed. Start the agent again for a fresh one.',
+        false,
+      );
     if (info.claimed) {
       // Already yours is fine; someone else's is said plainly.
       const mine = await api<{ nodes: { shortId: string }[] }>('GET', '/api/nodes')

@@ -201,17 +201,44 @@ function serviceItem(
             ),
           ),
         )
-      : h('p', { class: 'muted' }, 'A replica of a service shared with you.'),
-    mine && access === 'shared' ? shares(n, name, svc.sharedWith) : null,
+      : h('p', { class: 'muted' }, 'A replica of a service whose owner lets this node serve it.'),
+    mine && access === 'shared' ? people(n, name, svc.sharedWith, GRANTS.shares) : null,
+    mine ? people(n, name, svc.servedBy ?? [], GRANTS.servers) : null,
   );
 }
 
-function shares(n: NodeView, name: string, emails: string[]): HTMLElement {
-  const inputId = `share-${n.shortId}-${name}`;
+/** The two grants an owner gives other users: to open a service, and (apart) to serve it. */
+const GRANTS = {
+  shares: {
+    path: 'shares',
+    label: 'Share with',
+    button: 'Share',
+    done: 'shared with',
+    none: 'Not shared with anyone yet.',
+    title: null,
+  },
+  servers: {
+    path: 'servers',
+    label: 'Let their nodes serve it',
+    button: 'Allow',
+    done: 'may now be served by the nodes of',
+    none: 'Only your own nodes serve it.',
+    title:
+      'Serving nodes receive its visitors and their access tokens: allow only people you trust. Sharing does not let anyone serve.',
+  },
+} as const;
+
+function people(
+  n: NodeView,
+  name: string,
+  emails: string[],
+  g: (typeof GRANTS)[keyof typeof GRANTS],
+): HTMLElement {
+  const inputId = `${g.path}-${n.shortId}-${name}`;
   const form = h(
     'form',
     { class: 'row' },
-    h('label', { for: inputId }, 'Share with'),
+    h('label', { for: inputId, ...(g.title ? { title: g.title } : {}) }, g.label),
     h('input', {
       id: inputId,
       type: 'email',
@@ -219,14 +246,14 @@ function shares(n: NodeView, name: string, emails: string[]): HTMLElement {
       required: true,
       autocomplete: 'off',
     }),
-    h('button', { type: 'submit', class: 'small' }, 'Share'),
+    h('button', { type: 'submit', class: 'small' }, g.button),
   );
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const input = form.querySelector('input')!;
     try {
-      await api('POST', `/api/services/${name}/shares`, { email: input.value });
-      announce(`${name} shared with ${input.value}`);
+      await api('POST', `/api/services/${name}/${g.path}`, { email: input.value });
+      announce(`${name} ${g.done} ${input.value}`);
       input.value = '';
     } catch (err) {
       announce((err as Error).message);
@@ -234,7 +261,7 @@ function shares(n: NodeView, name: string, emails: string[]): HTMLElement {
   });
   return h(
     'div',
-    { class: 'shares' },
+    { class: g.path, 'data-grant': g.path },
     emails.length
       ? h(
           'ul',
@@ -250,11 +277,14 @@ function shares(n: NodeView, name: string, emails: string[]): HTMLElement {
                 {
                   type: 'button',
                   class: 'small secondary',
-                  'aria-label': `Stop sharing ${name} with ${email}`,
+                  'aria-label':
+                    g.path === 'shares'
+                      ? `Stop sharing ${name} with ${email}`
+                      : `Stop letting the nodes of ${email} serve ${name}`,
                   onclick: async () => {
                     await api(
                       'DELETE',
-                      `/api/services/${name}/shares/${encodeURIComponent(email)}`,
+                      `/api/services/${name}/${g.path}/${encodeURIComponent(email)}`,
                     ).catch((err: Error) => announce(err.message));
                   },
                 },
@@ -263,7 +293,8 @@ function shares(n: NodeView, name: string, emails: string[]): HTMLElement {
             ),
           ),
         )
-      : h('p', { class: 'muted' }, 'Not shared with anyone yet.'),
+      : h('p', { class: 'muted' }, g.none),
+    g.title ? h('p', { class: 'muted small' }, g.title) : null,
     form,
   );
 }
