@@ -172,3 +172,41 @@ it('the admin page shows a session that just happened, and non-admins get no adm
   expect(live).not.toMatch(/"admin"/);
   await shoot(nope, 'admin-denied');
 }, 120_000);
+
+it('an owner lets a collaborator serve a service (apart from sharing), and lists, makes and revokes access tokens', async () => {
+  const me = await stack.user();
+  const helper = await stack.user();
+  await stack.agent(me.token, [`grant=127.0.0.1:${appPort}`]);
+  const page = await signIn(await stack.context(), me);
+  const svc = page.locator('li.service[data-service="grant"]');
+  await svc.waitFor({ timeout: 15_000 });
+  const servers = svc.locator('[data-grant="servers"]');
+  await expect.poll(() => servers.textContent()).toMatch(/Only your own nodes serve it/);
+  await servers.getByLabel('Let their nodes serve it').fill(helper.email);
+  await servers.getByRole('button', { name: 'Allow' }).click();
+  await expect.poll(() => servers.textContent(), { timeout: 10_000 }).toContain(helper.email);
+  await shoot(page, 'serving-grant');
+  await servers
+    .getByRole('button', { name: `Stop letting the nodes of ${helper.email} serve grant` })
+    .click();
+  await expect.poll(() => servers.textContent(), { timeout: 10_000 }).not.toContain(helper.email);
+
+  await page.goto(`${stack.url}/tokens`);
+  const table = page.locator('table');
+  await table.waitFor();
+  await page.getByLabel('Name').fill('laptop');
+  await page.getByLabel('Expires').selectOption('30');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const made = (await page.locator('.cmd code').textContent({ timeout: 10_000 }))!;
+  expect(made).toMatch(/^pwt_/);
+  const row = page.locator('tr', { hasText: 'laptop' });
+  await row.waitFor();
+  expect(await row.textContent()).not.toMatch(/never.*never$/);
+  await shoot(page, 'tokens');
+  const me1 = await fetch(`${stack.url}/api/me`, { headers: { authorization: `Bearer ${made}` } });
+  expect(me1.status).toBe(200);
+  await row.getByRole('button', { name: 'Revoke token laptop' }).click();
+  await expect.poll(() => row.count(), { timeout: 10_000 }).toBe(0);
+  const me2 = await fetch(`${stack.url}/api/me`, { headers: { authorization: `Bearer ${made}` } });
+  expect(me2.status).toBe(401);
+}, 120_000);

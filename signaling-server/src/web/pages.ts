@@ -14,7 +14,7 @@ import { WEB_DIST, serviceOrigin, type OriginConfig } from './service-origin';
 import { shellToken, signRenewal, userRight } from './service-token';
 
 /** Paths the dashboard answers (it routes between them in the page). */
-export const DASHBOARD_ROUTES = ['/', '/nodes', '/public', '/admin', '/add-node'];
+export const DASHBOARD_ROUTES = ['/', '/nodes', '/public', '/tokens', '/admin', '/add-node'];
 
 let dashboardTemplate: string | null = null;
 function dashboardHtml(config: { publicUrl: string; baseDomain: string }): string | null {

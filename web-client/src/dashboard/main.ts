@@ -11,6 +11,7 @@ import { addNodeView } from './views/add-node';
 import { adminView } from './views/admin';
 import { nodesView } from './views/nodes';
 import { publicView } from './views/public';
+import { tokensView } from './views/tokens';
 
 export interface DashConfig {
   publicUrl: string;
@@ -40,6 +41,7 @@ const routes: Record<string, { title: string; view: View }> = {
   '/': { title: 'My nodes', view: nodesView },
   '/nodes': { title: 'My nodes', view: nodesView },
   '/public': { title: 'Public nodes', view: publicView },
+  '/tokens': { title: 'Access tokens', view: tokensView },
   '/admin': { title: 'Admin', view: adminView },
   '/add-node': { title: 'Add a node', view: addNodeView },
 };
