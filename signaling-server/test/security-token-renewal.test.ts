@@ -12,6 +12,7 @@ import { importServerKey, verifyServiceAccessToken } from '@peerway/protocol/nod
 import { api, makeUser, withServer } from './helpers';
 import type { PeerwayServer } from '../src/server';
 import { RENEW_CREDENTIAL_TTL_S, SERVICE_TOKEN_TTL_S } from '../src/web/service-token';
+import { sessionCookie } from '../src/auth/auth';
 
 let ctx: Awaited<ReturnType<typeof withServer>>;
 let server: PeerwayServer;
@@ -117,6 +118,18 @@ describe('service access tokens', () => {
     const c = await claims('vault', r.json.token);
     expect(c).toMatchObject({ service: 'vault', subject: owner.user.id, access: 'private' });
     expect(c.expiresAt - Date.now()).toBeLessThanOrEqual(SERVICE_TOKEN_TTL_S * 1000);
+  });
+
+  it('renewal stops when the gateway session it came from signs out', async () => {
+    const cookie = `${sessionCookie(server.config.publicUrl).name}=${await server.auth.sessionToken(owner.user)}`;
+    const r = await send('GET', '/authorize?service=vault&return=%2F', { headers: { cookie } });
+    expect(r.status).toBe(302);
+    const credential = new URLSearchParams(new URL(r.location!).hash.slice(1)).get('renew');
+    expect(decodeJwt(credential!).sid).toBeTruthy();
+    expect((await renew('vault', credential)).status).toBe(200);
+    const out = await send('POST', '/api/auth/logout', { headers: { cookie } });
+    expect(out.status).toBe(200);
+    expect((await renew('vault', credential)).status).toBe(401);
   });
 
   it('renewal stops at once when the owner takes the share back', async () => {

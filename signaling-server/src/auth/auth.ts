@@ -53,7 +53,8 @@ export const SESSION_TTL_S = 7 * 24 * 3600;
 const SIGNUP_INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 const TOKEN_PREFIX = 'pwt_';
 /** One-time-store kind of revoked session JWT ids. */
-const REVOKED = 'revoked-session';
+export const REVOKED_SESSIONS = 'revoked-session';
+const REVOKED = REVOKED_SESSIONS;
 
 export interface AuthConfig {
   publicUrl: string;

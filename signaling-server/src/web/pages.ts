@@ -12,6 +12,9 @@ import type { Store, User } from '../store/store';
 import type { ServerKeys } from '../auth/keys';
 import { WEB_DIST, serviceOrigin, type OriginConfig } from './service-origin';
 import { shellToken, signRenewal, userRight } from './service-token';
+import { parse as parseCookie } from 'cookie';
+import { decodeJwt } from 'jose';
+import { sessionCookie } from '../auth/auth';
 
 /** Paths the dashboard answers (it routes between them in the page). */
 export const DASHBOARD_ROUTES = ['/', '/nodes', '/public', '/tokens', '/admin', '/add-node'];
@@ -63,6 +66,20 @@ document.getElementById('f').onsubmit=async(e)=>{e.preventDefault();const b={ema
 const r=await fetch('/api/auth/${kind === 'signin' ? 'login' : 'signup'}',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify(b)});
 if(r.ok){location.assign(next)}else{const j=await r.json().catch(()=>({}));document.getElementById('err').textContent=(j.error&&j.error.message)||('Error '+r.status)}};`,
   );
+
+/** The jti of the gateway session cookie the request came with (verified by the auth middleware). */
+function sessionId(req: Request, publicUrl: string): string | undefined {
+  const raw = req.headers.cookie
+    ? parseCookie(req.headers.cookie)[sessionCookie(publicUrl).name]
+    : undefined;
+  if (!raw) return undefined;
+  try {
+    const jti = decodeJwt(raw).jti;
+    return typeof jti === 'string' ? jti : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function mountPages(
   app: Express,
@@ -126,7 +143,7 @@ export function mountPages(
       const token = await shellToken(deps.keys, config.publicUrl, service, user.id, right);
       const renew =
         right === 'private'
-          ? `&renew=${encodeURIComponent(await signRenewal(deps.keys, config.publicUrl, service, user.id))}`
+          ? `&renew=${encodeURIComponent(await signRenewal(deps.keys, config.publicUrl, service, user.id, sessionId(req, config.publicUrl)))}`
           : '';
       res.setHeader('Cache-Control', 'no-store');
       res.redirect(

@@ -16,6 +16,7 @@ import { isValidServiceName } from '@peerway/protocol';
 import type { Store } from '../store/store';
 import type { ServerKeys } from '../auth/keys';
 import { shellToken, userRight, verifyRenewal } from './service-token';
+import { REVOKED_SESSIONS } from '../auth/auth';
 
 /** Where the built web client lives (npm run build -w @peerway/web-client). */
 export const WEB_DIST = resolve(import.meta.dirname, '../../../web-client/dist');
@@ -102,7 +103,15 @@ export function serviceOriginRouter(deps: {
       });
     res.setHeader('Cache-Control', 'no-store');
     const userId =
-      renew === undefined ? null : await verifyRenewal(deps.keys, config.publicUrl, service, renew);
+      renew === undefined
+        ? null
+        : await verifyRenewal(
+            deps.keys,
+            config.publicUrl,
+            service,
+            renew,
+            async (sid) => (await store.peekOneTime(REVOKED_SESSIONS, sid, Date.now())) !== null,
+          );
     const right = userId ? await userRight(store, service, userId) : null;
     if (userId && right)
       return res.json({

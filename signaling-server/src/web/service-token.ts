@@ -64,14 +64,18 @@ export function shellToken(
   });
 }
 
-/** Signs a renewal credential for `userId` on `service`. */
+/**
+ * Signs a renewal credential for `userId` on `service`; `sid`, the gateway
+ * session it came from, makes it die with that session's logout.
+ */
 export function signRenewal(
   keys: ServerKeys,
   issuer: string,
   service: string,
   userId: string,
+  sid?: string,
 ): Promise<string> {
-  return new SignJWT({ typ: RENEW_TYP })
+  return new SignJWT({ typ: RENEW_TYP, ...(sid ? { sid } : {}) })
     .setProtectedHeader({ alg: 'HS256' })
     .setJti(randomBytes(12).toString('base64url'))
     .setIssuer(issuer)
@@ -92,6 +96,8 @@ export async function verifyRenewal(
   issuer: string,
   service: string,
   credential: unknown,
+  /** True when the gateway session the credential came from was signed out. */
+  sessionRevoked: (sid: string) => Promise<boolean> = async () => false,
 ): Promise<string | null> {
   if (typeof credential !== 'string' || credential.length > 4096) return null;
   try {
@@ -100,7 +106,9 @@ export async function verifyRenewal(
       audience: renewAudience(service),
       algorithms: ['HS256'],
     });
-    return payload.typ === RENEW_TYP && typeof payload.sub === 'string' ? payload.sub : null;
+    if (payload.typ !== RENEW_TYP || typeof payload.sub !== 'string') return null;
+    if (typeof payload.sid === 'string' && (await sessionRevoked(payload.sid))) return null;
+    return payload.sub;
   } catch {
     return null;
   }
