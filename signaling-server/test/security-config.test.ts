@@ -70,8 +70,18 @@ describe('open sign-up', () => {
       });
       expect(stranger.status).toBe(403);
       expect(stranger.json.error.message).toMatch(/invitation only/);
+      // and the sign-in page does not lead to a sign-up that would refuse
+      const page = await api(ctx.server, 'GET', '/signin');
+      expect(page.json).toMatch(/by invitation/);
+      expect(page.json).not.toMatch(/href="\/signup/);
     } finally {
       await ctx.stop();
+    }
+    const open = await withServer({ openSignup: true });
+    try {
+      expect((await api(open.server, 'GET', '/signin')).json).toMatch(/href="\/signup/);
+    } finally {
+      await open.stop();
     }
   });
 });

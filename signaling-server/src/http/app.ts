@@ -44,6 +44,8 @@ export interface HttpDeps {
     allowedHosts?: readonly string[];
     /** When set, /metrics needs `Authorization: Bearer <metricsToken>`. */
     metricsToken?: string | undefined;
+    /** Whether anyone may sign up (the sign-in page offers it only then). */
+    openSignup?: boolean;
   };
   /** Told when a node gets claimed over HTTP, so its live connection learns it. */
   onNodeClaimed(nodeId: string): void;

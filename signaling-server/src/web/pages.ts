@@ -51,14 +51,14 @@ a{color:#3b6fe0}
 </style></head><body><main>${body}</main>${script ? `<script>${script}</script>` : ''}</body></html>`;
 }
 
-const authForm = (kind: 'signin' | 'signup', next: string, invite: string) =>
+const authForm = (kind: 'signin' | 'signup', next: string, invite: string, openSignup = true) =>
   page(
     kind === 'signin' ? 'Sign in' : 'Create account',
     `<h1>${kind === 'signin' ? 'Sign in to Peerway' : invite ? 'Create the admin account' : 'Create an account'}</h1>
 <form id="f"><label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email" required>
 <label for="password">Password</label><input id="password" name="password" type="password" minlength="8" autocomplete="${kind === 'signin' ? 'current-password' : 'new-password'}" required>
 <p class="err" id="err" role="alert"></p><button type="submit">${kind === 'signin' ? 'Sign in' : 'Create account'}</button></form>
-<p>${kind === 'signin' ? `No account? <a href="/signup?next=${encodeURIComponent(next)}">Create one</a>` : `Have an account? <a href="/signin?next=${encodeURIComponent(next)}">Sign in</a>`}</p>`,
+<p>${kind === 'signin' ? (openSignup ? `No account? <a href="/signup?next=${encodeURIComponent(next)}">Create one</a>` : 'No account? Sign-up is by invitation on this server: ask its admin.') : `Have an account? <a href="/signin?next=${encodeURIComponent(next)}">Sign in</a>`}</p>`,
     `const next=${JSON.stringify(next).replace(/</g, '\\u003c')};const invite=${JSON.stringify(invite).replace(/</g, '\\u003c')};
 const idt=new URLSearchParams(location.hash.slice(1)).get('id_token');
 if(idt){history.replaceState(null,'',location.pathname+location.search);fetch('/api/auth/external',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({token:idt})}).then(async(r)=>{if(r.ok)location.assign(next);else{const j=await r.json().catch(()=>({}));document.getElementById('err').textContent=(j.error&&j.error.message)||('Error '+r.status)}})}
@@ -83,7 +83,7 @@ function sessionId(req: Request, publicUrl: string): string | undefined {
 
 export function mountPages(
   app: Express,
-  deps: { config: OriginConfig; store: Store; keys: ServerKeys },
+  deps: { config: OriginConfig & { openSignup?: boolean }; store: Store; keys: ServerKeys },
 ): void {
   const { config, store } = deps;
   // Where sign-in goes afterwards: a path on the gateway, never another site.
@@ -91,7 +91,7 @@ export function mountPages(
   const next = (v: unknown) => sameOriginPath(v, gatewayOrigin);
 
   app.get('/signin', (req, res) => {
-    res.type('html').send(authForm('signin', next(req.query.next), ''));
+    res.type('html').send(authForm('signin', next(req.query.next), '', config.openSignup ?? true));
   });
   app.get('/signup', (req, res) => {
     res
