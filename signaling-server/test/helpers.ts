@@ -16,6 +16,7 @@ import {
 import { generateIdentity, signChallenge, type NodeIdentity } from '@peerway/protocol/node';
 import { parseConfig, type RawServerConfig } from '../src/config';
 import { startPeerwayServer, type PeerwayServer, type ServerOptions } from '../src/server';
+import { hashPassword } from '../src/auth/password';
 
 export async function withServer(
   raw: RawServerConfig = {},
@@ -46,6 +47,19 @@ export async function makeUser(server: PeerwayServer, isAdmin = false) {
   });
   const { token } = await server.auth.createAccessToken(user.id, 'test');
   return { user, token };
+}
+
+/** A user who signs in with an email and a password (made through the store). */
+export async function makePasswordUser(server: PeerwayServer) {
+  const email = randomEmail();
+  const password = randomPassword();
+  await server.store.createUser({
+    email,
+    passwordHash: await hashPassword(password),
+    isAdmin: false,
+    externalSubject: null,
+  });
+  return { email, password };
 }
 
 /** JSON over HTTP against the server. */

@@ -8,29 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { api, randomEmail, randomPassword, withServer } from './helpers';
-import { hashPassword } from '../src/auth/password';
+import { api, withServer, makePasswordUser } from './helpers';
 import { sessionCookie } from '../src/auth/auth';
 import type { PeerwayServer } from '../src/server';
 
 const SERVER_BIN = resolve(import.meta.dirname, '../bin/peerway-server.js');
 
-/** A user who signs in with a password. */
-async function passwordUser(server: PeerwayServer) {
-  const email = randomEmail();
-  const password = randomPassword();
-  await server.store.createUser({
-    email,
-    passwordHash: await hashPassword(password),
-    isAdmin: false,
-    externalSubject: null,
-  });
-  return { email, password };
-}
-
 /** Signs in over HTTP; the Set-Cookie header the server sent. */
 async function signIn(server: PeerwayServer): Promise<string> {
-  const r = await api(server, 'POST', '/api/auth/login', { body: await passwordUser(server) });
+  const r = await api(server, 'POST', '/api/auth/login', { body: await makePasswordUser(server) });
   expect(r.status).toBe(200);
   return r.headers.get('set-cookie')!;
 }

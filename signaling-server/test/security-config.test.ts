@@ -14,9 +14,15 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { ManualClock, api, randomEmail, randomPassword, withServer } from './helpers';
+import {
+  ManualClock,
+  api,
+  randomEmail,
+  randomPassword,
+  withServer,
+  makePasswordUser,
+} from './helpers';
 import { configFromEnv, parseConfig } from '../src/config';
-import { hashPassword } from '../src/auth/password';
 import type { PeerwayServer } from '../src/server';
 
 const BIN = resolve(import.meta.dirname, '../bin/peerway-server.js');
@@ -35,18 +41,6 @@ function getWithHost(server: PeerwayServer, path: string, host: string) {
     req.on('error', rej);
     req.end();
   });
-}
-
-async function userWithPassword(server: PeerwayServer) {
-  const email = randomEmail();
-  const password = randomPassword();
-  await server.store.createUser({
-    email,
-    passwordHash: await hashPassword(password),
-    isAdmin: false,
-    externalSubject: null,
-  });
-  return { email, password };
 }
 
 describe('open sign-up', () => {
@@ -247,7 +241,7 @@ describe('sessions and personal access tokens', () => {
   afterAll(() => ctx.stop());
 
   it('logout with the session token as a bearer revokes it', async () => {
-    const { email, password } = await userWithPassword(server);
+    const { email, password } = await makePasswordUser(server);
     const login = await api(server, 'POST', '/api/auth/login', { body: { email, password } });
     expect(login.status).toBe(200);
     const session = /^[^=]+=([^;]+)/.exec(login.headers.get('set-cookie')!)![1]!;
@@ -257,7 +251,7 @@ describe('sessions and personal access tokens', () => {
   });
 
   it('a token made to expire shows its expiry and stops working then', async () => {
-    const { email, password } = await userWithPassword(server);
+    const { email, password } = await makePasswordUser(server);
     const login = await api(server, 'POST', '/api/auth/login', { body: { email, password } });
     const session = /^[^=]+=([^;]+)/.exec(login.headers.get('set-cookie')!)![1]!;
     const made = await api(server, 'POST', '/api/tokens', {
@@ -306,7 +300,7 @@ describe('personal access tokens from the CLI', () => {
   afterAll(() => ctx.stop());
 
   it('the CLI makes a token with --expires-in, lists it and revokes it', async () => {
-    const { email } = await userWithPassword(server);
+    const { email } = await makePasswordUser(server);
     const cli = (...args: string[]) =>
       run(process.execPath, [BIN, 'tokens', ...args, '--email', email, '--data-dir', ctx.dir], {
         timeout: 30_000,

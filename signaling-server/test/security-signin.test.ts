@@ -5,8 +5,14 @@
  * cannot queue unbounded scrypt work.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ManualClock, api, randomEmail, randomPassword, withServer } from './helpers';
-import { hashPassword } from '../src/auth/password';
+import {
+  ManualClock,
+  api,
+  randomEmail,
+  randomPassword,
+  withServer,
+  makePasswordUser,
+} from './helpers';
 import type { PeerwayServer } from '../src/server';
 
 const clock = new ManualClock();
@@ -18,18 +24,6 @@ beforeAll(async () => {
 });
 afterAll(() => ctx.stop());
 
-async function account() {
-  const email = randomEmail();
-  const password = randomPassword();
-  await server.store.createUser({
-    email,
-    passwordHash: await hashPassword(password),
-    isAdmin: false,
-    externalSubject: null,
-  });
-  return { email, password };
-}
-
 /** A sign-in as if from `ip` (the server trusts X-Forwarded-For from loopback proxies only). */
 const login = (email: string, password: string, ip = '192.0.2.10') =>
   api(server, 'POST', '/api/auth/login', {
@@ -39,7 +33,7 @@ const login = (email: string, password: string, ip = '192.0.2.10') =>
 
 describe('failed sign-ins', () => {
   it('30 wrong passwords: from the 6th on they are refused 429 without hashing; the right one waits out the backoff, then works', async () => {
-    const { email, password } = await account();
+    const { email, password } = await makePasswordUser(server);
     const hashing = vi.spyOn(server.auth.hashing, 'run');
     const statuses: number[] = [];
     let retryAfter: string | null = null;
@@ -68,7 +62,7 @@ describe('failed sign-ins', () => {
   });
 
   it('each further failure doubles the wait', async () => {
-    const { email } = await account();
+    const { email } = await makePasswordUser(server);
     for (let i = 0; i < 5; i++) await login(email, 'wrong-password', '198.51.100.30');
     const waits: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -85,7 +79,7 @@ describe('failed sign-ins', () => {
   it('one address trying many accounts is held back for every account, others are not', async () => {
     const attacker = '203.0.113.66';
     for (let i = 0; i < 20; i++) await login(randomEmail(), 'guess-password', attacker);
-    const { email, password } = await account();
+    const { email, password } = await makePasswordUser(server);
     expect((await login(email, password, attacker)).status).toBe(429);
     expect((await login(email, password, '203.0.113.67')).status).toBe(200);
   });

@@ -24,9 +24,11 @@ import type {
   ReserveResult,
   ServiceAccess,
   ServiceRecord,
+  NewAccessToken,
   Store,
   User,
 } from './store';
+import { newAccessTokenRecord } from './store';
 
 const P = 'pw:';
 
@@ -190,17 +192,8 @@ export class RedisStore implements Store {
   }
 
   // tokens
-  async createAccessToken(
-    t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt' | 'expiresAt'> & {
-      expiresAt?: number | null;
-    },
-  ) {
-    const rec: AccessTokenRecord = {
-      ...t,
-      createdAt: Date.now(),
-      lastUsedAt: null,
-      expiresAt: t.expiresAt ?? null,
-    };
+  async createAccessToken(t: NewAccessToken) {
+    const rec = newAccessTokenRecord(t, Date.now());
     await this.redis
       .multi()
       .hset(`${P}token:${t.id}`, {

@@ -16,9 +16,11 @@ import type {
   ReserveResult,
   ServiceAccess,
   ServiceRecord,
+  NewAccessToken,
   Store,
   User,
 } from './store';
+import { newAccessTokenRecord } from './store';
 
 /** Versioned migrations; each runs once, in order, in a transaction. */
 const MIGRATIONS: string[] = [
@@ -204,17 +206,8 @@ export class SqliteStore implements Store {
   }
 
   // tokens
-  async createAccessToken(
-    t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt' | 'expiresAt'> & {
-      expiresAt?: number | null;
-    },
-  ) {
-    const rec: AccessTokenRecord = {
-      ...t,
-      createdAt: Date.now(),
-      lastUsedAt: null,
-      expiresAt: t.expiresAt ?? null,
-    };
+  async createAccessToken(t: NewAccessToken) {
+    const rec = newAccessTokenRecord(t, Date.now());
     this.db
       .prepare(
         'INSERT INTO access_tokens (id, user_id, name, token_hash, created_at, last_used_at, expires_at) VALUES (?, ?, ?, ?, ?, NULL, ?)',

@@ -34,6 +34,16 @@ export interface AccessTokenRecord {
   expiresAt: number | null;
 }
 
+/** What a new access token is made of; the store stamps the rest. */
+export type NewAccessToken = Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt' | 'expiresAt'> & {
+  expiresAt?: number | null;
+};
+
+/** The record a store keeps for a new access token (made now, never used). */
+export function newAccessTokenRecord(t: NewAccessToken, now: number): AccessTokenRecord {
+  return { ...t, createdAt: now, lastUsedAt: null, expiresAt: t.expiresAt ?? null };
+}
+
 export interface NodeRecord {
   /** Ed25519 public key, base64url. */
   id: string;
@@ -81,11 +91,7 @@ export interface Store {
   countUsers(): Promise<number>;
 
   // personal access tokens
-  createAccessToken(
-    t: Omit<AccessTokenRecord, 'createdAt' | 'lastUsedAt' | 'expiresAt'> & {
-      expiresAt?: number | null;
-    },
-  ): Promise<AccessTokenRecord>;
+  createAccessToken(t: NewAccessToken): Promise<AccessTokenRecord>;
   /** The token with this hash, expired or not (the caller judges `expiresAt`). */
   findAccessTokenByHash(tokenHash: string): Promise<AccessTokenRecord | null>;
   touchAccessToken(id: string, now: number): Promise<void>;
