@@ -254,3 +254,38 @@ describe('revoking access takes effect at once', () => {
     for (const x of [friends.client, owners.client]) x.close();
   });
 });
+
+describe('a node that declared a service private', () => {
+  it('gets no visitor with a public token: they go to a replica that serves it publicly, or are told to sign in', async () => {
+    const owner = await makeUser(server);
+    const name = svcName();
+    const privateNode = new FakeAgent(server);
+    await privateNode.handshake({ token: owner.token, services: [{ name, public: false }] });
+    // the owner opens it to anyone on the dashboard, but this node keeps its own setting
+    await api(server, 'PUT', `/api/services/${name}/access`, {
+      token: owner.token,
+      body: { access: 'public' },
+    });
+    const anon = await tokenFor(name, 'anonymous', 'public');
+    const alone = await openSession(name, anon);
+    expect(alone.reply).toMatchObject({
+      type: 'session-error',
+      code: 'unauthorized',
+      message: expect.stringMatching(/served privately/),
+    });
+    const publicNode = new FakeAgent(server);
+    await publicNode.handshake({ token: owner.token, services: [{ name, public: true }] });
+    for (let i = 0; i < 3; i++) {
+      const { client, reply } = await openSession(name, anon);
+      expect(reply).toMatchObject({
+        type: 'session',
+        node: { shortId: publicNode.identity.shortId },
+      });
+      client.close();
+    }
+    // the owner's own token may go to either
+    const own = await openSession(name, await tokenFor(name, owner.user.id, 'private'));
+    expect(own.reply.type).toBe('session');
+    for (const x of [privateNode, publicNode, alone.client, own.client]) x.close();
+  });
+});

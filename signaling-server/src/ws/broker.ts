@@ -160,8 +160,9 @@ export class Broker {
     if (mine >= this.ctx.config.limits.maxSessionsPerClient)
       return refuse('rate_limited', 'too many open sessions on this connection');
     let subject: string;
+    let access: 'public' | 'private';
     try {
-      ({ subject } = await verifyServiceAccessToken(m.token, {
+      ({ subject, access } = await verifyServiceAccessToken(m.token, {
         publicKey: await this.key(),
         issuer: this.ctx.serverKeys.issuer,
         service: m.service,
@@ -176,7 +177,12 @@ export class Broker {
     // checked again here, against what the store says now.
     const denied = await this.denial(service, subject);
     if (denied) return refuse(denied.code, denied.message);
-    const agent = await this.pickAgent(service, new Set(m.avoid ?? []));
+    const agent = await this.pickAgent(service, new Set(m.avoid ?? []), access === 'public');
+    if (!agent && access === 'public' && (await this.pickAgent(service, new Set())))
+      return refuse(
+        'unauthorized',
+        `"${m.service}" is served privately by its nodes: sign in to open it`,
+      );
     if (!agent) {
       return refuse(
         'service_offline',
@@ -235,7 +241,12 @@ export class Broker {
    * another instance), not draining, not on the client's avoid list unless
    * nothing else is left.
    */
-  private async pickAgent(svc: ServiceRecord, avoid: Set<string>): Promise<Candidate | null> {
+  private async pickAgent(
+    svc: ServiceRecord,
+    avoid: Set<string>,
+    /** A token for anyone: nodes that declared the service private would refuse it. */
+    publicToken = false,
+  ): Promise<Candidate | null> {
     const service = svc.name;
     const nodeIds = await this.ctx.store.listServiceNodes(service);
     const candidates: Candidate[] = [];
@@ -244,6 +255,7 @@ export class Broker {
       const local = this.ctx.agents.get(nodeId);
       if (local && this.ctx.presence.isOnline(nodeId)) {
         if (!local.accepted.has(service) || local.draining) continue;
+        if (publicToken && local.announced.some((x) => x.name === service && !x.public)) continue;
         const sessions =
           local.load?.sessions ?? this.sessions.of((s) => s.nodeId === nodeId).length;
         candidates.push({
@@ -258,6 +270,7 @@ export class Broker {
       }
       const remote = this.ctx.cluster.remoteAgent(nodeId);
       if (!remote || !remote.accepted.includes(service) || remote.draining) continue;
+      if (publicToken && remote.privateServices?.includes(service)) continue;
       candidates.push({
         nodeId,
         shortId: remote.shortId,

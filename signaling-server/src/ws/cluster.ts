@@ -26,6 +26,8 @@ export const AgentInfoSchema = z.object({
   /** The instance holding the agent's WebSocket. */
   instance: z.string().max(64),
   accepted: z.array(z.string().max(64)).max(64),
+  /** Accepted services the node declared private: it serves them only to tokens of an own right. */
+  privateServices: z.array(z.string().max(64)).max(64).optional(),
   draining: z.boolean(),
   load: NodeLoadSchema.optional(),
   /** When this connection authenticated (a newer connection of the node wins). */

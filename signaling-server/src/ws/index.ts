@@ -119,6 +119,9 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     name: a.name,
     instance: cluster.instanceId,
     accepted: [...a.accepted],
+    privateServices: a.announced
+      .filter((x) => !x.public && a.accepted.has(x.name))
+      .map((x) => x.name),
     draining: a.draining,
     ...(a.load ? { load: a.load } : {}),
     connectedAt: a.connectedAt,
