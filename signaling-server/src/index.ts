@@ -13,5 +13,6 @@ export {
 } from './config';
 export { SqliteStore } from './store/sqlite';
 export type { Store } from './store/store';
+export { purgeOnce, UNCLAIMED_NODE_TTL_MS } from './nodes/purge';
 export { turnCredentials, iceServersFor, CloseCode } from './ws/index';
 export { TurnMonitor, probeTurn, parseTurnUrl, release, type TurnStatus } from './turn/monitor';
