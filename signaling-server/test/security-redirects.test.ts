@@ -14,7 +14,8 @@ let server: PeerwayServer;
 let owner: Awaited<ReturnType<typeof makeUser>>;
 let port: string;
 beforeAll(async () => {
-  ctx = await withServer();
+  // open sign-up: the sign-in page links to sign-up then, carrying its next
+  ctx = await withServer({ openSignup: true });
   server = ctx.server;
   port = new URL(server.url).port;
   owner = await makeUser(server);
