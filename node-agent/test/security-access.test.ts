@@ -11,6 +11,8 @@ import { connectTunnel, fetchAccessToken } from '@peerway/node-agent/client';
 import type { PeerwayServer } from '@peerway/signaling-server';
 import { Fixture, readAll, type AgentProcess } from './helpers';
 import { startRecorder, type Recorder } from './fixtures/recorder';
+// The server's own broker, to make it route as a mistaken server would (see the first test).
+import { Broker } from '../../signaling-server/src/ws/broker';
 
 const fx = new Fixture();
 let server: PeerwayServer;
@@ -49,6 +51,15 @@ describe('the agent enforces the access its owner declared', () => {
     // the agent announced "secret" privately; the server's record now says public
     expect((await server.store.getService('secret'))?.access).toBe('private');
     await server.store.setServiceAccess('secret', 'public');
+    // A correct server never sends a public token to a node that declared the
+    // service private (security-serving.test.ts checks that). Here the server
+    // is made to route as a mistaken, older or compromised one would: its
+    // broker forgets what the node declared. The node must still refuse.
+    const proto = Broker.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const pick = proto.pickAgent!;
+    proto.pickAgent = function (this: unknown, svc: unknown, avoid: unknown) {
+      return pick.call(this, svc, avoid, false);
+    };
     try {
       // the server's public path hands anyone a token
       const token = await fetchAccessToken(url(), 'secret');
@@ -66,6 +77,7 @@ describe('the agent enforces the access its owner declared', () => {
         .toMatch(/serves \\?"secret\\?" privately; the server sent a public token/);
       expect(up.targets.length).toBe(before);
     } finally {
+      proto.pickAgent = pick;
       await server.store.setServiceAccess('secret', 'private');
     }
   });
