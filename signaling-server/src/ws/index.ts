@@ -54,6 +54,8 @@ export interface SignalingDeps {
   hostAllowed?(host: string | undefined): boolean;
 }
 
+/** Unanswered ws pings in a row after which a socket counts as dead (one per ping interval). */
+const DEAD_AFTER_MISSED_PINGS = 3;
 /** How long a refused upgrade's answer may take to be written before its socket goes anyway. */
 const REFUSED_UPGRADE_LINGER_MS = 1000;
 
@@ -221,21 +223,21 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
   const ipRate = new PerKeyRate(deps.config.limits.connectionsPerMinutePerIp, clock);
 
   // Dead-socket detection below the heartbeat: ws pings. Transport-level, so
-  // on real timers even when the presence clock is injected.
-  const pinger = setInterval(
-    () => {
-      for (const ws of wss.clients) {
-        const w = ws as WebSocket & { alive?: boolean };
-        if (w.alive === false) {
-          w.terminate();
-          continue;
-        }
-        w.alive = false;
-        w.ping();
+  // on real timers even when the presence clock is injected. A socket goes
+  // after DEAD_AFTER_MISSED_PINGS unanswered pings in a row, not one: a busy
+  // agent (its event loop held a second by a burst of sessions) is not dead.
+  const pingEveryMs = Math.max(1000, deps.config.heartbeatIntervalMs);
+  const pinger = setInterval(() => {
+    for (const ws of wss.clients) {
+      const w = ws as WebSocket & { missed?: number };
+      w.missed = (w.missed ?? 0) + 1;
+      if (w.missed > DEAD_AFTER_MISSED_PINGS) {
+        w.terminate();
+        continue;
       }
-    },
-    Math.max(1000, deps.config.heartbeatIntervalMs),
-  );
+      w.ping();
+    }
+  }, pingEveryMs);
   pinger.unref();
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -248,9 +250,9 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     const ip = req.socket.remoteAddress ?? 'unknown';
     if (!ipRate.hit(ip)) return refuseUpgrade(socket, '429 Too Many Requests');
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const w = ws as WebSocket & { alive?: boolean };
-      w.alive = true;
-      ws.on('pong', () => (w.alive = true));
+      const w = ws as WebSocket & { missed?: number };
+      w.missed = 0;
+      ws.on('pong', () => (w.missed = 0));
       if (path === '/ws/agent') {
         const peer = new Peer<AgentToServer, ServerToAgent>(
           ws,
