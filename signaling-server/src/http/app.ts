@@ -345,24 +345,16 @@ export function createApp(deps: HttpDeps): express.Express {
       const token = /^[A-Za-z0-9_-]{1,32}$/.test(code)
         ? await store.peekOneTime('claim', code, Date.now())
         : null;
-      // A link whose token was spent, whose node is claimed or was removed since, is gone.
-      const state = token
-        ? await claimState(store, token, Date.now()).then(
-            (c) => c.state,
-            () => 'expired' as const,
-          )
-        : null;
-      // Its owner, following the link again, is shown the node is theirs already.
-      const owners =
-        token && state === 'claimed' && req.user
-          ? await claimState(store, token, Date.now()).then((c) => c.node?.ownerId === req.user!.id)
-          : false;
-      if (token && state !== 'open' && !owners) {
+      // A link whose token was spent, whose node is claimed or was removed
+      // since, is gone; its owner, following it again, is shown the node is theirs.
+      const c = token ? await claimState(store, token, Date.now()).catch(() => null) : null;
+      const owners = c?.state === 'claimed' && !!req.user && c.node?.ownerId === req.user.id;
+      if (token && c?.state !== 'open' && !owners) {
         res
           .status(410)
           .type('text/plain')
           .send(
-            state === 'claimed'
+            c?.state === 'claimed'
               ? 'This node has been claimed already: it is in its owner’s node list.\n'
               : 'This claim link has been used or has expired. Run `peerway-agent claim-url` on the node for a new one.\n',
           );
