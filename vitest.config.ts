@@ -12,6 +12,7 @@ export default defineConfig({
           include: [
             '*/src/**/*.test.ts',
             'infra/**/*.test.ts',
+            'scripts/**/*.test.ts',
             // the one web-client module that runs in Node as it is
             'web-client/src/shell/cookies.test.ts',
           ],

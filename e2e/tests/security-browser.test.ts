@@ -83,9 +83,11 @@ it("a service's page cannot frame the gateway's dashboard; it still frames its o
   // the dashboard frame is refused by the browser: an error page, no dashboard in it
   await expect.poll(() => refused.length, { timeout: 10_000 }).toBeGreaterThan(0);
   expect(refused.join('\n')).toMatch(/frame-ancestors 'none'/);
-  const dash = page.frame({ name: 'dash' })!;
-  expect(dash).toBeTruthy();
-  expect(dash.url()).not.toMatch(new RegExp(`^${stack.url}`));
+  // Chromium replaces a refused frame with its error page, and may drop the
+  // frame's name with it: so look at every frame the page has, not one by name
+  const frames = page.frames();
+  expect(frames.length).toBeGreaterThanOrEqual(3); // shell, app, its own frame
+  expect(frames.map((f) => f.url()).filter((u) => u.startsWith(stack.url))).toEqual([]);
 });
 
 it("the shell's callback sends a hostile return back to its own origin", async () => {
