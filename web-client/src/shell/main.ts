@@ -16,7 +16,7 @@ import {
 import type { CookieStore } from './cookies';
 import { injectShim } from './inject';
 import { NeedsEngine, openTunnel, type OpenTunnel } from './session';
-import { badge, showStatus } from './status';
+import { badge, showStatus, statusState } from './status';
 import { authorize, consumeCallback, currentPath, forgetToken, getToken } from './token';
 
 declare global {
@@ -129,6 +129,22 @@ function explain(err: unknown): void {
   }
 }
 
+/**
+ * A tunnel is open: nothing the shell put up while it had none may stay
+ * (the badge, and the offline or error card over the app). Before the app
+ * has shown, the card says it is loading until the app's frame is in.
+ */
+function connected(): void {
+  badge('');
+  if (appShown) showStatus('ready', '', '');
+  else if (statusState() !== 'connecting')
+    showStatus(
+      'connecting',
+      `Connecting to ${cfg.service}…`,
+      'The node that serves it answered: loading the app.',
+    );
+}
+
 /** Opens (or reopens) the tunnel, retrying while the node is offline. */
 async function connect(): Promise<void> {
   if (connecting) return;
@@ -158,8 +174,8 @@ async function connect(): Promise<void> {
           badge('Reconnecting…');
           void connect();
         });
+        connected();
         for (const w of waiting.splice(0)) w(t);
-        badge('');
         return;
       } catch (err) {
         if (err instanceof NeedsEngine && !engine) {

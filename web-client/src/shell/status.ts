@@ -38,6 +38,11 @@ export function showStatus(
   s.replaceChildren(card);
 }
 
+/** What the status card shows now. */
+export function statusState(): ShellState {
+  return el().dataset.state as ShellState;
+}
+
 /** A small corner badge over the app (e.g. "Reconnecting…"); empty hides it. */
 export function badge(text: string): void {
   const b = document.getElementById('badge')!;
