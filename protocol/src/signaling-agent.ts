@@ -1,7 +1,7 @@
 /**
  * The agent's signaling channel (`/ws/agent`): agent → server and
- * server → agent, defined and parsed as ./signaling.ts does the client's.
- * Its own module so the browser's bundle leaves it out.
+ * server → agent, defined and parsed as ./signaling-client.ts does the
+ * client's. Its own module so the browser's bundle leaves it out.
  */
 import { z } from 'zod';
 import {
@@ -10,7 +10,7 @@ import {
   ConnectionStatsSchema,
   EngineNameSchema,
   IceServerSchema,
-} from './signaling';
+} from './signaling-shared';
 import { b64url, errorCode, id, sdp, serviceName, shortText, token } from './signaling-fields';
 import { makeParser, typesOf } from './signaling-parse';
 

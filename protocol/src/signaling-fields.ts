@@ -1,6 +1,7 @@
 /**
- * Building blocks of the signaling schemas (./signaling.ts and
- * ./signaling-agent.ts); not part of the package's exports.
+ * Building blocks of the signaling schemas (./signaling-shared.ts,
+ * ./signaling-client.ts and ./signaling-agent.ts); not part of the
+ * package's exports.
  */
 import { z } from 'zod';
 import { ERROR_CODES } from './errors';
