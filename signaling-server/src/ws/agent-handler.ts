@@ -15,6 +15,7 @@ import { newNonce, shortIdOf, verifyChallenge } from '@peerway/protocol/node';
 import { claimState } from '../nodes/claims';
 import type { Peer } from './peer';
 import { CloseCode } from './peer';
+import type { Broker, LocalAgent } from './broker';
 import type { SignalingContext } from './context';
 import { serviceOrigin } from '../web/service-origin';
 
@@ -22,12 +23,20 @@ import { serviceOrigin } from '../web/service-origin';
 export const AUTH_TIMEOUT_MS = 10_000;
 const CLAIM_LINK_TTL_MS = 24 * 3600 * 1000;
 
-export class AgentConnection {
+/** This instance's table of authenticated agents (it tells the cluster of them). */
+export interface AgentRegistry {
+  register(a: AgentConnection): void;
+  unregister(a: AgentConnection): void;
+  /** The agent's load, draining flag or accepted services changed. */
+  updated(a: AgentConnection): void;
+}
+
+export class AgentConnection implements LocalAgent {
   nodeId = '';
   shortId = '';
   name = '';
   authed = false;
-  /** Registered with the signaling context (and the cluster). */
+  /** Registered with the agent table (and the cluster). */
   registered = false;
   /** When this connection authenticated, on the server clock. */
   connectedAt = 0;
@@ -44,6 +53,9 @@ export class AgentConnection {
   constructor(
     readonly peer: Peer<AgentToServer, ServerToAgent>,
     private readonly ctx: SignalingContext,
+    /** Takes this node's half of session signaling. */
+    private readonly broker: Pick<Broker, 'fromAgent'>,
+    private readonly registry: AgentRegistry,
   ) {}
 
   start(): void {
@@ -62,7 +74,7 @@ export class AgentConnection {
       case 'heartbeat':
         if (m.load) this.load = m.load;
         this.ctx.presence.heartbeat(this.nodeId);
-        this.ctx.agentUpdated(this);
+        this.registry.updated(this);
         this.peer.send({ type: 'heartbeat-ack', serverTime: this.ctx.clock.now() });
         return;
       case 'services':
@@ -73,14 +85,14 @@ export class AgentConnection {
         if (this.draining !== m.draining)
           this.ctx.log.info({ node: this.shortId, draining: m.draining }, 'agent drain changed');
         this.draining = m.draining;
-        this.ctx.agentUpdated(this);
+        this.registry.updated(this);
         return;
       case 'answer':
       case 'candidate':
       case 'session-reject':
       case 'session-closed':
       case 'session-stats':
-        return this.ctx.broker.fromAgent(this, m);
+        return this.broker.fromAgent(this, m);
       default: {
         const never: never = m;
         throw new PeerwayError('bad_message', `unhandled ${(never as { type: string }).type}`);
@@ -116,7 +128,7 @@ export class AgentConnection {
     this.announced = m.services;
     await this.ctx.store.upsertNode({ id: this.nodeId, shortId: this.shortId, name: m.name, now });
     this.connectedAt = now;
-    this.ctx.registerAgent(this);
+    this.registry.register(this);
     this.registered = true;
 
     if (m.token) {
@@ -235,12 +247,12 @@ export class AgentConnection {
     }
     if (ownerId) await this.ctx.store.setNodeServices(this.nodeId, accepted);
     this.accepted = new Set(accepted.map((a) => a.name));
-    if (this.registered) this.ctx.agentUpdated(this);
+    if (this.registered) this.registry.updated(this);
     return statuses;
   }
 
   private closed(): void {
     this.ctx.clock.clearTimeout(this.authTimer);
-    if (this.authed) this.ctx.unregisterAgent(this);
+    if (this.authed) this.registry.unregister(this);
   }
 }

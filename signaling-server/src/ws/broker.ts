@@ -16,12 +16,12 @@ import {
   type AgentToServer,
   type EngineName,
   type ClientToServer,
+  type NodeLoad,
   type ServerToAgent,
   type ServerToClient,
+  type ServiceAnnouncement,
 } from '@peerway/protocol';
-import { importServerKey, verifyServiceAccessToken } from '@peerway/protocol/node';
-import type { CryptoKey } from 'jose';
-import type { AgentConnection } from './agent-handler';
+import { Access, declaredPrivate } from './access';
 import type { AgentSessionMessage, ClusterMessage } from './cluster';
 import type { SignalingContext } from './context';
 import { iceServersFor } from './ice';
@@ -31,6 +31,19 @@ import type { ServiceRecord } from '../store/store';
 import { Sessions } from './sessions';
 
 export type ClientPeer = Peer<ClientToServer, ServerToClient>;
+
+/** What the broker reads of an agent this instance holds (an `AgentConnection`). */
+export interface LocalAgent {
+  readonly nodeId: string;
+  readonly shortId: string;
+  readonly name: string;
+  readonly draining: boolean;
+  readonly load: NodeLoad | undefined;
+  readonly announced: readonly ServiceAnnouncement[];
+  /** Services the server accepted for routing. */
+  readonly accepted: ReadonlySet<string>;
+  readonly peer: { send(m: ServerToAgent): void };
+}
 
 /** An online agent that could take a session, here or on another instance. */
 interface Candidate {
@@ -57,13 +70,14 @@ const MAX_RELAYS = 100_000;
 
 export class Broker {
   readonly sessions = new Sessions();
-  private publicKey: Promise<CryptoKey> | null = null;
+  private readonly access: Access;
 
-  constructor(private readonly ctx: SignalingContext) {}
-
-  private key(): Promise<CryptoKey> {
-    this.publicKey ??= importServerKey(this.ctx.serverKeys.publicJwk);
-    return this.publicKey;
+  /** `agents`: the agents this instance holds, by node ID (kept by the signaling server). */
+  constructor(
+    private readonly ctx: SignalingContext,
+    private readonly agents: ReadonlyMap<string, LocalAgent>,
+  ) {
+    this.access = new Access(ctx.store, ctx.serverKeys);
   }
 
   /** A message from a client. */
@@ -162,11 +176,7 @@ export class Broker {
     let subject: string;
     let access: 'public' | 'private';
     try {
-      ({ subject, access } = await verifyServiceAccessToken(m.token, {
-        publicKey: await this.key(),
-        issuer: this.ctx.serverKeys.issuer,
-        service: m.service,
-      }));
+      ({ subject, access } = await this.access.token(m.token, m.service));
     } catch (err) {
       const e = err instanceof PeerwayError ? err : new PeerwayError('unauthorized', 'bad token');
       return refuse(e.code, e.message);
@@ -175,7 +185,7 @@ export class Broker {
     if (!service) return refuse('service_unknown', `there is no service "${m.service}"`);
     // A token outlives a change of access by its few minutes: the right is
     // checked again here, against what the store says now.
-    const denied = await this.denial(service, subject);
+    const denied = await this.access.denial(service, subject);
     if (denied) return refuse(denied.code, denied.message);
     const agent = await this.pickAgent(service, new Set(m.avoid ?? []), access === 'public');
     if (!agent && access === 'public' && (await this.pickAgent(service, new Set())))
@@ -251,11 +261,11 @@ export class Broker {
     const nodeIds = await this.ctx.store.listServiceNodes(service);
     const candidates: Candidate[] = [];
     for (const nodeId of nodeIds) {
-      if (!(await this.mayServe(nodeId, svc))) continue;
-      const local = this.ctx.agents.get(nodeId);
+      if (!(await this.access.mayServe(nodeId, svc))) continue;
+      const local = this.agents.get(nodeId);
       if (local && this.ctx.presence.isOnline(nodeId)) {
         if (!local.accepted.has(service) || local.draining) continue;
-        if (publicToken && local.announced.some((x) => x.name === service && !x.public)) continue;
+        if (publicToken && declaredPrivate(local.announced, service)) continue;
         const sessions =
           local.load?.sessions ?? this.sessions.of((s) => s.nodeId === nodeId).length;
         candidates.push({
@@ -287,31 +297,6 @@ export class Broker {
   }
 
   /**
-   * A node may serve a service if its owner owns the service, or the owner
-   * granted the node's owner the right to serve it (a share to view is not
-   * enough). Checked at each session, so taking a grant back stops that
-   * replica at once.
-   */
-  private async mayServe(nodeId: string, svc: ServiceRecord): Promise<boolean> {
-    const node = await this.ctx.store.getNode(nodeId);
-    if (!node?.ownerId) return false;
-    return node.ownerId === svc.ownerId || this.ctx.store.hasServeGrant(svc.name, node.ownerId);
-  }
-
-  /**
-   * Why `subject` may not open `svc` now, or null if it may: anyone may
-   * open a public service; otherwise its owner, or a user it is shared with
-   * while its access is `shared`.
-   */
-  private async denial(svc: ServiceRecord, subject: string): Promise<PeerwayError | null> {
-    if (svc.access === 'public' || subject === svc.ownerId) return null;
-    if (svc.access === 'shared' && (await this.ctx.store.hasShare(svc.name, subject))) return null;
-    return subject === 'anonymous'
-      ? new PeerwayError('unauthorized', `"${svc.name}" is private now: sign in to open it`)
-      : new PeerwayError('forbidden', `access to "${svc.name}" was withdrawn by its owner`);
-  }
-
-  /**
    * The service's access, shares or serving grants changed (through the API,
    * on any instance): every live session of this instance's clients that no
    * longer has the right, on either end, is closed on both ends.
@@ -322,8 +307,8 @@ export class Broker {
     const svc = await this.ctx.store.getService(name);
     for (const s of live) {
       const denied = svc
-        ? ((await this.denial(svc, s.subject ?? 'anonymous')) ??
-          ((await this.mayServe(s.nodeId, svc))
+        ? ((await this.access.denial(svc, s.subject ?? 'anonymous')) ??
+          ((await this.access.mayServe(s.nodeId, svc))
             ? null
             : new PeerwayError('forbidden', `node ${s.shortId} may no longer serve "${name}"`)))
         : new PeerwayError('service_unknown', `there is no service "${name}" any more`);
@@ -346,7 +331,7 @@ export class Broker {
       });
       return true;
     }
-    const agent = this.ctx.agents.get(s.nodeId);
+    const agent = this.agents.get(s.nodeId);
     agent?.peer.send(msg);
     return agent !== undefined;
   }
@@ -357,7 +342,7 @@ export class Broker {
   fromCluster(m: ClusterMessage): void {
     switch (m.kind) {
       case 'to-agent': {
-        const agent = this.ctx.agents.get(m.nodeId);
+        const agent = this.agents.get(m.nodeId);
         if (!agent) {
           this.ctx.cluster.send(m.from, {
             kind: 'agent-missing',
@@ -393,7 +378,7 @@ export class Broker {
   }
 
   /** A session message from an agent this instance holds. */
-  fromAgent(agent: AgentConnection, m: AgentSessionMessage): void {
+  fromAgent(agent: Pick<LocalAgent, 'nodeId'>, m: AgentSessionMessage): void {
     const s = this.sessions.get(m.sessionId);
     if (s && s.nodeId === agent.nodeId && !s.agentInstance) return this.agentSaid(s, m);
     // The client may be on another instance.

@@ -1,11 +1,14 @@
-/** What the signaling components share (one per server). */
+/**
+ * What the signaling components share (one per server): configuration and
+ * the server-wide services they all stand on. The components themselves
+ * (broker, agent connections, the agent table) are handed to each other as
+ * parameters, so none of them imports another through this module.
+ */
 import type { User, Store } from '../store/store';
 import type { Logger } from '../logger';
 import type { Clock } from './clock';
 import type { Presence } from './presence';
 import type { SignalingMetrics } from './metrics';
-import type { AgentConnection } from './agent-handler';
-import type { Broker } from './broker';
 import type { Cluster } from './cluster';
 import type { IceConfig } from './ice';
 import type { PeerLimits } from './peer';
@@ -55,14 +58,8 @@ export interface SignalingContext {
   clock: Clock;
   presence: Presence;
   metrics: SignalingMetrics;
-  broker: Broker;
   /** The other server instances (a no-op with one instance). */
   cluster: Cluster;
   serverKeys: { publicJwk: Record<string, unknown>; issuer: string };
   authenticateBearer(token: string): Promise<User | null>;
-  registerAgent(a: AgentConnection): void;
-  unregisterAgent(a: AgentConnection): void;
-  /** The agent's load, draining flag or accepted services changed: tell the cluster. */
-  agentUpdated(a: AgentConnection): void;
-  agents: Map<string, AgentConnection>;
 }

@@ -21,7 +21,7 @@ import {
 } from '@peerway/protocol';
 import type { Store, User } from '../store/store';
 import type { Logger } from '../logger';
-import { AgentConnection } from './agent-handler';
+import { AgentConnection, type AgentRegistry } from './agent-handler';
 import { Broker, type ClientPeer } from './broker';
 import { systemClock, type Clock } from './clock';
 import type { SignalingConfig, SignalingContext } from './context';
@@ -182,12 +182,13 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     clock,
     presence,
     metrics,
-    broker: null as unknown as Broker,
     cluster,
     serverKeys: deps.serverKeys,
     authenticateBearer: deps.authenticateBearer,
-    agents,
-    registerAgent(a) {
+  };
+  const broker = new Broker(ctx, agents);
+  const registry: AgentRegistry = {
+    register(a) {
       const old = agents.get(a.nodeId);
       if (old && old !== a)
         old.peer.close(CloseCode.REPLACED, 'another connection of this node took over');
@@ -197,7 +198,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       metrics.agents.set(agents.size);
       cluster.publishAgent(info(a));
     },
-    unregisterAgent(a) {
+    unregister(a) {
       if (agents.get(a.nodeId) !== a) return;
       agents.delete(a.nodeId);
       presence.disconnected(a.nodeId, a.onPresenceTimeout);
@@ -205,17 +206,15 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       cluster.withdrawAgent(a.nodeId, a.connectedAt);
       health.wentOffline(a, clock.now());
       // Reconnected through another instance already? Then it is not gone.
-      if (!cluster.remoteAgent(a.nodeId)) ctx.broker.nodeGone(a.nodeId);
+      if (!cluster.remoteAgent(a.nodeId)) broker.nodeGone(a.nodeId);
       log.info({ node: a.shortId }, 'agent disconnected');
     },
-    agentUpdated(a) {
+    updated(a) {
       if (agents.get(a.nodeId) !== a) return;
-      ctx.broker.loadReported(a.nodeId);
+      broker.loadReported(a.nodeId);
       cluster.publishAgent(info(a));
     },
   };
-  const broker = new Broker(ctx);
-  ctx.broker = broker;
   presence.start();
 
   // The hard cap closes the socket (1009); below it, oversized messages get an error.
@@ -268,7 +267,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
           },
           clock,
         );
-        new AgentConnection(peer, ctx).start();
+        new AgentConnection(peer, ctx, broker, registry).start();
       } else {
         const peer: ClientPeer = new Peer<ClientToServer, ServerToClient>(
           ws,
