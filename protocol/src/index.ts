@@ -6,3 +6,4 @@ export * from './tunnel';
 export * from './stats';
 export * from './ice-policy';
 export * from './redirect';
+export * from './deploy';
