@@ -1,0 +1,159 @@
+/**
+ * A replica's health: an HTTP GET of its health path on the published
+ * 127.0.0.1 port, repeated on an interval. A replica is `starting` until a
+ * probe passes (status 200–399; redirects are not followed), then `running`;
+ * it turns `unhealthy` after a run of failed probes, and back to `running`
+ * when one passes again. While it starts, failures count only once its start
+ * period is over, so a slow app is not called unhealthy for booting.
+ */
+import http from 'node:http';
+
+export interface HealthSpec {
+  /** The path probed, e.g. `/healthz`. */
+  path: string;
+  intervalMs: number;
+  /** How long one probe may take before it counts as failed. */
+  timeoutMs: number;
+  /** How long after start failures do not make the replica unhealthy. */
+  startPeriodMs: number;
+  /** Failed probes in a row that make a replica unhealthy. */
+  unhealthyAfter: number;
+}
+
+export const DEFAULT_HEALTH: HealthSpec = {
+  path: '/',
+  intervalMs: 5_000,
+  timeoutMs: 2_000,
+  startPeriodMs: 30_000,
+  unhealthyAfter: 3,
+};
+
+export type ProbeResult = { ok: true; status: number } | { ok: false; reason: string };
+
+/** One GET of `http://127.0.0.1:<port><path>`. Never throws. */
+export function probeHttp(port: number, path: string, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (r: ProbeResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(r);
+    };
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      done(
+        status >= 200 && status < 400
+          ? { ok: true, status }
+          : { ok: false, reason: `HTTP ${status}` },
+      );
+    });
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      done({
+        ok: false,
+        reason: err.code === 'ECONNREFUSED' ? 'connection refused' : (err.code ?? err.message),
+      }),
+    );
+    const timer = setTimeout(
+      () => done({ ok: false, reason: `no answer within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
+  });
+}
+
+export type HealthState = 'starting' | 'running' | 'unhealthy';
+
+/** The clock and timer the monitor uses; tests pass fake ones. */
+export interface HealthTimers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const REAL_TIMERS: HealthTimers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface HealthMonitorOptions {
+  spec: HealthSpec;
+  probe: () => Promise<ProbeResult>;
+  /** Called on every change of state, with the reason in words. */
+  onChange: (state: HealthState, reason: string) => void;
+  timers?: HealthTimers;
+}
+
+/** Probes on its interval (never two at once) and reports state changes. */
+export class HealthMonitor {
+  state: HealthState = 'starting';
+  private failures = 0;
+  private startedAt = 0;
+  private handle: unknown = null;
+  private stopped = true;
+  private readonly timers: HealthTimers;
+
+  constructor(private readonly opts: HealthMonitorOptions) {
+    this.timers = opts.timers ?? REAL_TIMERS;
+  }
+
+  /** Probes now, then every interval after each probe ends. */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.startedAt = this.timers.now();
+    void this.tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.handle !== null) this.timers.clearTimeout(this.handle);
+    this.handle = null;
+  }
+
+  private async tick(): Promise<void> {
+    this.handle = null;
+    const result = await this.opts.probe();
+    if (this.stopped) return;
+    this.observe(result);
+    this.handle = this.timers.setTimeout(() => void this.tick(), this.opts.spec.intervalMs);
+  }
+
+  private observe(result: ProbeResult): void {
+    const { spec } = this.opts;
+    const elapsedMs = this.timers.now() - this.startedAt;
+    if (result.ok) {
+      this.failures = 0;
+      if (this.state !== 'running') {
+        const was = this.state;
+        this.state = 'running';
+        this.opts.onChange(
+          'running',
+          was === 'starting'
+            ? `GET ${spec.path} answered HTTP ${result.status} after ${elapsedMs} ms`
+            : `GET ${spec.path} answers HTTP ${result.status} again`,
+        );
+      }
+      return;
+    }
+    this.failures++;
+    if (this.state === 'unhealthy' || this.failures < spec.unhealthyAfter) return;
+    if (this.state === 'starting') {
+      if (elapsedMs < spec.startPeriodMs) return;
+      this.state = 'unhealthy';
+      this.opts.onChange(
+        'unhealthy',
+        `GET ${spec.path} did not pass within ${elapsedMs} ms of start ` +
+          `(${this.failures} failed probes, the last: ${result.reason})`,
+      );
+      return;
+    }
+    this.state = 'unhealthy';
+    this.opts.onChange(
+      'unhealthy',
+      `GET ${spec.path} failed ${this.failures} times in a row (the last: ${result.reason})`,
+    );
+  }
+}
