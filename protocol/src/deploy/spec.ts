@@ -35,6 +35,18 @@ export const PLACEMENTS = ['binpack', 'spread'] as const;
 export const ACCESS_MODES = ['private', 'public', 'shared'] as const;
 export const RESTART_POLICIES = ['always', 'on-failure', 'never'] as const;
 
+/** A replica's states, as the agent reports them and the API shows them. */
+export const REPLICA_STATES = [
+  'pending',
+  'pulling',
+  'starting',
+  'running',
+  'unhealthy',
+  'exited',
+  'failed',
+] as const;
+
+export type ReplicaState = (typeof REPLICA_STATES)[number];
 export type Placement = (typeof PLACEMENTS)[number];
 export type AccessMode = (typeof ACCESS_MODES)[number];
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
