@@ -100,6 +100,19 @@ export function freeOf(capacity: DeployableResources, used: ReplicaResources): R
   };
 }
 
+/** Whether `need` fits beside `used` within `capacity` (what `fitRefusal` decides, without words). */
+export function fits(
+  need: ReplicaResources,
+  capacity: ReplicaResources,
+  used: ReplicaResources,
+): boolean {
+  return (
+    need.cpuMillis <= capacity.cpuMillis - used.cpuMillis &&
+    need.memoryBytes <= capacity.memoryBytes - used.memoryBytes &&
+    need.gpu <= capacity.gpu - used.gpu
+  );
+}
+
 /** Whether `need` fits in `free`; otherwise each shortfall, e.g. "needs 512 MiB memory, 300 MiB free". */
 export function fitRefusal(need: ReplicaResources, free: ReplicaResources): Refusal | null {
   const short: string[] = [];

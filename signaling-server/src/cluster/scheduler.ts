@@ -39,6 +39,7 @@ import {
   capacityOf,
   eligibility,
   fitRefusal,
+  fits,
   freeOf,
   type Deployer,
   type ReasonCode,
@@ -283,12 +284,18 @@ export function plan(
       const onNode = perNode.get(c.node.id) ?? 0;
       if (onNode >= spec.maxPerNode) continue;
       const inUse = used.get(c.node.id) ?? ZERO;
-      if (fitRefusal(need, freeOf(c.capacity, inUse))) continue;
-      const scores = [fitScore(spec.placement, c.capacity, add(inUse, need))];
+      if (!fits(need, c.capacity, inUse)) continue;
+      // the hot loop (nodes × replicas): no message built, no array for one score
+      let score = fitScore(spec.placement, c.capacity, add(inUse, need));
       const anti = antiAffinityScore(onNode, spec.replicas);
-      if (anti !== null) scores.push(anti);
-      if (failedOn.has(c.node.id)) scores.push(FAILED_HERE_PENALTY);
-      const score = finalScore(scores);
+      const penalty = failedOn.has(c.node.id) ? FAILED_HERE_PENALTY : null;
+      if (anti !== null || penalty !== null) {
+        score = finalScore([
+          score,
+          ...(anti === null ? [] : [anti]),
+          ...(penalty === null ? [] : [penalty]),
+        ]);
+      }
       if (score > bestScore) {
         best = c;
         bestScore = score;
