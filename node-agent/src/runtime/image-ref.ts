@@ -1,13 +1,15 @@
 /**
- * Image references and the owner's registry allow-list. A reference is read
- * the way Docker and Podman read it: the first path component names a
- * registry when it has a dot or a port or is `localhost`; otherwise the image
- * is on Docker Hub (`docker.io`). A node pulls only from registries its
- * owner listed (`--registry HOST[:PORT]`), matched exactly.
+ * Image references and the owner's registry allow-list. The reference
+ * grammar is the protocol's (`parseImageReference`, the one the deployment
+ * spec is checked with); here it gets the registry engines would use:
+ * Docker Hub (`docker.io`, `library/` for single names) when it names none.
+ * A node pulls only from registries its owner listed (`--registry
+ * HOST[:PORT]`), matched exactly.
  */
+import { DEFAULT_REGISTRY, parseImageReference } from '@peerway/protocol';
 import { RuntimeError } from './errors';
 
-export const DOCKER_HUB = 'docker.io';
+export const DOCKER_HUB = DEFAULT_REGISTRY;
 
 export interface ImageRef {
   /** host[:port], lower case; `docker.io` for Docker Hub. */
@@ -20,48 +22,18 @@ export interface ImageRef {
   canonical: string;
 }
 
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Fa-f0-9]{32,}$/;
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::\d{1,5})?$/;
 const HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
 /** Parses an image reference; throws `bad_image` with the reason. */
 export function parseImageRef(input: string): ImageRef {
-  const ref = input.trim();
-  const bad = (why: string) =>
-    new RuntimeError('bad_image', `image "${input}" is not a valid reference: ${why}`);
-  if (!ref) throw bad('it is empty');
-  let rest = ref;
-  let digest: string | null = null;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) throw bad(`"${digest}" is not a digest (algorithm:hex)`);
-  }
-  let tag: string | null = null;
-  const lastSlash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > lastSlash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) throw bad(`"${tag}" is not a tag`);
-  }
-  const parts = rest.split('/');
-  let registry = DOCKER_HUB;
-  const first = parts[0] ?? '';
-  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost')) {
-    if (!HOST.test(first)) throw bad(`"${first}" is not a registry host`);
-    registry = first.toLowerCase();
-    parts.shift();
-  }
+  const parsed = parseImageReference(input);
+  if (!parsed.ok) throw new RuntimeError('bad_image', `image ${parsed.message}`);
+  const { tag, digest } = parsed.value;
+  let registry = (parsed.value.registry ?? DOCKER_HUB).toLowerCase();
   if (HUB_ALIASES.has(registry)) registry = DOCKER_HUB;
-  if (parts.length === 0 || parts.some((p) => !COMPONENT.test(p))) {
-    throw bad('the name must be lower-case letters, digits and separators (. _ -) between slashes');
-  }
-  if (registry === DOCKER_HUB && parts.length === 1) parts.unshift('library');
-  const repository = parts.join('/');
+  let repository = parsed.value.repository;
+  if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
   const canonical =
     `${registry}/${repository}` + (tag ? `:${tag}` : '') + (digest ? `@${digest}` : '');
   return { registry, repository, tag, digest, canonical };

@@ -152,7 +152,7 @@ export class Replica {
     if (!id) return;
     let exitCode: number | null = null;
     try {
-      await this.opts.runtime.stop(id, timeoutS);
+      await this.opts.runtime.stop(id, timeoutS ?? this.opts.spec.stopTimeoutS);
       exitCode = (await this.opts.runtime.inspect(id)).exitCode;
     } catch (err) {
       if (!(err instanceof RuntimeError && err.code === 'not_found')) throw err;

@@ -8,23 +8,12 @@ import { existsSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import type { Gpu, NodeCapacity } from '@peerway/protocol';
 import type { Detection } from './types';
 
-export interface GpuInfo {
-  model: string;
-  memoryBytes: number;
-}
-
-export interface NodeCapacity {
-  cpuCores: number;
-  memoryBytes: number;
-  /** Free to unprivileged users on the file system of the data directory. */
-  diskFreeBytes: number;
-  gpus: GpuInfo[];
-  os: string;
-  arch: string;
-  runtime: { name: string; version: string } | null;
-}
+/** A GPU as reported: its model and memory. */
+export type GpuInfo = Gpu;
+export type { NodeCapacity };
 
 /** How long `nvidia-smi` may take, in ms. */
 export const NVIDIA_SMI_TIMEOUT_MS = 5_000;
