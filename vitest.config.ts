@@ -1,12 +1,20 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
+
+// @peerway/* imports resolve to the sources (the packages' `peerway-source`
+// export condition), so tests never need a build and never see a stale one.
+const conditions = ['peerway-source', ...defaultServerConditions];
 
 // One runner for the whole repository, in layers (STYLE.md §9):
 // unit tests sit beside the code, integration tests use real sockets and
 // processes, e2e tests drive real Chromium and the NAT lab.
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
   test: {
     projects: [
       {
+        extends: true,
         test: {
           name: 'unit',
           include: [
@@ -21,6 +29,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         test: {
           name: 'integration',
           include: ['signaling-server/test/**/*.test.ts', 'node-agent/test/**/*.test.ts'],
@@ -29,6 +38,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         // The agent's default is `auto` (node-datachannel, werift for clients
         // that need TURN over TCP: node-agent/src/engine/index.ts). werift
         // alone, through the same tunnel suite and browser paths, so neither
@@ -50,6 +60,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         test: {
           name: 'e2e',
           include: ['e2e/tests/**/*.test.ts'],

@@ -1,4 +1,4 @@
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 import { resolve } from 'node:path';
 
 // Bundles for service origins: the shell page (and its first script, which
@@ -6,6 +6,8 @@ import { resolve } from 'node:path';
 export default defineConfig({
   base: '/__peerway/',
   resolve: {
+    // @peerway/protocol from its sources (its `peerway-source` export condition)
+    conditions: ['peerway-source', ...defaultClientConditions],
     // tough-cookie's public suffix list, not needed by a one-origin jar
     // (see the file): the cookie chunk goes from 298 KB to ~40 KB.
     alias: { tldts: resolve(import.meta.dirname, 'src/shell/registrable-domain.ts') },

@@ -1,4 +1,4 @@
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 import { resolve } from 'node:path';
 
 // The dashboard, for the gateway origin: its own build, so nothing it pulls
@@ -7,6 +7,10 @@ import { resolve } from 'node:path';
 // dashboard's routes.
 export default defineConfig({
   base: '/dash/',
+  resolve: {
+    // @peerway/protocol from its sources (its `peerway-source` export condition)
+    conditions: ['peerway-source', ...defaultClientConditions],
+  },
   build: {
     outDir: 'dist/dash',
     emptyOutDir: true,

@@ -13,13 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDeploymentSpec, type DeploymentSpec, type NodeResources } from '@peerway/protocol';
-// The server package exports no cluster module yet; this one import goes by
-// path until `signaling-server/src/index.ts` re-exports the scheduler.
-import {
-  plan,
-  type Allocation,
-  type SchedulerNode,
-} from '../../signaling-server/src/cluster/scheduler';
+import { plan, type Allocation, type SchedulerNode } from '@peerway/signaling-server';
 
 const NODES = Number(process.env.BENCH_SCHED_NODES ?? 1000);
 const REPLICAS = Number(process.env.BENCH_SCHED_REPLICAS ?? 100);

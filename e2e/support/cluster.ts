@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { Balancer } from './balancer';
-import { Proc, SERVER_BIN, Stack } from './stack';
+import { Proc, Stack } from './stack';
 
 export interface Instance {
   proc: Proc;
@@ -65,7 +65,7 @@ export class ClusterStack extends Stack {
   /** One more instance; the balancer learns it. */
   async startInstance(extraArgs: string[] = []): Promise<Instance> {
     const proc = this.spawn(
-      SERVER_BIN,
+      this.serverBin,
       [
         '--port',
         '0',

@@ -13,7 +13,7 @@ import {
   defaultPodmanFlags,
   startPodmanService,
   type PodmanService,
-} from '../../node-agent/src/runtime/podman';
+} from '@peerway/node-agent/runtime';
 
 const exec = promisify(execFile);
 

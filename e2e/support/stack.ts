@@ -58,6 +58,13 @@ export interface StackUser {
 
 export class Stack {
   readonly dir = mkdtempSync(join(tmpdir(), 'pw-e2e-'));
+  /** The bins it runs: the repository's, or (the packaging test) those installed from the tarballs. */
+  readonly serverBin: string;
+  readonly agentBin: string;
+  constructor(bins: { server?: string; agent?: string } = {}) {
+    this.serverBin = bins.server ?? SERVER_BIN;
+    this.agentBin = bins.agent ?? AGENT_BIN;
+  }
   server!: Proc;
   url = '';
   port = 0;
@@ -68,7 +75,7 @@ export class Stack {
   /** Starts the server process on a free port. */
   async start(extraArgs: string[] = []): Promise<void> {
     this.server = this.spawn(
-      SERVER_BIN,
+      this.serverBin,
       [
         '--port',
         String(this.port || 0),
@@ -114,7 +121,7 @@ export class Stack {
     const email = `u-${randomBytes(4).toString('hex')}@test.invalid`;
     const password = randomBytes(12).toString('base64url');
     await run(process.execPath, [
-      SERVER_BIN,
+      this.serverBin,
       'users',
       'create',
       '--email',
@@ -125,7 +132,7 @@ export class Stack {
       ...(admin ? ['--admin'] : []),
     ]);
     const { stdout } = await run(process.execPath, [
-      SERVER_BIN,
+      this.serverBin,
       'tokens',
       'create',
       '--email',
@@ -144,7 +151,7 @@ export class Stack {
   ): Promise<Proc & { home: string }> {
     mkdirSync(home, { recursive: true });
     const p = this.spawn(
-      AGENT_BIN,
+      this.agentBin,
       [
         'run',
         '--server',
@@ -171,7 +178,7 @@ export class Stack {
     const home = join(this.dir, `agent-${randomBytes(3).toString('hex')}`);
     mkdirSync(home, { recursive: true });
     const proc = this.spawn(
-      AGENT_BIN,
+      this.agentBin,
       ['run', '--server', this.url, '--name', name, ...services.flatMap((s) => ['--service', s])],
       { PEERWAY_HOME: home },
     );

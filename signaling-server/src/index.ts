@@ -16,3 +16,11 @@ export type { Store } from './store/store';
 export { purgeOnce, UNCLAIMED_NODE_TTL_MS } from './nodes/purge';
 export { turnCredentials, iceServersFor, CloseCode } from './ws/index';
 export { TurnMonitor, probeTurn, parseTurnUrl, release, type TurnStatus } from './turn/monitor';
+export {
+  plan,
+  describePlan,
+  type Plan,
+  type SchedulerNode,
+  type Allocation,
+  type PlanOptions,
+} from './cluster/scheduler';

@@ -5,7 +5,7 @@
  * here, and no cookie is ever set on a service origin.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import express, {
   type Request,
   type Response,
@@ -18,8 +18,15 @@ import type { ServerKeys } from '../auth/keys';
 import { shellToken, userRight, verifyRenewal } from './service-token';
 import { REVOKED_SESSIONS } from '../auth/auth';
 
-/** Where the built web client lives (npm run build -w @peerway/web-client). */
-export const WEB_DIST = resolve(import.meta.dirname, '../../../web-client/dist');
+/**
+ * Where the built web client lives: in a published package, web/ beside the
+ * built server's dist/ (scripts/copy-web.mjs puts it there at pack time); in
+ * the repository, web-client/dist (npm run build -w @peerway/web-client).
+ */
+export const WEB_DIST =
+  basename(import.meta.dirname) === 'dist'
+    ? resolve(import.meta.dirname, '../web')
+    : resolve(import.meta.dirname, '../../../web-client/dist');
 const ASSETS = new Set([
   'shell.js',
   'sw.js',
