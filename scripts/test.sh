@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the repository: typecheck, lint, unit, integration, e2e
-# (real Chromium, real coturn, real redis-server, the NAT lab).
+# (real Chromium, real coturn, real redis-server, the NAT lab, real containers
+# under Podman pulled from a loopback registry).
 # Installs the Debian packages the tests need when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,10 @@ command -v turnserver >/dev/null || need+=(coturn)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static) # a static binary, copied into test images
+command -v docker-registry >/dev/null || need+=(docker-registry)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${need[*]}"
