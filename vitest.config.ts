@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // export condition), so tests never need a build and never see a stale one.
 const conditions = ['peerway-source', ...defaultServerConditions];
 
-// One runner for the whole repository, in layers (STYLE.md §9):
+// One runner for the whole repository, in layers:
 // unit tests sit beside the code, integration tests use real sockets and
 // processes, e2e tests drive real Chromium and the NAT lab.
 export default defineConfig({

@@ -1,6 +1,6 @@
 /**
  * Renders coturn's configuration from turnserver.conf.template. No npm
- * package generates coturn configs (FACTS.md), so this is the one place that
+ * package generates coturn configs, so this is the one place that
  * does. Every option a deployment must get right is a typed field here.
  */
 import { readFileSync } from 'node:fs';

@@ -4,7 +4,7 @@
  * only, so the agent's deployment code and its tests share one shape.
  */
 
-/** Labels every container the agent runs carries (DESIGN.md, "The cluster"). */
+/** Labels every container the agent runs carries (docs/design.md, "The cluster"). */
 export const LABEL_NODE = 'peerway.node';
 export const LABEL_DEPLOYMENT = 'peerway.deployment';
 export const LABEL_ALLOCATION = 'peerway.allocation';
