@@ -26,6 +26,7 @@ import type { AgentSessionMessage, ClusterMessage } from './cluster';
 import type { SignalingContext } from './context';
 import { iceServersFor } from './ice';
 import type { Peer } from './peer';
+import { leastLoaded, type Candidate } from './replicas';
 import type { SessionRecord } from './sessions';
 import type { ServiceRecord } from '../store/store';
 import { Sessions } from './sessions';
@@ -43,17 +44,6 @@ export interface LocalAgent {
   /** Services the server accepted for routing. */
   readonly accepted: ReadonlySet<string>;
   readonly peer: { send(m: ServerToAgent): void };
-}
-
-/** An online agent that could take a session, here or on another instance. */
-interface Candidate {
-  nodeId: string;
-  shortId: string;
-  name: string;
-  /** Undefined when this instance holds the agent. */
-  instance: string | undefined;
-  sessions: number;
-  cpu: number;
 }
 
 /** A session whose client is on another instance and whose agent is here. */
@@ -290,10 +280,7 @@ export class Broker {
         cpu: remote.load?.cpu ?? 0,
       });
     }
-    const preferred = candidates.filter((a) => !avoid.has(a.shortId));
-    const pool = preferred.length > 0 ? preferred : candidates;
-    pool.sort((a, b) => a.sessions - b.sessions || a.cpu - b.cpu);
-    return pool[0] ?? null;
+    return leastLoaded(candidates, avoid);
   }
 
   /**
