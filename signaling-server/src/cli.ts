@@ -2,6 +2,9 @@
  * `peerway-server`: start the server, or manage users and tokens in its data
  * directory (for automation).
  */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { PeerwayError } from '@peerway/protocol';
 import { configFromEnv, parseConfig, type RawServerConfig } from './config';
@@ -11,6 +14,14 @@ import { Auth } from './auth/auth';
 import { loadServerKeys } from './auth/keys';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** This package's version (src/cli.ts and the built dist/cli.js both sit one level under its root). */
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+/** The SQLite file a data directory holds once a server or `users create` has used it (server.ts). */
+const SQLITE_FILE = 'peerway.db';
+/** What `users create` accepts as an email: the same rule as sign-up (auth/auth.ts). */
+const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
 function serverOptions(cmd: Command): Command {
   return cmd
@@ -83,6 +94,31 @@ async function userByEmail(store: Awaited<ReturnType<typeof openStore>>, email: 
   return user;
 }
 
+/**
+ * Opens the store a data command works on, never an empty one by mistake:
+ * SQLite needs a data directory that holds Peerway's database, except that
+ * `users create` may start one in a directory named on purpose (--data-dir
+ * or PEERWAY_DATA_DIR), for automation that seeds users before the first
+ * start. The default (./.peerway-data) is relative to where this runs.
+ */
+async function openDataStore(opts: Record<string, unknown>, mayStartOne = false) {
+  const cfg = config(opts);
+  if (!cfg.redisUrl && !existsSync(join(cfg.dataDir, SQLITE_FILE))) {
+    const named = opts.dataDir !== undefined || Boolean(process.env.PEERWAY_DATA_DIR);
+    if (!(mayStartOne && named))
+      throw new PeerwayError(
+        'not_found',
+        `no Peerway data in ${cfg.dataDir}: ` +
+          (named
+            ? 'no Peerway server has used that directory; pass the --data-dir your server runs with'
+            : 'pass --data-dir DIR, the data directory your server runs with') +
+          ' (PEERWAY_DATA_DIR; `npm start` in the repository uses its .peerway-data), or --redis-url URL' +
+          (mayStartOne ? `. To start a new store there, name it: --data-dir ${cfg.dataDir}` : ''),
+      );
+  }
+  return { cfg, store: await openStore(cfg) };
+}
+
 const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
 
 function config(opts: Record<string, unknown>) {
@@ -114,6 +150,11 @@ function config(opts: Record<string, unknown>) {
 // Positional: a subcommand's --data-dir belongs to the subcommand, not the server.
 const program = new Command('peerway-server')
   .description('Peerway signaling server')
+  .version(VERSION, '-V, --version', 'print the version of peerway-server')
+  .addHelpText(
+    'after',
+    '\nInstall: npm install -g @peerway/signaling-server · help on one command: peerway-server <command> --help',
+  )
   .enablePositionalOptions();
 
 serverOptions(program).action(async (opts) => {
@@ -144,10 +185,14 @@ serverOptions(users.command('create'))
   .requiredOption('--password <password>')
   .option('--admin', 'make an admin', false)
   .action(async (opts) => {
-    const cfg = config(opts);
-    const store = await openStore(cfg);
+    if (!EMAIL_RE.test(opts.email as string) || (opts.email as string).length > 320)
+      throw new PeerwayError(
+        'bad_request',
+        `--email ${opts.email}: not an email address (like name@example.com)`,
+      );
     if ((opts.password as string).length < 8)
       throw new PeerwayError('bad_request', 'the password must be at least 8 characters');
+    const { store } = await openDataStore(opts, true);
     const u = await store.createUser({
       email: opts.email,
       passwordHash: await hashPassword(opts.password),
@@ -165,9 +210,8 @@ serverOptions(tokens.command('create'))
   .option('--name <name>', 'a label for the token', 'cli')
   .option('--expires-in <duration>', 'the token stops working after this long, e.g. 30d or 12h')
   .action(async (opts) => {
-    const cfg = config(opts);
     const expiresInMs = opts.expiresIn ? parseDuration(opts.expiresIn as string) : undefined;
-    const store = await openStore(cfg);
+    const { cfg, store } = await openDataStore(opts);
     const user = await userByEmail(store, opts.email);
     const auth = new Auth(store, await loadServerKeys(store), cfg);
     const t = await auth.createAccessToken(user.id, opts.name, expiresInMs);
@@ -179,7 +223,7 @@ serverOptions(tokens.command('list'))
   .requiredOption('--email <email>')
   .option('--json', 'as JSON')
   .action(async (opts) => {
-    const store = await openStore(config(opts));
+    const { store } = await openDataStore(opts);
     const user = await userByEmail(store, opts.email);
     const list = await store.listAccessTokens(user.id);
     if (opts.json) console.log(JSON.stringify(list.map(({ tokenHash: _h, ...t }) => t)));
@@ -197,7 +241,7 @@ serverOptions(tokens.command('revoke'))
   .argument('<id>')
   .requiredOption('--email <email>')
   .action(async (id: string, opts) => {
-    const store = await openStore(config(opts));
+    const { store } = await openDataStore(opts);
     const user = await userByEmail(store, opts.email);
     const gone = await store.deleteAccessToken(user.id, id);
     await store.close();
