@@ -13,6 +13,8 @@ import {
 } from './signaling-shared';
 import { b64url, errorCode, id, sdp, serviceName, shortText, token } from './signaling-fields';
 import { makeParser, typesOf } from './signaling-parse';
+import { DeploymentSpecSchema, REPLICA_STATES } from './deploy/spec';
+import { NodeResourcesSchema } from './deploy/resources';
 
 /** What an agent says about one service. Never the upstream address. */
 export const ServiceAnnouncementSchema = z.object({
@@ -33,6 +35,35 @@ export const NodeLoadSchema = z.object({
   rxBytesPerSec: z.number().min(0),
 });
 export type NodeLoad = z.infer<typeof NodeLoadSchema>;
+
+/**
+ * One replica the server wants a node to run (the cluster). The server sends
+ * a node its whole desired set every time (`allocations`), never a delta: the
+ * agent runs what is listed and stops every container of its own
+ * (`peerway.node` label) that is not, so a lost message or a restart of
+ * either side cannot leave a replica running that nobody wants.
+ */
+export const AllocationAssignmentSchema = z.object({
+  /** The replica's id (`peerway.allocation` label). */
+  id,
+  /** The deployment's name, which is also the service name it is served as. */
+  deployment: serviceName,
+  /** The spec as the server parsed it; the agent parses it again and refuses what fails. */
+  spec: DeploymentSpecSchema,
+  /** Bumped by the server on every change of this allocation. */
+  version: z.number().int().nonnegative(),
+});
+export type AllocationAssignment = z.infer<typeof AllocationAssignmentSchema>;
+
+/** A replica's state as the node sees it. */
+export const AllocationReportSchema = z.object({
+  id,
+  state: z.enum(REPLICA_STATES),
+  /** In words, for the owner: "pulling 127.0.0.1:5000/web:1", "exited with code 3". */
+  reason: shortText.optional(),
+  exitCode: z.number().int().optional(),
+});
+export type AllocationReport = z.infer<typeof AllocationReportSchema>;
 
 // ---------------------------------------------------------------------------
 // agent → server
@@ -57,6 +88,13 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('heartbeat'), load: NodeLoadSchema.optional() }),
   z.object({ type: z.literal('services'), services: z.array(ServiceAnnouncementSchema).max(64) }),
   z.object({ type: z.literal('drain'), draining: z.boolean() }),
+  /** The node's capacity, the owner's caps and labels; after `welcome` and when they change. */
+  z.object({ type: z.literal('resources'), resources: NodeResourcesSchema }),
+  /** States of the replicas it runs (changes, or all of them after `allocations`). */
+  z.object({
+    type: z.literal('allocation-status'),
+    allocations: z.array(AllocationReportSchema).max(256),
+  }),
   AnswerMessageSchema,
   CandidateMessageSchema,
   z.object({
@@ -106,6 +144,11 @@ export const ServerToAgentSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('claimed'), owner: z.string().max(320) }),
   z.object({ type: z.literal('services-ack'), services: z.array(serviceStatus) }),
   z.object({ type: z.literal('heartbeat-ack'), serverTime: z.number() }),
+  /** Every replica this node should run now (see AllocationAssignmentSchema). */
+  z.object({
+    type: z.literal('allocations'),
+    allocations: z.array(AllocationAssignmentSchema).max(256),
+  }),
   z.object({
     type: z.literal('session'),
     sessionId: id,

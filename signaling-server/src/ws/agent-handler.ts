@@ -93,6 +93,10 @@ export class AgentConnection implements LocalAgent {
       case 'session-closed':
       case 'session-stats':
         return this.broker.fromAgent(this, m);
+      case 'resources':
+      case 'allocation-status':
+        // the cluster's messages: not acted on yet (the deployments wiring comes next)
+        return;
       default: {
         const never: never = m;
         throw new PeerwayError('bad_message', `unhandled ${(never as { type: string }).type}`);

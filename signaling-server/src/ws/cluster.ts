@@ -38,9 +38,9 @@ export const AgentInfoSchema = z.object({
 export type AgentInfo = z.infer<typeof AgentInfoSchema>;
 
 /** Agent messages about a session. */
-export type AgentSessionMessage = Exclude<
+export type AgentSessionMessage = Extract<
   AgentToServer,
-  { type: 'auth' | 'heartbeat' | 'services' | 'drain' }
+  { type: 'answer' | 'candidate' | 'session-reject' | 'session-closed' | 'session-stats' }
 >;
 
 /** Messages addressed to one instance. */
