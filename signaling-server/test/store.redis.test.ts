@@ -12,10 +12,19 @@ beforeAll(async () => {
 });
 afterAll(() => redis.stop());
 
-// Each test gets its own empty database of the same server.
-runStoreContract('Redis', async () => {
-  const s = new RedisStore(redis.url(++db));
-  await s.redis.flushdb();
-  await s.migrate();
-  return s;
-});
+runStoreContract(
+  'Redis',
+  // Each test gets its own empty database of the same server.
+  async () => {
+    const s = new RedisStore(redis.url(++db));
+    await s.redis.flushdb();
+    await s.migrate();
+    return s;
+  },
+  // another connection to the same database, as another server instance has
+  async () => {
+    const s = new RedisStore(redis.url(db));
+    await s.migrate();
+    return s;
+  },
+);

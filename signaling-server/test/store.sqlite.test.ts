@@ -8,11 +8,20 @@ import { SqliteStore } from '../src/store/sqlite';
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-runStoreContract('SQLite', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'peerway-store-'));
-  dirs.push(dir);
-  const s = new SqliteStore(dir);
-  await s.migrate();
-  await s.migrate(); // idempotent
-  return s;
-});
+runStoreContract(
+  'SQLite',
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peerway-store-'));
+    dirs.push(dir);
+    const s = new SqliteStore(dir);
+    await s.migrate();
+    await s.migrate(); // idempotent
+    return s;
+  },
+  // another connection to the same file, as another process would open it
+  async () => {
+    const s = new SqliteStore(dirs.at(-1)!);
+    await s.migrate();
+    return s;
+  },
+);

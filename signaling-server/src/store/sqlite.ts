@@ -7,10 +7,25 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PeerwayError } from '@peerway/protocol';
+import {
+  PeerwayError,
+  deployableResources,
+  type NodeResources,
+  type ReplicaResources,
+  type ReplicaState,
+} from '@peerway/protocol';
 import type {
   AccessTokenRecord,
+  AllocationChanges,
+  AllocationDesired,
+  AllocationRecord,
+  AllocationReport,
+  AppliedPlan,
   ClaimResult,
+  DeploymentEvent,
+  DeploymentRecord,
+  NewDeployment,
+  NewDeploymentEvent,
   NodeRecord,
   NodeServiceRecord,
   ReserveResult,
@@ -20,7 +35,22 @@ import type {
   Store,
   User,
 } from './store';
-import { newAccessTokenRecord } from './store';
+import {
+  MAX_DEPLOYMENT_EVENTS,
+  NameTakenError,
+  PlanConflictError,
+  newAccessTokenRecord,
+  newAllocationId,
+} from './store';
+import {
+  applyReport,
+  boundedText,
+  checkReplicaState,
+  resourcesFromStore,
+  resourcesToStore,
+  specFromStore,
+  specToStore,
+} from './checks';
 
 /** Versioned migrations; each runs once, in order, in a transaction. */
 const MIGRATIONS: string[] = [
@@ -53,6 +83,32 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (service, user_id));
    CREATE INDEX one_time_expiry ON one_time(expires_at);
    CREATE INDEX nodes_unclaimed ON nodes(last_seen) WHERE owner_id IS NULL;`,
+  // 3: deployments, their allocations (no foreign key to nodes: an allocation
+  // on a node that is gone stays until a plan stops it) and events; deploy
+  // grants; the node's resource report
+  `CREATE TABLE deployments (
+     name TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES users(id), spec TEXT NOT NULL,
+     version INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+   CREATE INDEX deployments_owner ON deployments(owner_id);
+   CREATE TABLE allocations (
+     id TEXT PRIMARY KEY, deployment TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,
+     node_id TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+     cpu_millis INTEGER NOT NULL, memory_bytes INTEGER NOT NULL, gpu INTEGER NOT NULL,
+     desired TEXT NOT NULL, created_at INTEGER NOT NULL, since INTEGER NOT NULL,
+     version INTEGER NOT NULL, failures INTEGER NOT NULL);
+   CREATE INDEX allocations_deployment ON allocations(deployment, created_at);
+   CREATE INDEX allocations_node ON allocations(node_id, created_at);
+   CREATE TABLE deployment_events (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     deployment TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,
+     at INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, allocation TEXT);
+   CREATE INDEX deployment_events_by ON deployment_events(deployment, seq);
+   CREATE TABLE deploy_grants (
+     node_id TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     PRIMARY KEY (node_id, user_id));
+   CREATE INDEX deploy_grants_user ON deploy_grants(user_id);
+   ALTER TABLE nodes ADD COLUMN resources TEXT;`,
 ];
 
 interface UserRow {
@@ -71,6 +127,7 @@ interface NodeRow {
   is_public: number;
   created_at: number;
   last_seen: number;
+  resources: string | null;
 }
 interface TokenRow {
   id: string;
@@ -80,6 +137,29 @@ interface TokenRow {
   created_at: number;
   last_used_at: number | null;
   expires_at: number | null;
+}
+interface DeploymentRow {
+  name: string;
+  owner_id: string;
+  spec: string;
+  version: number;
+  created_at: number;
+  updated_at: number;
+}
+interface AllocationRow {
+  id: string;
+  deployment: string;
+  node_id: string;
+  state: string;
+  reason: string | null;
+  cpu_millis: number;
+  memory_bytes: number;
+  gpu: number;
+  desired: string;
+  created_at: number;
+  since: number;
+  version: number;
+  failures: number;
 }
 interface ServiceRow {
   name: string;
@@ -104,7 +184,30 @@ const toNode = (r: NodeRow): NodeRecord => ({
   isPublic: r.is_public === 1,
   createdAt: r.created_at,
   lastSeen: r.last_seen,
+  resources: resourcesFromStore(r.resources),
 });
+const toDeployment = (r: DeploymentRow): DeploymentRecord => ({
+  name: r.name,
+  ownerId: r.owner_id,
+  spec: specFromStore(r.name, r.spec),
+  version: r.version,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+const toAllocation = (r: AllocationRow): AllocationRecord => ({
+  id: r.id,
+  deployment: r.deployment,
+  nodeId: r.node_id,
+  state: r.state as ReplicaState,
+  reason: r.reason,
+  resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpu: r.gpu },
+  desired: r.desired as AllocationDesired,
+  createdAt: r.created_at,
+  since: r.since,
+  version: r.version,
+  failures: r.failures,
+});
+const ZERO: ReplicaResources = { cpuMillis: 0, memoryBytes: 0, gpu: 0 };
 const toToken = (r: TokenRow): AccessTokenRecord => ({
   id: r.id,
   userId: r.user_id,
@@ -486,4 +589,281 @@ export class SqliteStore implements Store {
       return r.expires_at > now ? r.value : null;
     })();
   }
+
+  // deployments
+  async putDeployment(d: NewDeployment): Promise<DeploymentRecord> {
+    const spec = specToStore(d);
+    // IMMEDIATE: the write lock before the read, so another process on the
+    // same file cannot slip in between the ownership check and the write.
+    return this.db
+      .transaction((): DeploymentRecord => {
+        const cur = this.db.prepare('SELECT * FROM deployments WHERE name = ?').get(d.name) as
+          DeploymentRow | undefined;
+        if (cur && cur.owner_id !== d.ownerId)
+          throw new NameTakenError(d.name, cur.owner_id, 'deployment');
+        const svc = this.db.prepare('SELECT owner_id FROM services WHERE name = ?').get(d.name) as
+          { owner_id: string } | undefined;
+        if (svc && svc.owner_id !== d.ownerId)
+          throw new NameTakenError(d.name, svc.owner_id, 'service');
+        if (!svc) {
+          this.db
+            .prepare('INSERT INTO services VALUES (?, ?, ?, ?)')
+            .run(d.name, d.ownerId, d.spec.access, d.now);
+        }
+        if (cur) {
+          this.db
+            .prepare(
+              'UPDATE deployments SET spec = ?, version = version + 1, updated_at = ? WHERE name = ?',
+            )
+            .run(spec, d.now, d.name);
+        } else {
+          this.db
+            .prepare('INSERT INTO deployments VALUES (?, ?, ?, 1, ?, ?)')
+            .run(d.name, d.ownerId, spec, d.now, d.now);
+        }
+        return toDeployment(
+          this.db.prepare('SELECT * FROM deployments WHERE name = ?').get(d.name) as DeploymentRow,
+        );
+      })
+      .immediate();
+  }
+  async getDeployment(name: string) {
+    const r = this.db.prepare('SELECT * FROM deployments WHERE name = ?').get(name) as
+      DeploymentRow | undefined;
+    return r ? toDeployment(r) : null;
+  }
+  async listDeployments(ownerId?: string) {
+    const rows = (
+      ownerId === undefined
+        ? this.db.prepare('SELECT * FROM deployments ORDER BY name').all()
+        : this.db.prepare('SELECT * FROM deployments WHERE owner_id = ? ORDER BY name').all(ownerId)
+    ) as DeploymentRow[];
+    return rows.map(toDeployment);
+  }
+  async deleteDeployment(name: string) {
+    // allocations and events go with it (ON DELETE CASCADE)
+    return this.db.prepare('DELETE FROM deployments WHERE name = ?').run(name).changes > 0;
+  }
+
+  // allocations
+  async putAllocations(
+    deployment: string,
+    expectedVersion: number,
+    changes: AllocationChanges,
+  ): Promise<AppliedPlan> {
+    const place = changes.place ?? [];
+    const gone = [...(changes.stop ?? []), ...(changes.remove ?? [])];
+    return this.db
+      .transaction((): AppliedPlan => {
+        const d = this.db
+          .prepare('SELECT version FROM deployments WHERE name = ?')
+          .get(deployment) as { version: number } | undefined;
+        if (!d) throw new PeerwayError('not_found', `no deployment named "${deployment}"`);
+        if (d.version !== expectedVersion) {
+          throw new PlanConflictError(deployment, 'stale_version', {
+            expected: expectedVersion,
+            actual: d.version,
+          });
+        }
+        const owner = this.db.prepare('SELECT deployment FROM allocations WHERE id = ?');
+        for (const id of gone) {
+          const r = owner.get(id) as { deployment: string } | undefined;
+          if (r?.deployment !== deployment) {
+            throw new PeerwayError(
+              'bad_request',
+              `allocation ${id} is not one of deployment "${deployment}"`,
+            );
+          }
+        }
+        const stop = this.db.prepare(
+          "UPDATE allocations SET desired = 'stop', version = version + 1 WHERE id = ? AND desired <> 'stop'",
+        );
+        for (const id of changes.stop ?? []) stop.run(id);
+        const remove = this.db.prepare('DELETE FROM allocations WHERE id = ?');
+        for (const id of changes.remove ?? []) remove.run(id);
+
+        // Room on each node that gets replicas, after the stops and removals above.
+        const need = new Map<string, ReplicaResources>();
+        for (const p of place) need.set(p.nodeId, sum(need.get(p.nodeId) ?? ZERO, p.resources));
+        for (const [nodeId, more] of need) {
+          const report = this.nodeResources(nodeId);
+          if (!report) continue;
+          const cap = deployableResources(report);
+          const after = sum(this.allocatedOnSync(nodeId), more);
+          if (
+            after.cpuMillis > cap.cpuMillis ||
+            after.memoryBytes > cap.memoryBytes ||
+            after.gpu > cap.gpu
+          ) {
+            const node = this.db.prepare('SELECT short_id FROM nodes WHERE id = ?').get(nodeId) as {
+              short_id: string;
+            };
+            throw new PlanConflictError(deployment, 'node_full', { node: node.short_id });
+          }
+        }
+
+        const insert = this.db.prepare(
+          "INSERT INTO allocations VALUES (?, ?, ?, 'pending', NULL, ?, ?, ?, 'run', ?, ?, 1, 0)",
+        );
+        const placed = place.map((p): AllocationRecord => {
+          const a: AllocationRecord = {
+            id: newAllocationId(),
+            deployment,
+            nodeId: p.nodeId,
+            state: 'pending',
+            reason: null,
+            resources: { ...p.resources },
+            desired: 'run',
+            createdAt: changes.now,
+            since: changes.now,
+            version: 1,
+            failures: 0,
+          };
+          insert.run(
+            a.id,
+            deployment,
+            a.nodeId,
+            a.resources.cpuMillis,
+            a.resources.memoryBytes,
+            a.resources.gpu,
+            a.createdAt,
+            a.since,
+          );
+          return a;
+        });
+        this.db
+          .prepare('UPDATE deployments SET version = version + 1 WHERE name = ?')
+          .run(deployment);
+        return { version: expectedVersion + 1, placed };
+      })
+      .immediate();
+  }
+  async getAllocation(id: string) {
+    const r = this.db.prepare('SELECT * FROM allocations WHERE id = ?').get(id) as
+      AllocationRow | undefined;
+    return r ? toAllocation(r) : null;
+  }
+  async updateAllocationState(report: AllocationReport): Promise<AllocationRecord | null> {
+    checkReplicaState(report.state);
+    return this.db.transaction((): AllocationRecord | null => {
+      const r = this.db.prepare('SELECT * FROM allocations WHERE id = ?').get(report.id) as
+        AllocationRow | undefined;
+      if (!r || r.node_id !== report.nodeId) return null;
+      const before = toAllocation(r);
+      const a = applyReport(before, report);
+      if (a !== before) {
+        this.db
+          .prepare(
+            'UPDATE allocations SET state = ?, reason = ?, since = ?, version = ?, failures = ? WHERE id = ?',
+          )
+          .run(a.state, a.reason, a.since, a.version, a.failures, a.id);
+      }
+      return a;
+    })();
+  }
+  async listAllocations(filter: { deployment?: string; nodeId?: string } = {}) {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (filter.deployment !== undefined) {
+      where.push('deployment = ?');
+      args.push(filter.deployment);
+    }
+    if (filter.nodeId !== undefined) {
+      where.push('node_id = ?');
+      args.push(filter.nodeId);
+    }
+    const sql = `SELECT * FROM allocations ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at, id`;
+    return (this.db.prepare(sql).all(...args) as AllocationRow[]).map(toAllocation);
+  }
+  async allocatedOn(nodeId: string) {
+    return this.allocatedOnSync(nodeId);
+  }
+  private allocatedOnSync(nodeId: string): ReplicaResources {
+    const r = this.db
+      .prepare(
+        `SELECT COALESCE(SUM(cpu_millis), 0) AS c, COALESCE(SUM(memory_bytes), 0) AS m, COALESCE(SUM(gpu), 0) AS g
+         FROM allocations WHERE node_id = ? AND desired = 'run'`,
+      )
+      .get(nodeId) as { c: number; m: number; g: number };
+    return { cpuMillis: r.c, memoryBytes: r.m, gpu: r.g };
+  }
+  private nodeResources(nodeId: string): NodeResources | null {
+    const r = this.db.prepare('SELECT resources FROM nodes WHERE id = ?').get(nodeId) as
+      { resources: string | null } | undefined;
+    return resourcesFromStore(r?.resources);
+  }
+
+  // deployment events
+  async addDeploymentEvent(name: string, e: NewDeploymentEvent) {
+    return this.db.transaction(() => {
+      const ins = this.db
+        .prepare(
+          `INSERT INTO deployment_events (deployment, at, kind, message, allocation)
+           SELECT name, ?, ?, ?, ? FROM deployments WHERE name = ?`,
+        )
+        .run(e.at, e.kind, boundedText(e.message), e.allocation ?? null, name);
+      if (ins.changes === 0) return false;
+      this.db
+        .prepare(
+          `DELETE FROM deployment_events WHERE deployment = ? AND seq <= (
+             SELECT seq FROM deployment_events WHERE deployment = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+        )
+        .run(name, name, MAX_DEPLOYMENT_EVENTS);
+      return true;
+    })();
+  }
+  async listDeploymentEvents(name: string, limit: number): Promise<DeploymentEvent[]> {
+    const rows = this.db
+      .prepare(
+        'SELECT at, kind, message, allocation FROM deployment_events WHERE deployment = ? ORDER BY seq DESC LIMIT ?',
+      )
+      .all(name, Math.max(0, Math.floor(limit))) as DeploymentEvent[];
+    return rows.reverse().map((r) => ({ ...r }));
+  }
+
+  // deploy grants
+  async addDeployGrant(nodeId: string, userId: string) {
+    this.db.transaction(() => {
+      if (!this.db.prepare('SELECT 1 FROM nodes WHERE id = ?').get(nodeId))
+        throw new PeerwayError('not_found', `no node ${nodeId}`);
+      if (!this.db.prepare('SELECT 1 FROM users WHERE id = ?').get(userId))
+        throw new PeerwayError('not_found', `no user ${userId}`);
+      this.db.prepare('INSERT OR IGNORE INTO deploy_grants VALUES (?, ?)').run(nodeId, userId);
+    })();
+  }
+  async removeDeployGrant(nodeId: string, userId: string) {
+    this.db
+      .prepare('DELETE FROM deploy_grants WHERE node_id = ? AND user_id = ?')
+      .run(nodeId, userId);
+  }
+  async listDeployGrants(nodeId: string) {
+    return (
+      this.db
+        .prepare('SELECT user_id FROM deploy_grants WHERE node_id = ? ORDER BY user_id')
+        .all(nodeId) as { user_id: string }[]
+    ).map((r) => r.user_id);
+  }
+  async deployableNodes(userId: string) {
+    return (
+      this.db
+        .prepare('SELECT node_id FROM deploy_grants WHERE user_id = ? ORDER BY node_id')
+        .all(userId) as { node_id: string }[]
+    ).map((r) => r.node_id);
+  }
+
+  // node resources
+  async putNodeResources(nodeId: string, report: NodeResources) {
+    const json = resourcesToStore(nodeId, report);
+    return (
+      this.db.prepare('UPDATE nodes SET resources = ? WHERE id = ?').run(json, nodeId).changes > 0
+    );
+  }
+}
+
+function sum(a: ReplicaResources, b: ReplicaResources): ReplicaResources {
+  return {
+    cpuMillis: a.cpuMillis + b.cpuMillis,
+    memoryBytes: a.memoryBytes + b.memoryBytes,
+    gpu: a.gpu + b.gpu,
+  };
 }

@@ -9,6 +9,15 @@
  * connections. Only `lastSeen` is kept.
  */
 
+import { randomBytes } from 'node:crypto';
+import {
+  PeerwayError,
+  type DeploymentSpec,
+  type NodeResources,
+  type ReplicaResources,
+  type ReplicaState,
+} from '@peerway/protocol';
+
 export type ServiceAccess = 'private' | 'public' | 'shared';
 
 export interface User {
@@ -53,6 +62,13 @@ export interface NodeRecord {
   isPublic: boolean;
   createdAt: number;
   lastSeen: number;
+  /**
+   * The agent's last resource report (capacity, offer, labels, whether it
+   * takes deployments); null until it sent one. A stored report that no
+   * longer passes `NodeResourcesSchema` reads as null (the agent sends a
+   * new one when it connects).
+   */
+  resources: NodeResources | null;
 }
 
 /** A service name, reserved for the user who first claimed it. */
@@ -75,6 +91,146 @@ export type ClaimResult =
   | { ok: false; reason: 'not_found' | 'claimed_by_other' };
 
 export type ReserveResult = { ok: true; service: ServiceRecord } | { ok: false; ownerId: string };
+
+/** A deployment: what to run (the spec) and who owns it. Its name is a service name too. */
+export interface DeploymentRecord {
+  name: string;
+  ownerId: string;
+  /** Normalised by `parseDeploymentSpec` when stored and checked again by it whenever read. */
+  spec: DeploymentSpec;
+  /**
+   * 1 when created, +1 on every spec update and every applied plan
+   * (`putAllocations`): a plan made from an older version is stale.
+   */
+  version: number;
+  createdAt: number;
+  /** When the spec last changed. */
+  updatedAt: number;
+}
+
+/** What `putDeployment` is given; the store stamps the version. */
+export interface NewDeployment {
+  name: string;
+  ownerId: string;
+  /** A parsed spec; it is parsed again on the way in and its name must be `name`. */
+  spec: DeploymentSpec;
+  /** ms since the epoch: createdAt of a new deployment, updatedAt of every put. */
+  now: number;
+}
+
+/** What the server wants of an allocation: its agent runs it, or stops and removes it. */
+export type AllocationDesired = 'run' | 'stop';
+export const ALLOCATION_DESIRED: readonly AllocationDesired[] = ['run', 'stop'];
+
+/** One replica of a deployment, placed on one node. */
+export interface AllocationRecord {
+  /** 16 hex digits; the container's `peerway.allocation` label. */
+  id: string;
+  deployment: string;
+  nodeId: string;
+  /** The last state its agent reported; `pending` until the first report. */
+  state: ReplicaState;
+  /** Why it is in that state, in words, as the agent said it; null when it said nothing. */
+  reason: string | null;
+  /** What it holds on its node (the spec's resources when it was placed). */
+  resources: ReplicaResources;
+  desired: AllocationDesired;
+  createdAt: number;
+  /** When it entered its current state. */
+  since: number;
+  /** 1 when placed, +1 on every change (state, reason, desired). */
+  version: number;
+  /** How many times it went to `failed` or `exited` while desired `run`. */
+  failures: number;
+}
+
+/**
+ * A plan to apply in one step. Stops and removals take effect before the
+ * placements, so a plan that moves a replica frees its old room first.
+ */
+export interface AllocationChanges {
+  /** ms since the epoch: createdAt and since of the new allocations. */
+  now: number;
+  /** New allocations: state `pending`, desired `run`; the store picks their IDs. */
+  place?: { nodeId: string; resources: ReplicaResources }[];
+  /** IDs of this deployment's allocations to stop (desired becomes `stop`). */
+  stop?: string[];
+  /** IDs of this deployment's allocations to forget (gone from their node, or the node is gone). */
+  remove?: string[];
+}
+
+export interface AppliedPlan {
+  /** The deployment's version after this plan: the expectedVersion of the next. */
+  version: number;
+  /** The new allocations, in the order of `changes.place`. */
+  placed: AllocationRecord[];
+}
+
+/** An agent's report on one allocation. */
+export interface AllocationReport {
+  id: string;
+  /** The reporting node: a report about another node's allocation is ignored. */
+  nodeId: string;
+  state: ReplicaState;
+  reason: string | null;
+  now: number;
+}
+
+export interface DeploymentEvent {
+  at: number;
+  /** A short machine-readable word: placed, stopped, state, failed… */
+  kind: string;
+  message: string;
+  /** The allocation it is about, if one. */
+  allocation: string | null;
+}
+
+export type NewDeploymentEvent = Omit<DeploymentEvent, 'allocation'> & {
+  allocation?: string | null;
+};
+
+/** How many events a deployment keeps (the newest). */
+export const MAX_DEPLOYMENT_EVENTS = 200;
+
+/** The name belongs to another user, as a deployment or as a service. */
+export class NameTakenError extends PeerwayError {
+  constructor(
+    readonly takenName: string,
+    /** The user who holds the name. */
+    readonly ownerId: string,
+    readonly heldAs: 'deployment' | 'service',
+  ) {
+    super(
+      'conflict',
+      `the name "${takenName}" belongs to another user's ${heldAs}; choose another name`,
+    );
+  }
+}
+
+/**
+ * A plan could not be applied: the deployment changed since the plan was
+ * made (another update or another server instance's plan), or a node it
+ * places on no longer has the room. Read again, plan again, retry.
+ */
+export class PlanConflictError extends PeerwayError {
+  constructor(
+    readonly deployment: string,
+    readonly why: 'stale_version' | 'node_full',
+    detail: { expected: number; actual: number } | { node: string },
+  ) {
+    super(
+      'conflict',
+      'node' in detail
+        ? `deployment "${deployment}": node ${detail.node} has no room left for the plan's replicas; plan again`
+        : `deployment "${deployment}" is at version ${detail.actual}, the plan was made at ${detail.expected}; plan again`,
+    );
+  }
+}
+
+/** 16 hex digits for a new allocation. */
+export function newAllocationId(): string {
+  return randomBytes(8).toString('hex');
+}
 
 export interface Store {
   /** Applies pending schema migrations (versioned, idempotent). */
@@ -182,4 +338,67 @@ export interface Store {
   peekOneTime(kind: string, key: string, now: number): Promise<string | null>;
   /** Atomic: returns and deletes; null if absent or expired (a second take gets null). */
   takeOneTime(kind: string, key: string, now: number): Promise<string | null>;
+
+  // deployments (names share the namespace with services)
+  /**
+   * Atomic: creates the deployment, or updates its spec (version + 1).
+   * Reserves its name as a service of the owner too (with the spec's access
+   * when the service is new). Throws NameTakenError if another user holds the
+   * name as a deployment or a service; PeerwayError('bad_request') if the spec
+   * does not parse or names another deployment.
+   */
+  putDeployment(d: NewDeployment): Promise<DeploymentRecord>;
+  getDeployment(name: string): Promise<DeploymentRecord | null>;
+  /** By name; only the owner's when `ownerId` is given. */
+  listDeployments(ownerId?: string): Promise<DeploymentRecord[]>;
+  /** Atomic: removes the deployment with its allocations and events (the service name stays reserved). */
+  deleteDeployment(name: string): Promise<boolean>;
+
+  // allocations (replicas)
+  /**
+   * Atomic: applies a plan if the deployment is still at `expectedVersion`
+   * and every node it places on has room (by its last report, when it sent
+   * one), then bumps the version. Throws PlanConflictError otherwise (the
+   * caller reads, plans and retries), PeerwayError('not_found') if the
+   * deployment is gone, ('bad_request') for an ID not of this deployment.
+   */
+  putAllocations(
+    deployment: string,
+    expectedVersion: number,
+    changes: AllocationChanges,
+  ): Promise<AppliedPlan>;
+  getAllocation(id: string): Promise<AllocationRecord | null>;
+  /**
+   * Atomic: records an agent's report. Ignored (null) when the allocation
+   * no longer exists or is on another node; otherwise the record as it is now.
+   */
+  updateAllocationState(report: AllocationReport): Promise<AllocationRecord | null>;
+  /** Oldest first (createdAt, then ID); all of them without a filter. */
+  listAllocations(filter?: { deployment?: string; nodeId?: string }): Promise<AllocationRecord[]>;
+  /** What the allocations desired `run` on the node hold in all (the scheduler's "allocated"). */
+  allocatedOn(nodeId: string): Promise<ReplicaResources>;
+
+  // deployment events, the newest MAX_DEPLOYMENT_EVENTS kept
+  /** False (nothing kept) when the deployment does not exist. */
+  addDeploymentEvent(name: string, e: NewDeploymentEvent): Promise<boolean>;
+  /** The last `limit` events, oldest first. */
+  listDeploymentEvents(name: string, limit: number): Promise<DeploymentEvent[]>;
+
+  // deploy grants: a node's owner lets another user deploy to the node
+  // (apart from serve grants and shares)
+  /** Throws PeerwayError('not_found') when the node or the user does not exist. */
+  addDeployGrant(nodeId: string, userId: string): Promise<void>;
+  removeDeployGrant(nodeId: string, userId: string): Promise<void>;
+  /** User IDs, sorted. */
+  listDeployGrants(nodeId: string): Promise<string[]>;
+  /** IDs of the nodes granted to the user for deploying, sorted (the scheduler's `grants`). */
+  deployableNodes(userId: string): Promise<string[]>;
+
+  // node resources
+  /**
+   * Keeps the agent's report with the node (read back as `NodeRecord.resources`).
+   * False when the node is unknown; PeerwayError('bad_request') for a report
+   * that does not pass `NodeResourcesSchema`.
+   */
+  putNodeResources(nodeId: string, report: NodeResources): Promise<boolean>;
 }
