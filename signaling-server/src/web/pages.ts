@@ -36,6 +36,7 @@ function dashboardHtml(config: { publicUrl: string; baseDomain: string }): strin
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** A gateway page: its title, its body, a link back to the dashboard's home, and its script. */
 function page(title: string, body: string, script = ''): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} · Peerway</title>
@@ -47,8 +48,8 @@ input{width:100%;box-sizing:border-box;padding:.55rem .6rem;border:1px solid #c9
 button{margin-top:1rem;padding:.55rem 1rem;border-radius:8px;border:1px solid #3b6fe0;background:#3b6fe0;color:#fff;font:inherit;cursor:pointer}
 .err{color:#b3261e;min-height:1.2em} code,pre{background:#eef1f5;border-radius:6px;padding:.15rem .35rem;overflow-x:auto}
 pre{padding:.6rem;white-space:pre-wrap;word-break:break-all} table{width:100%;border-collapse:collapse} td,th{text-align:left;padding:.35rem;border-bottom:1px solid #e4e8ee}
-a{color:#3b6fe0}
-</style></head><body><main>${body}</main>${script ? `<script>${script}</script>` : ''}</body></html>`;
+a{color:#3b6fe0} .home{max-width:36rem;margin:0 auto .75rem}
+</style></head><body><nav class="home" aria-label="Peerway"><a href="/"><span aria-hidden="true">← </span>Peerway home</a></nav><main>${body}</main>${script ? `<script>${script}</script>` : ''}</body></html>`;
 }
 
 const authForm = (kind: 'signin' | 'signup', next: string, invite: string, openSignup = true) =>

@@ -59,3 +59,21 @@ export function copyButton(text: string, label: string): HTMLButtonElement {
   });
   return b;
 }
+
+/** Words of a command longer than this (tokens, long URLs) may break anywhere. */
+const UNBROKEN_WORD_MAX_CHARS = 24;
+
+/**
+ * A command to type, in a box with its copy button. It wraps between words
+ * (a short word such as `--server` is never split at its hyphens) and a long
+ * word such as a token anywhere, so all of it shows at any width; its text
+ * is the command exactly, for selecting and copying.
+ */
+export function commandLine(text: string, label: string): HTMLElement {
+  const code = h('code', {});
+  text.split(/( +)/).forEach((part, i) => {
+    if (i % 2 === 1 || part.length > UNBROKEN_WORD_MAX_CHARS) code.append(part);
+    else if (part) code.append(h('span', { class: 'word' }, part));
+  });
+  return h('div', { class: 'cmd' }, code, copyButton(text, label));
+}

@@ -35,6 +35,9 @@ export function adminView({ user, root }: ViewContext): (() => void) | void {
   });
 }
 
+/** The columns of "Recent sessions" (each cell carries its name, shown when rows stack on a phone). */
+const RECENT_COLUMNS = ['opened', 'service', 'node', 'setup', 'connection', 'result'];
+
 const ms = (v: number | null) => (v === null ? '—' : `${Math.round(v)} ms`);
 const pct = (v: number | null) => (v === null ? '—' : `${Math.round(v * 100)}%`);
 
@@ -95,7 +98,7 @@ function render(a: AdminView): HTMLElement[] {
       Object.keys(a.failuresByReason).length
         ? h(
             'table',
-            {},
+            { class: 'stack' },
             h('caption', {}, 'Failed sessions by reason (recent)'),
             h(
               'thead',
@@ -111,7 +114,12 @@ function render(a: AdminView): HTMLElement[] {
               'tbody',
               {},
               Object.entries(a.failuresByReason).map(([k, v]) =>
-                h('tr', {}, h('td', {}, k), h('td', {}, String(v))),
+                h(
+                  'tr',
+                  {},
+                  h('td', { 'data-label': 'reason' }, k),
+                  h('td', { 'data-label': 'sessions' }, String(v)),
+                ),
               ),
             ),
           )
@@ -190,35 +198,33 @@ function render(a: AdminView): HTMLElement[] {
         { class: 'scroll' },
         h(
           'table',
-          { id: 'recent' },
+          { id: 'recent', class: 'stack' },
           h(
             'thead',
             {},
             h(
               'tr',
               {},
-              ['opened', 'service', 'node', 'setup', 'connection', 'result'].map((c) =>
-                h('th', { scope: 'col' }, c),
-              ),
+              RECENT_COLUMNS.map((c) => h('th', { scope: 'col' }, c)),
             ),
           ),
           h(
             'tbody',
             {},
-            a.recent
-              .slice(0, 25)
-              .map((s) =>
-                h(
-                  'tr',
-                  { 'data-session': s.id },
-                  h('td', {}, ago(s.openedAt)),
-                  h('td', {}, s.service),
-                  h('td', {}, s.node),
-                  h('td', {}, ms(s.setupMs)),
-                  h('td', {}, how(s)),
-                  h('td', {}, s.failure ?? (s.closedAt ? 'closed' : 'open')),
-                ),
+            a.recent.slice(0, 25).map((s) =>
+              h(
+                'tr',
+                { 'data-session': s.id },
+                [
+                  ago(s.openedAt),
+                  s.service,
+                  s.node,
+                  ms(s.setupMs),
+                  how(s),
+                  s.failure ?? (s.closedAt ? 'closed' : 'open'),
+                ].map((v, i) => h('td', { 'data-label': RECENT_COLUMNS[i]! }, v)),
               ),
+            ),
           ),
         ),
       ),

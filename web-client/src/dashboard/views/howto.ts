@@ -1,6 +1,10 @@
-/** "How to add a node": the install command and a fresh token for `peerway-agent login`. */
+/**
+ * "How to add a node": the commands a node owner types, exactly as they work
+ * (the agent's npm package and its `peerway-agent` bin), and one fresh token
+ * for `peerway-agent login`.
+ */
 import { api } from '../api';
-import { copyButton, h } from '../dom';
+import { commandLine, h } from '../dom';
 import { config } from '../main';
 
 export function howToAddNode(open = false): HTMLElement {
@@ -13,7 +17,17 @@ export function howToAddNode(open = false): HTMLElement {
         makeToken.disabled = true;
         try {
           const t = await api<{ token: string }>('POST', '/api/tokens', { name: 'agent' });
-          tokenLine.replaceChildren(cmd(`peerway-agent login ${t.token}`, 'the login command'));
+          // One token per node: the button goes, and says where more are made.
+          tokenLine.replaceChildren(
+            cmd(`peerway-agent login ${t.token}`, 'the login command'),
+            h(
+              'p',
+              { class: 'muted' },
+              'This token is for this node. For another node, or to revoke this one, use the ',
+              h('a', { href: '/tokens' }, 'Tokens page'),
+              '.',
+            ),
+          );
           makeToken.hidden = true;
         } catch (e) {
           tokenLine.replaceChildren(
@@ -35,7 +49,7 @@ export function howToAddNode(open = false): HTMLElement {
       h(
         'li',
         {},
-        'On the machine that runs your service, install the agent:',
+        'On the machine that runs your service, install the agent (it needs Node.js 20.11 or newer):',
         cmd('npm install -g @peerway/node-agent', 'the install command'),
       ),
       h(
@@ -68,5 +82,5 @@ export function howToAddNode(open = false): HTMLElement {
 }
 
 function cmd(text: string, what: string): HTMLElement {
-  return h('div', { class: 'cmd' }, h('code', {}, text), copyButton(text, `Copy ${what}`));
+  return commandLine(text, `Copy ${what}`);
 }

@@ -4,7 +4,7 @@
  * revoked; a new one is shown once, with an expiry if the user picks one.
  */
 import { api } from '../api';
-import { ago, announce, copyButton, h } from '../dom';
+import { ago, announce, commandLine, h } from '../dom';
 import type { ViewContext } from '../main';
 
 interface TokenView {
@@ -59,7 +59,7 @@ export function tokensView({ user, root }: ViewContext): void {
       });
       shown.replaceChildren(
         h('p', {}, 'Copy it now: it is shown only once.'),
-        h('div', { class: 'cmd' }, h('code', {}, t.token), copyButton(t.token, 'Copy the token')),
+        commandLine(t.token, 'Copy the token'),
       );
       announce(`token ${name.value} created`);
       void load();
@@ -77,7 +77,7 @@ export function tokensView({ user, root }: ViewContext): void {
           ? h('p', { class: 'muted' }, 'No tokens yet.')
           : h(
               'table',
-              {},
+              { class: 'stack' },
               h(
                 'thead',
                 {},
@@ -94,12 +94,16 @@ export function tokensView({ user, root }: ViewContext): void {
                   h(
                     'tr',
                     { 'data-token': t.id },
-                    h('td', {}, t.name),
-                    h('td', {}, ago(t.createdAt, now)),
-                    h('td', {}, t.lastUsedAt ? ago(t.lastUsedAt, now) : 'never'),
+                    h('td', { 'data-label': 'Name' }, t.name),
+                    h('td', { 'data-label': 'Created' }, ago(t.createdAt, now)),
                     h(
                       'td',
-                      {},
+                      { 'data-label': 'Last used' },
+                      t.lastUsedAt ? ago(t.lastUsedAt, now) : 'never',
+                    ),
+                    h(
+                      'td',
+                      { 'data-label': 'Expires' },
                       t.expiresAt === null
                         ? 'never'
                         : t.expiresAt <= now
