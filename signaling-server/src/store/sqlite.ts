@@ -1,7 +1,11 @@
 /**
  * The embedded default store: one SQLite file in the data directory (WAL).
  * better-sqlite3 is synchronous; each method is one statement or one
- * transaction, so the atomic methods are atomic.
+ * transaction, so the atomic methods are atomic. Transactions that read
+ * then write are IMMEDIATE: they take the write lock first, so another
+ * process on the same file (the `users`/`tokens` commands, an overlapping
+ * restart) waits its turn (busy_timeout) instead of failing with
+ * SQLITE_BUSY when a deferred read upgrades to a write.
  */
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
@@ -385,22 +389,24 @@ export class SqliteStore implements Store {
     ownerId: string,
     create?: { shortId: string; name: string; now: number },
   ): Promise<ClaimResult> {
-    return this.db.transaction((): ClaimResult => {
-      let r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
-      if (!r && create) {
-        this.db
-          .prepare(
-            'INSERT INTO nodes (id, short_id, name, owner_id, is_public, created_at, last_seen) VALUES (?, ?, ?, NULL, 0, ?, ?)',
-          )
-          .run(id, create.shortId, create.name, create.now, create.now);
-        r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow;
-      }
-      if (!r) return { ok: false, reason: 'not_found' };
-      if (r.owner_id === ownerId) return { ok: true, node: toNode(r), alreadyYours: true };
-      if (r.owner_id !== null) return { ok: false, reason: 'claimed_by_other' };
-      this.db.prepare('UPDATE nodes SET owner_id = ? WHERE id = ?').run(ownerId, id);
-      return { ok: true, node: toNode({ ...r, owner_id: ownerId }), alreadyYours: false };
-    })();
+    return this.db
+      .transaction((): ClaimResult => {
+        let r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+        if (!r && create) {
+          this.db
+            .prepare(
+              'INSERT INTO nodes (id, short_id, name, owner_id, is_public, created_at, last_seen) VALUES (?, ?, ?, NULL, 0, ?, ?)',
+            )
+            .run(id, create.shortId, create.name, create.now, create.now);
+          r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow;
+        }
+        if (!r) return { ok: false, reason: 'not_found' };
+        if (r.owner_id === ownerId) return { ok: true, node: toNode(r), alreadyYours: true };
+        if (r.owner_id !== null) return { ok: false, reason: 'claimed_by_other' };
+        this.db.prepare('UPDATE nodes SET owner_id = ? WHERE id = ?').run(ownerId, id);
+        return { ok: true, node: toNode({ ...r, owner_id: ownerId }), alreadyYours: false };
+      })
+      .immediate();
   }
   async setNodeVisibility(id: string, isPublic: boolean) {
     this.db.prepare('UPDATE nodes SET is_public = ? WHERE id = ?').run(isPublic ? 1 : 0, id);
@@ -437,16 +443,18 @@ export class SqliteStore implements Store {
     access: ServiceAccess,
     now: number,
   ): Promise<ReserveResult> {
-    return this.db.transaction((): ReserveResult => {
-      const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as
-        ServiceRow | undefined;
-      if (r)
-        return r.owner_id === ownerId
-          ? { ok: true, service: toService(r) }
-          : { ok: false, ownerId: r.owner_id };
-      this.db.prepare('INSERT INTO services VALUES (?, ?, ?, ?)').run(name, ownerId, access, now);
-      return { ok: true, service: { name, ownerId, access, createdAt: now } };
-    })();
+    return this.db
+      .transaction((): ReserveResult => {
+        const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as
+          ServiceRow | undefined;
+        if (r)
+          return r.owner_id === ownerId
+            ? { ok: true, service: toService(r) }
+            : { ok: false, ownerId: r.owner_id };
+        this.db.prepare('INSERT INTO services VALUES (?, ?, ?, ?)').run(name, ownerId, access, now);
+        return { ok: true, service: { name, ownerId, access, createdAt: now } };
+      })
+      .immediate();
   }
   async getService(name: string) {
     const r = this.db.prepare('SELECT * FROM services WHERE name = ?').get(name) as
@@ -464,11 +472,13 @@ export class SqliteStore implements Store {
     this.db.prepare('UPDATE services SET access = ? WHERE name = ?').run(access, name);
   }
   async setNodeServices(nodeId: string, services: { name: string; description: string | null }[]) {
-    this.db.transaction(() => {
-      this.db.prepare('DELETE FROM node_services WHERE node_id = ?').run(nodeId);
-      const ins = this.db.prepare('INSERT INTO node_services VALUES (?, ?, ?)');
-      for (const s of services) ins.run(nodeId, s.name, s.description);
-    })();
+    this.db
+      .transaction(() => {
+        this.db.prepare('DELETE FROM node_services WHERE node_id = ?').run(nodeId);
+        const ins = this.db.prepare('INSERT INTO node_services VALUES (?, ?, ?)');
+        for (const s of services) ins.run(nodeId, s.name, s.description);
+      })
+      .immediate();
   }
   async listNodeServices(nodeId: string): Promise<NodeServiceRecord[]> {
     return (
@@ -559,16 +569,18 @@ export class SqliteStore implements Store {
     expiresAt: number,
     now: number,
   ) {
-    return this.db.transaction(() => {
-      this.db
-        .prepare('DELETE FROM one_time WHERE kind = ? AND key = ? AND expires_at <= ?')
-        .run(kind, key, now);
-      return (
+    return this.db
+      .transaction(() => {
         this.db
-          .prepare('INSERT OR IGNORE INTO one_time VALUES (?, ?, ?, ?)')
-          .run(kind, key, value, expiresAt).changes > 0
-      );
-    })();
+          .prepare('DELETE FROM one_time WHERE kind = ? AND key = ? AND expires_at <= ?')
+          .run(kind, key, now);
+        return (
+          this.db
+            .prepare('INSERT OR IGNORE INTO one_time VALUES (?, ?, ?, ?)')
+            .run(kind, key, value, expiresAt).changes > 0
+        );
+      })
+      .immediate();
   }
   async purgeExpiredOneTime(now: number) {
     return this.db.prepare('DELETE FROM one_time WHERE expires_at <= ?').run(now).changes;
@@ -580,14 +592,16 @@ export class SqliteStore implements Store {
     return r && r.expires_at > now ? r.value : null;
   }
   async takeOneTime(kind: string, key: string, now: number) {
-    return this.db.transaction(() => {
-      const r = this.db
-        .prepare('SELECT value, expires_at FROM one_time WHERE kind = ? AND key = ?')
-        .get(kind, key) as { value: string; expires_at: number } | undefined;
-      if (!r) return null;
-      this.db.prepare('DELETE FROM one_time WHERE kind = ? AND key = ?').run(kind, key);
-      return r.expires_at > now ? r.value : null;
-    })();
+    return this.db
+      .transaction(() => {
+        const r = this.db
+          .prepare('SELECT value, expires_at FROM one_time WHERE kind = ? AND key = ?')
+          .get(kind, key) as { value: string; expires_at: number } | undefined;
+        if (!r) return null;
+        this.db.prepare('DELETE FROM one_time WHERE kind = ? AND key = ?').run(kind, key);
+        return r.expires_at > now ? r.value : null;
+      })
+      .immediate();
   }
 
   // deployments
@@ -745,21 +759,23 @@ export class SqliteStore implements Store {
   }
   async updateAllocationState(report: AllocationReport): Promise<AllocationRecord | null> {
     checkReplicaState(report.state);
-    return this.db.transaction((): AllocationRecord | null => {
-      const r = this.db.prepare('SELECT * FROM allocations WHERE id = ?').get(report.id) as
-        AllocationRow | undefined;
-      if (!r || r.node_id !== report.nodeId) return null;
-      const before = toAllocation(r);
-      const a = applyReport(before, report);
-      if (a !== before) {
-        this.db
-          .prepare(
-            'UPDATE allocations SET state = ?, reason = ?, since = ?, version = ?, failures = ? WHERE id = ?',
-          )
-          .run(a.state, a.reason, a.since, a.version, a.failures, a.id);
-      }
-      return a;
-    })();
+    return this.db
+      .transaction((): AllocationRecord | null => {
+        const r = this.db.prepare('SELECT * FROM allocations WHERE id = ?').get(report.id) as
+          AllocationRow | undefined;
+        if (!r || r.node_id !== report.nodeId) return null;
+        const before = toAllocation(r);
+        const a = applyReport(before, report);
+        if (a !== before) {
+          this.db
+            .prepare(
+              'UPDATE allocations SET state = ?, reason = ?, since = ?, version = ?, failures = ? WHERE id = ?',
+            )
+            .run(a.state, a.reason, a.since, a.version, a.failures, a.id);
+        }
+        return a;
+      })
+      .immediate();
   }
   async listAllocations(filter: { deployment?: string; nodeId?: string } = {}) {
     const where: string[] = [];
@@ -795,22 +811,24 @@ export class SqliteStore implements Store {
 
   // deployment events
   async addDeploymentEvent(name: string, e: NewDeploymentEvent) {
-    return this.db.transaction(() => {
-      const ins = this.db
-        .prepare(
-          `INSERT INTO deployment_events (deployment, at, kind, message, allocation)
+    return this.db
+      .transaction(() => {
+        const ins = this.db
+          .prepare(
+            `INSERT INTO deployment_events (deployment, at, kind, message, allocation)
            SELECT name, ?, ?, ?, ? FROM deployments WHERE name = ?`,
-        )
-        .run(e.at, e.kind, boundedText(e.message), e.allocation ?? null, name);
-      if (ins.changes === 0) return false;
-      this.db
-        .prepare(
-          `DELETE FROM deployment_events WHERE deployment = ? AND seq <= (
+          )
+          .run(e.at, e.kind, boundedText(e.message), e.allocation ?? null, name);
+        if (ins.changes === 0) return false;
+        this.db
+          .prepare(
+            `DELETE FROM deployment_events WHERE deployment = ? AND seq <= (
              SELECT seq FROM deployment_events WHERE deployment = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-        )
-        .run(name, name, MAX_DEPLOYMENT_EVENTS);
-      return true;
-    })();
+          )
+          .run(name, name, MAX_DEPLOYMENT_EVENTS);
+        return true;
+      })
+      .immediate();
   }
   async listDeploymentEvents(name: string, limit: number): Promise<DeploymentEvent[]> {
     const rows = this.db
@@ -823,13 +841,15 @@ export class SqliteStore implements Store {
 
   // deploy grants
   async addDeployGrant(nodeId: string, userId: string) {
-    this.db.transaction(() => {
-      if (!this.db.prepare('SELECT 1 FROM nodes WHERE id = ?').get(nodeId))
-        throw new PeerwayError('not_found', `no node ${nodeId}`);
-      if (!this.db.prepare('SELECT 1 FROM users WHERE id = ?').get(userId))
-        throw new PeerwayError('not_found', `no user ${userId}`);
-      this.db.prepare('INSERT OR IGNORE INTO deploy_grants VALUES (?, ?)').run(nodeId, userId);
-    })();
+    this.db
+      .transaction(() => {
+        if (!this.db.prepare('SELECT 1 FROM nodes WHERE id = ?').get(nodeId))
+          throw new PeerwayError('not_found', `no node ${nodeId}`);
+        if (!this.db.prepare('SELECT 1 FROM users WHERE id = ?').get(userId))
+          throw new PeerwayError('not_found', `no user ${userId}`);
+        this.db.prepare('INSERT OR IGNORE INTO deploy_grants VALUES (?, ?)').run(nodeId, userId);
+      })
+      .immediate();
   }
   async removeDeployGrant(nodeId: string, userId: string) {
     this.db
