@@ -1,8 +1,8 @@
 /**
  * A node owner's first hour, the service's side: the node goes away while a
- * visitor has its service open, and comes back. Once it is back the shell
- * clears everything it showed meanwhile (the offline card, the badge) and
- * the app works again without a reload.
+ * visitor has its service open, and comes back. Meanwhile the offline card
+ * is over the app; once the node is back the shell clears everything it
+ * showed (the card, the badge) and the app works again without a reload.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Stack } from '../support/stack';
@@ -40,6 +40,14 @@ it('clears the offline card when the node comes back, and the app works without 
     .toBe('offline');
   expect(await status.isVisible()).toBe(true);
   expect(await page.locator('#status h1').textContent()).toBe('homeapp is offline');
+  // The card is on top of the app's frame, not under its (transparent) page.
+  const onTop = await page.evaluate(() => {
+    const r = document.querySelector('#status .card')!.getBoundingClientRect();
+    return !!document
+      .elementFromPoint(r.left + r.width / 2, r.top + r.height / 2)
+      ?.closest('#status');
+  });
+  expect(onTop).toBe(true);
   await docScreenshots(page, 'shell-offline');
 
   await stack.agent(token, [`homeapp=127.0.0.1:${port},public`], agent.home);
