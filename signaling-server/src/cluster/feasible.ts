@@ -12,32 +12,9 @@ import {
   type DeploymentSpec,
   type ReplicaResources,
 } from '@peerway/protocol';
-import type { SchedulerNode } from './scheduler';
+import type { Deployer, Refusal, SchedulerNode } from './types';
 
-/** Why a node cannot take a replica, machine-readable. */
-export type ReasonCode =
-  | 'not_permitted'
-  | 'offline'
-  | 'no_report'
-  | 'not_enabled'
-  | 'no_runtime'
-  | 'not_listed'
-  | 'label'
-  | 'anti_affinity'
-  | 'resources';
-
-export interface Refusal {
-  code: ReasonCode;
-  message: string;
-}
-
-/** Who deploys, and which nodes they may deploy to besides their own. */
-export interface Deployer {
-  /** The deploying user's ID, compared with each node's owner. */
-  user: string;
-  /** IDs of nodes whose owners granted this user the right to deploy there. */
-  grants: ReadonlySet<string>;
-}
+export type { Deployer, ReasonCode, Refusal } from './types';
 
 /**
  * The checks that do not depend on what else is placed: permission,

@@ -28,114 +28,24 @@
  * - Changing a running deployment's image or resources (a rolling update)
  *   is the caller's: it passes the allocations it still wants kept.
  */
+import type { DeploymentSpec, ReplicaResources } from '@peerway/protocol';
+import { antiAffinityRefusal, capacityOf, eligibility, fitRefusal, fits, freeOf } from './feasible';
 import type {
-  DeploymentSpec,
-  NodeResources,
-  ReplicaResources,
-  ReplicaState,
-} from '@peerway/protocol';
-import {
-  antiAffinityRefusal,
-  capacityOf,
-  eligibility,
-  fitRefusal,
-  fits,
-  freeOf,
-  type Deployer,
-  type ReasonCode,
-  type Refusal,
-} from './feasible';
+  Allocation,
+  Deployer,
+  Kept,
+  NodeReason,
+  Placed,
+  Plan,
+  PlanOptions,
+  Refusal,
+  SchedulerNode,
+  StopReason,
+  Stopped,
+} from './types';
 import { FAILED_HERE_PENALTY, antiAffinityScore, finalScore, fitScore } from './rank';
 
-/** A node as the scheduler sees it. */
-export interface SchedulerNode {
-  /** The ID allocations name their node by; ties between equal scores go to the lower one. */
-  id: string;
-  /** The short ID people see (`peerway nodes`) and constraints.nodes names. */
-  shortId: string;
-  /** The owning user's ID; null while unclaimed. */
-  owner: string | null;
-  /** False once the node counts as lost (offline past the grace period): the caller decides when. */
-  online: boolean;
-  /** The node's last resource report; null when it has sent none. */
-  resources: NodeResources | null;
-}
-
-/** A replica the server has placed (in the store), of any deployment. */
-export interface Allocation {
-  id: string;
-  /** The deployment's name. */
-  deployment: string;
-  /** `SchedulerNode.id` of its node. */
-  node: string;
-  /** What it holds on its node (the spec's resources when it was placed). */
-  resources: ReplicaResources;
-  /** When it was placed (ms since the epoch, from the caller's clock): orders "newest". */
-  createdAt: number;
-  /** Its last reported state; absent while nothing was reported. */
-  state?: ReplicaState;
-}
-
-export interface PlanOptions {
-  /** The deploying user's ID. */
-  deployer: string;
-  /** IDs of nodes other users granted the deployer for deploying. */
-  grants?: ReadonlySet<string>;
-}
-
-export interface Kept {
-  allocation: string;
-  node: string;
-  shortId: string;
-}
-
-export interface Placed {
-  node: string;
-  shortId: string;
-  resources: ReplicaResources;
-  /** The final score (higher is better), for showing why this node. */
-  score: number;
-  /** The allocation this one replaces (lost node, failed, no longer eligible), if any. */
-  replaces: string | null;
-}
-
-export type StopReason =
-  'node_lost' | 'node_unknown' | 'failed' | 'ineligible' | 'max_per_node' | 'scale_down';
-
-export interface Stopped {
-  allocation: string;
-  node: string;
-  /** The node's short ID, or its ID when the node is no longer known. */
-  shortId: string;
-  reason: StopReason;
-  message: string;
-}
-
-/** Why a node could not take a replica. */
-export interface NodeReason {
-  node: string;
-  shortId: string;
-  code: ReasonCode;
-  /** Without the node, e.g. "needs 512 MiB memory, 300 MiB free". */
-  message: string;
-}
-
-/** What would change: the API's dry-run answer and what a real run carries out. */
-export interface Plan {
-  deployment: string;
-  /** The replicas the spec asks for. */
-  desired: number;
-  keep: Kept[];
-  place: Placed[];
-  stop: Stopped[];
-  /** Replicas that fit on no node; `reasons` says why, per node. */
-  unplaced: number;
-  reasons: NodeReason[];
-  /** Nodes not the deployer's, not granted to them and not named by the spec: counted, not listed. */
-  otherNodes: number;
-  /** True when the plan places or stops anything. */
-  changed: boolean;
-}
+export type * from './types';
 
 const ZERO: ReplicaResources = { cpuMillis: 0, memoryBytes: 0, gpu: 0 };
 
