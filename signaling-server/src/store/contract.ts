@@ -676,10 +676,15 @@ export function runStoreContract(
         code: 'not_found',
       });
       expect(await store.deployableNodes('nobody')).toEqual([]);
-      // a node that goes takes its grants along
+      // a node that goes takes its grants along, removed or purged unclaimed
       await store.deleteNode('n2');
       expect(await store.deployableNodes(b.id)).toEqual([]);
       expect(await store.listDeployGrants('n2')).toEqual([]);
+      await store.addDeployGrant('n1', b.id);
+      expect(await store.purgeUnclaimedNodes(now + 1, 10)).toEqual(['n1']);
+      expect(await store.deployableNodes(b.id)).toEqual([]);
+      expect(await store.deployableNodes(a.id)).toEqual([]);
+      expect(await store.listDeployGrants('n1')).toEqual([]);
     });
 
     it('keeps the resource report with the node, wherever nodes are read', async () => {

@@ -348,8 +348,9 @@ export interface Store {
    * does not parse or names another deployment.
    */
   putDeployment(d: NewDeployment): Promise<DeploymentRecord>;
+  /** Throws PeerwayError('internal') naming the field if its stored spec no longer validates. */
   getDeployment(name: string): Promise<DeploymentRecord | null>;
-  /** By name; only the owner's when `ownerId` is given. */
+  /** By name; only the owner's when `ownerId` is given. Throws as getDeployment does. */
   listDeployments(ownerId?: string): Promise<DeploymentRecord[]>;
   /** Atomic: removes the deployment with its allocations and events (the service name stays reserved). */
   deleteDeployment(name: string): Promise<boolean>;
