@@ -18,6 +18,7 @@ import {
   type TokenAccess,
 } from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
+import type { AllocationAssignment } from '@peerway/protocol';
 import type { Logger } from 'pino';
 import { ServerConnection } from './connection';
 import { LoadMeter } from './load';
@@ -25,8 +26,11 @@ import { TUNNEL_LABEL } from './rtc';
 import { selectEngines, type AnswerSession, type RtcEngine } from './engine';
 import { Upstream } from './upstream';
 import { serviceUrl, type ServiceConfig } from './home';
+import { UpstreamHealth, type UpstreamState } from './upstream-health';
+import type { ConnectionEvent } from './connection-report';
+import { AGENT_VERSION } from './version';
 
-export const AGENT_VERSION = '0.1.0';
+export { AGENT_VERSION };
 /** Early candidates (before their session is set up): how many sessions, how many each, how long. */
 const MAX_EARLY_SESSIONS = 256;
 const MAX_EARLY_CANDIDATES = 64;
@@ -54,6 +58,14 @@ export interface AgentOptions {
   engines?: RtcEngine[];
   /** The owner removed this node: the agent has stopped. */
   onRemoved?: () => void;
+  /** The server connection came up or went down (see ./connection-report). */
+  onConnection?: (e: ConnectionEvent) => void;
+  /** The server sent an error (a rejected token, a node claimed by someone else…). */
+  onServerError?: (code: string, message: string) => void;
+  /** An upstream was checked the first time (`first`), or stopped or started answering. */
+  onUpstream?: (service: string, state: UpstreamState, first: boolean) => void;
+  /** The server's whole desired set of replicas for this node (the cluster). */
+  onAllocations?: (allocations: AllocationAssignment[]) => void;
 }
 
 interface Session {
@@ -78,15 +90,28 @@ export class Agent {
   private txTotal = 0;
   private rxTotal = 0;
 
+  /** Whether each upstream answers: checked at start, on failure, and while down. */
+  readonly health: UpstreamHealth;
+
   constructor(private readonly o: AgentOptions) {
     this.engines = o.engines?.length ? o.engines : selectEngines(undefined, o.log);
     this.engine = this.engines[0]!;
+    this.health = new UpstreamHealth(o.services, {
+      onChange: (name, state, first) => {
+        if (!state.up)
+          o.log.warn({ service: name, reason: state.reason }, 'upstream not reachable');
+        else if (!first) o.log.info({ service: name }, 'upstream answers again');
+        o.onUpstream?.(name, state, first);
+      },
+    });
     for (const s of o.services)
       this.upstreams.set(
         s.name,
         new Upstream(s.name, s.target, o.log.child({ service: s.name }), {
           publicOrigin: serviceUrl(o.serverUrl, s.name),
           headTimeoutMs: s.timeoutMs,
+          onAnswered: () => this.health.answered(s.name),
+          onFailed: () => this.health.failed(s.name),
         }),
       );
     this.conn = new ServerConnection({
@@ -117,6 +142,7 @@ export class Agent {
         o.onRemoved?.();
       },
       onState: (s, d) => o.log.info({ state: s, detail: d }, 'server connection'),
+      ...(o.onConnection ? { onEvent: o.onConnection } : {}),
       log: o.log.child({ module: 'connection' }),
     });
   }
@@ -162,6 +188,7 @@ export class Agent {
 
   stop(): void {
     this.conn.stop();
+    this.health.stop();
     for (const s of [...this.sessions.values()]) this.endSession(s, 'agent stopping', false);
     for (const u of this.upstreams.values()) u.close();
   }
@@ -211,6 +238,11 @@ export class Agent {
       }
       case 'error':
         this.o.log.warn({ code: m.code }, `server: ${m.message}`);
+        this.o.onServerError?.(m.code, m.message);
+        return;
+      case 'allocations':
+        // the cluster: replicas the server wants this node to run (src/deploy/)
+        this.o.onAllocations?.(m.allocations);
         return;
       default: {
         const never: never = m;

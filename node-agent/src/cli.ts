@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import pino from 'pino';
 import qrcode from 'qrcode-terminal';
+import { join } from 'node:path';
 import { selectEngines } from './engine';
 import { PeerwayError } from '@peerway/protocol';
 import { createClaimToken } from '@peerway/protocol/node';
@@ -13,33 +14,46 @@ import {
   homeDir,
   loadConfig,
   loadOrCreateIdentity,
+  parseExpose,
+  parseServerUrl,
   parseServiceFlag,
+  salvageConfig,
   saveConfig,
   serviceUrl,
   type AgentConfig,
 } from './home';
+import { AGENT_VERSION } from './version';
+import { ConnectionReporter } from './connection-report';
+import { RECONNECT_CAP_MS } from './policy';
+import { UPSTREAM_RECHECK_MS } from './upstream-health';
+import { clearRunState, readRunState, writeRunState, type RunState } from './run-state';
+import { checkTokenForm, claimInfo, claimNode, myNodes, whoAmI } from './server-api';
 
 const log = pino(
   { level: process.env.PEERWAY_LOG_LEVEL ?? 'info', base: { app: 'peerway-agent' } },
   pino.destination(2),
 );
 
-/** How long `status` waits for the server, in ms. */
-const STATUS_TIMEOUT_MS = 5000;
-
+/** The server a command talks to: its --server flag (checked here) or the saved one. */
 function needServer(cfg: AgentConfig, flag?: string): string {
-  const s = flag ?? cfg.server;
-  if (!s)
+  if (flag) return parseServerUrl(flag);
+  if (!cfg.server)
     throw new PeerwayError(
       'bad_request',
       'no server: run `peerway-agent init --server URL` or pass --server',
     );
-  return s.replace(/\/+$/, '');
+  return cfg.server;
 }
 
-const program = new Command('peerway-agent').description(
-  'Expose web services on this machine through Peerway',
-);
+const LOGIN_AGAIN = 'get a new one from the dashboard and run `peerway-agent login TOKEN`';
+
+const program = new Command('peerway-agent')
+  .description('Expose web services on this machine through Peerway')
+  .version(AGENT_VERSION, '-V, --version', 'print the version of peerway-agent')
+  .addHelpText(
+    'after',
+    '\nInstall: npm install -g @peerway/node-agent · help on one command: peerway-agent <command> --help',
+  );
 
 program
   .command('init')
@@ -47,20 +61,61 @@ program
   .requiredOption('--server <url>', 'the Peerway server, e.g. https://peerway.example')
   .option('--name <name>', 'a name for this node')
   .action((opts: { server: string; name?: string }) => {
-    const cfg = loadConfig();
-    new URL(opts.server);
-    saveConfig({ ...cfg, server: opts.server, ...(opts.name ? { name: opts.name } : {}) });
+    // Checked before anything is written; a broken config.json does not stop init.
+    const server = parseServerUrl(opts.server);
+    if (opts.name !== undefined && (opts.name.length < 1 || opts.name.length > 64))
+      throw new PeerwayError('bad_request', '--name: a node name has 1 to 64 characters');
+    const { config, dropped, backup } = salvageConfig();
+    saveConfig({ ...config, server, ...(opts.name ? { name: opts.name } : {}) });
+    if (backup)
+      console.log(
+        `${join(homeDir(), 'config.json')} was broken; a copy of it is in ${backup}. Rewritten without: ${dropped.join('; ')}`,
+      );
     const id = loadOrCreateIdentity();
-    console.log(`Node ${id.shortId} configured for ${opts.server} (home: ${homeDir()})`);
+    console.log(`Node ${id.shortId} configured for ${server} (home: ${homeDir()})`);
   });
 
 program
   .command('login <token>')
-  .description('claim this node for the account the access token belongs to')
-  .action((token: string) => {
-    saveConfig({ ...loadConfig(), token });
+  .description(
+    'claim this node for the account the access token belongs to (checked with the server when one is set)',
+  )
+  .action(async (token: string) => {
+    checkTokenForm(token);
+    const cfg = loadConfig();
+    if (!cfg.server) {
+      saveConfig({ ...cfg, token });
+      console.log(
+        'Token saved (not checked: no server set). The node is claimed for its account when it next connects; set the server with `peerway-agent init --server URL`.',
+      );
+      return;
+    }
+    const server = cfg.server;
+    const notChecked = (why: string) => {
+      saveConfig({ ...cfg, token });
+      console.log(
+        `Token saved, but not checked: cannot reach ${server} (${why}). The node is claimed for its account when it next connects (\`peerway-agent run\`).`,
+      );
+    };
+    const who = await whoAmI(server, token);
+    if ('unreachable' in who) return notChecked(who.unreachable);
+    if (!who.ok)
+      throw new PeerwayError(
+        'unauthorized',
+        `token rejected by ${server}: ${who.rejected}; ${LOGIN_AGAIN}. Nothing was saved.`,
+      );
+    // Claimed now, not at the next connection: `status` and the dashboard show it at once.
+    const id = loadOrCreateIdentity();
+    const claim = await claimNode(server, token, createClaimToken(id, cfg.name, Date.now()));
+    if ('unreachable' in claim) return notChecked(claim.unreachable);
+    if (!claim.ok)
+      throw new PeerwayError(
+        'conflict',
+        `${server} did not claim node ${id.shortId} for ${who.email}: ${claim.refused}. Nothing was saved.`,
+      );
+    saveConfig({ ...cfg, token });
     console.log(
-      'Token saved. The node is claimed for that account when it next connects (`peerway-agent run`).',
+      `Logged in as ${who.email}: node ${id.shortId} (${cfg.name}) is ${claim.alreadyYours ? 'already' : 'now'} claimed for that account. Serve its services with \`peerway-agent run\`.`,
     );
   });
 
@@ -71,10 +126,15 @@ program
   )
   .option('--public', 'anyone with the URL may open it', false)
   .action((name: string, target: string, opts: { public: boolean }) => {
-    const svc = parseServiceFlag(`${name}=${target}${opts.public ? ',public' : ''}`);
+    const svc = parseExpose(name, target, opts.public);
     const cfg = loadConfig();
     saveConfig({ ...cfg, services: [...cfg.services.filter((s) => s.name !== svc.name), svc] });
     console.log(`Service ${svc.name} → ${svc.target}${svc.public ? ' (public)' : ''}`);
+    const running = readRunState();
+    if (running)
+      console.log(
+        `The agent running now (pid ${running.pid}) serves what it was started with: restart \`peerway-agent run\` to serve ${svc.name}.`,
+      );
   });
 
 program
@@ -91,40 +151,61 @@ program
 
 program
   .command('status')
-  .description('show this node: short ID, server, services, and whether it is claimed')
+  .description(
+    'show this node: short ID, server, services, and what the server says of it (claimed, online, URLs)',
+  )
   .action(async () => {
     const cfg = loadConfig();
     const id = loadOrCreateIdentity();
-    console.log(`node      ${id.shortId}  (${cfg.name})`);
+    // A running agent may serve what flags said, not config.json: both are shown.
+    const running = readRunState();
+    const server = cfg.server ?? running?.server;
+    const token = cfg.token ?? running?.token;
+    console.log(`node      ${id.shortId}  (${running?.name ?? cfg.name})`);
     console.log(`home      ${homeDir()}`);
-    console.log(`server    ${cfg.server ?? '(none: run init)'}`);
-    console.log(`logged in ${cfg.token ? 'yes' : 'no'}`);
-    for (const s of cfg.services)
-      console.log(`service   ${s.name} → ${s.target}${s.public ? ' (public)' : ''}`);
-    if (!cfg.server) return;
-    const server = cfg.server.replace(/\/+$/, '');
-    const getJson = (path: string, token?: string) =>
-      fetch(new URL(path, server), {
-        headers: token ? { authorization: `Bearer ${token}` } : {},
-        signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
-      })
-        .then(async (r) => (r.ok ? ((await r.json()) as unknown) : null))
-        .catch(() => null);
+    console.log(
+      `server    ${server ?? '(none: run init)'}${!cfg.server && running ? "  (the running agent's --server)" : ''}`,
+    );
+    console.log(
+      `running   ${running ? `yes, pid ${running.pid}, ${running.connected ? 'connected' : 'not connected'}` : 'no'}`,
+    );
+    for (const s of cfg.services) {
+      const served = running?.services.find((r) => r.name === s.name);
+      const note = !running
+        ? ''
+        : !served
+          ? '  (not served by the running agent: restart `peerway-agent run`)'
+          : served.target !== s.target
+            ? `  (the running agent serves ${served.target}: restart \`peerway-agent run\`)`
+            : '';
+      console.log(`service   ${s.name} → ${s.target}${s.public ? ' (public)' : ''}${note}`);
+    }
+    for (const r of running?.services ?? [])
+      if (!cfg.services.some((s) => s.name === r.name))
+        console.log(
+          `service   ${r.name} → ${r.target}${r.public ? ' (public)' : ''}  (the running agent's --service)`,
+        );
+    if (!token) console.log('logged in no');
+    if (!server) return;
     // claim-info answers for any node-signed claim token: no account needed
     const claimToken = createClaimToken(id, cfg.name, Date.now());
-    const info = (await getJson(
-      `/api/nodes/claim-info?token=${encodeURIComponent(claimToken)}`,
-    )) as { claimed?: boolean } | null;
+    const info = await claimInfo(server, claimToken);
     console.log(`reachable ${info ? 'yes' : 'no'}`);
-    if (!info) return;
+    if (!info) {
+      if (token) console.log('logged in yes (not checked: the server is not reachable)');
+      return;
+    }
+    if (token) {
+      const who = await whoAmI(server, token);
+      console.log(
+        `logged in ${who.ok ? `yes, as ${who.email}` : 'rejected' in who ? `no: token rejected: ${who.rejected}; ${LOGIN_AGAIN}` : `yes (not checked: ${who.unreachable})`}`,
+      );
+    }
     console.log(
       `claimed   ${info.claimed ? 'yes' : `no — open ${server}/add-node#claim=${claimToken}`}`,
     );
-    if (!cfg.token) return;
-    const mine = (await getJson('/api/nodes', cfg.token)) as {
-      nodes?: { id: string; online: boolean; services: { name: string; url: string }[] }[];
-    } | null;
-    const node = mine?.nodes?.find((n) => n.id === id.nodeId);
+    if (!token) return;
+    const node = (await myNodes(server, token))?.find((n) => n.id === id.nodeId);
     if (!node) return;
     console.log(`online    ${node.online ? 'yes' : 'no'}`);
     for (const s of node.services) console.log(`url       ${s.name}: ${s.url}`);
@@ -166,6 +247,8 @@ program
     }) => {
       const cfg = loadConfig();
       const server = needServer(cfg, opts.server);
+      const token = opts.token ?? cfg.token;
+      if (opts.token) checkTokenForm(opts.token);
       const services = opts.service ? opts.service.map(parseServiceFlag) : cfg.services;
       if (services.length === 0)
         console.log(
@@ -177,17 +260,84 @@ program
       console.log(
         `Node ${identity.shortId} (${name}): connecting to ${server}… (WebRTC engine: ${engines[0]!.name}${engines.length > 1 ? ', and werift for clients that reach TURN only over TCP' : ''})`,
       );
-      const agent = new Agent({
+      // What `status` reads while this runs (flags included).
+      let state: RunState = {
+        pid: process.pid,
+        startedAt: Date.now(),
+        server,
+        name,
+        ...(token ? { token } : {}),
+        services: services.map((s) => ({ name: s.name, target: s.target, public: s.public })),
+        connected: false,
+      };
+      const record = (change: Partial<RunState>) => {
+        state = { ...state, ...change };
+        try {
+          writeRunState(state);
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'could not write run.json');
+        }
+      };
+      record({});
+      process.on('exit', () => clearRunState());
+
+      const reporter = new ConnectionReporter(server, console.log, RECONNECT_CAP_MS / 1000);
+      /** The server's last word on each service: routable, and at which URL. */
+      const routable = new Map<string, string>();
+      const target = (svc: string) => services.find((x) => x.name === svc)?.target ?? '';
+      const recheckS = UPSTREAM_RECHECK_MS / 1000;
+      const toldErrors = new Set<string>();
+      const agent: Agent = new Agent({
         engines,
         serverUrl: server,
         identity,
         name,
-        token: opts.token ?? cfg.token,
+        token,
         services,
         log,
+        onConnection: (e) => {
+          reporter.on(e);
+          if (e.state === 'down' && state.connected) record({ connected: false });
+        },
+        onServerError: (code, message) => {
+          if (toldErrors.has(message)) return;
+          toldErrors.add(message);
+          if (code === 'unauthorized')
+            console.log(
+              `Token rejected: ${message.split(';')[0]}; ${LOGIN_AGAIN} (or start with a new --token).`,
+            );
+          else if (code === 'conflict') console.log(`Not claimed: ${message}.`);
+          else console.log(`The server says: ${message}`);
+        },
+        onUpstream: (svc, up, first) => {
+          if (first) {
+            if (!up.up)
+              console.log(
+                `  ✗ ${svc} → ${target(svc)} is not reachable (${up.reason}): start it on this machine; the node checks again every ${recheckS} s and serves it once it answers`,
+              );
+            return;
+          }
+          const url = routable.get(svc);
+          if (up.up)
+            console.log(
+              url
+                ? `  ✓ ${url}  →  ${target(svc)} answers again`
+                : `  ${svc} → ${target(svc)} answers again`,
+            );
+          else
+            console.log(
+              `  ✗ ${svc} → ${target(svc)} stopped answering (${up.reason}): visitors get a "service is down" page until it answers again`,
+            );
+        },
         onWelcome: (w) => {
+          const away = reporter.connected();
+          record({
+            connected: true,
+            claimed: w.claimed,
+            ...(w.owner ? { owner: w.owner } : {}),
+          });
           console.log(
-            `Connected to ${server} as node ${w.shortId} (${name})${w.claimed ? `, owned by ${w.owner}` : ''}`,
+            `${away === null ? 'Connected to' : `Reconnected (after ${away} s) to`} ${server} as node ${w.shortId} (${name})${w.claimed ? `, owned by ${w.owner}` : ''}`,
           );
           if (!w.claimed && w.claimUrl) {
             console.log(
@@ -198,16 +348,27 @@ program
           }
         },
         onServices: (list) => {
-          for (const s of list) {
-            const svc = services.find((x) => x.name === s.name);
-            console.log(
-              s.accepted
-                ? `  ✓ ${s.url ?? serviceUrl(server, s.name)}  →  ${svc?.target}`
-                : `  ✗ ${s.name}: ${s.reason}`,
-            );
-          }
+          // After the first check of each upstream: a ✓ means routable and answering.
+          void agent.health.ready.then(() => {
+            for (const s of list) {
+              const url = s.url ?? serviceUrl(server, s.name);
+              if (s.accepted) routable.set(s.name, url);
+              else routable.delete(s.name);
+              const up = agent.health.state(s.name);
+              console.log(
+                !s.accepted
+                  ? `  ✗ ${s.name}: ${s.reason}`
+                  : up && !up.up
+                    ? `  ✗ ${url}  →  ${target(s.name)} is not reachable (${up.reason}): visitors get a "service is down" page until it answers`
+                    : `  ✓ ${url}  →  ${target(s.name)}`,
+              );
+            }
+          });
         },
-        onClaimed: (owner) => console.log(`Claimed by ${owner}.`),
+        onClaimed: (owner) => {
+          record({ claimed: true, owner });
+          console.log(`Claimed by ${owner}.`);
+        },
         onRemoved: () => {
           console.error(
             'This node was removed by its owner. To add it back, claim it again (`peerway-agent claim-url`, or run with a fresh --token) and start the agent again.',

@@ -16,6 +16,7 @@ import {
 import { signChallenge, type NodeIdentity } from '@peerway/protocol/node';
 import type { Logger } from 'pino';
 import { nextDelay } from './policy';
+import { describeSocketFailure, type ConnectionEvent } from './connection-report';
 
 /** The part of a `ws` WebSocket the connection uses (tests pass a fake). */
 export interface ServerSocket {
@@ -51,6 +52,8 @@ export interface ConnectionOptions {
   load: () => Extract<AgentToServer, { type: 'heartbeat' }>['load'];
   onMessage: (m: Exclude<ServerToAgent, { type: 'challenge' | 'heartbeat-ack' }>) => void;
   onState?: (state: 'connecting' | 'connected' | 'disconnected', detail?: string) => void;
+  /** The connection came up or went down, with why in words (see ./connection-report). */
+  onEvent?: (e: ConnectionEvent) => void;
   log: Logger;
   rand?: () => number;
   /** Opens the socket (default: a `ws` WebSocket with a 10 s handshake timeout). */
@@ -67,6 +70,8 @@ export class ServerConnection {
   private livenessTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private heartbeatMs = 10_000;
+  /** The liveness timer dropped the current socket. */
+  private quiet = false;
   connected = false;
 
   constructor(private readonly o: ConnectionOptions) {}
@@ -101,6 +106,8 @@ export class ServerConnection {
       : new WebSocket(this.wsUrl(), { handshakeTimeout: 10_000 });
     this.ws = ws;
     let authed = false;
+    let failure: (Error & { code?: string }) | null = null;
+    this.quiet = false;
     this.armLiveness(FIRST_MESSAGE_TIMEOUT_MS);
     ws.on('message', (raw) => {
       if (this.ws !== ws) return;
@@ -138,6 +145,7 @@ export class ServerConnection {
           this.heartbeatMs = m.heartbeatIntervalMs;
           this.startHeartbeat();
           this.o.onState?.('connected');
+          this.o.onEvent?.({ state: 'connected' });
           this.o.onMessage(m);
           return;
         case 'heartbeat-ack':
@@ -146,12 +154,23 @@ export class ServerConnection {
           this.o.onMessage(m);
       }
     });
-    ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'server connection error'));
+    ws.on('error', (err) => {
+      failure ??= err;
+      this.o.log.debug({ err: err.message }, 'server connection error');
+    });
     ws.on('close', (code, reason) => {
       if (this.ws !== ws) return;
       this.connected = false;
       this.clearTimers();
       this.o.onState?.('disconnected', `${code} ${reason.toString()}`.trim());
+      if (code !== CLOSE_NODE_REMOVED && !this.stopped)
+        this.o.onEvent?.({
+          state: 'down',
+          reason: this.quiet
+            ? 'the server stopped answering'
+            : describeSocketFailure(failure, code, reason.toString()),
+          wasConnected: authed,
+        });
       if (!authed && code === 4001)
         this.o.log.error({ reason: reason.toString() }, "the server refused this node's proof");
       if (code === CLOSE_NODE_REMOVED) {
@@ -184,6 +203,7 @@ export class ServerConnection {
     if (this.livenessTimer) clearTimeout(this.livenessTimer);
     this.livenessTimer = setTimeout(() => {
       this.o.log.warn('the server went quiet; reconnecting');
+      this.quiet = true;
       this.ws?.terminate();
     }, ms);
     this.livenessTimer.unref();

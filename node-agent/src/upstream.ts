@@ -15,6 +15,7 @@ import type { IncomingTunnelRequest, IncomingTunnelSocket, HeaderPairs } from '@
 import type { Logger } from 'pino';
 import { PeerwayError } from '@peerway/protocol';
 import { declaredUpstream, upstreamPath } from './upstream-path';
+import { downAnswer } from './down-page';
 
 /** Headers that describe one hop, not the message (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -55,6 +56,10 @@ export interface UpstreamOptions {
   publicOrigin?: string;
   /** How long the upstream may take to answer with a head (then 504), in ms. */
   headTimeoutMs?: number;
+  /** The upstream answered a request (with any status). */
+  onAnswered?: () => void;
+  /** A request to the upstream failed before it answered (refused, reset, unreachable). */
+  onFailed?: (code: string) => void;
 }
 
 /** Per-session facts for X-Forwarded-For. */
@@ -111,7 +116,7 @@ export class Upstream {
     readonly service: string,
     target: string,
     private readonly log: Logger,
-    opts: UpstreamOptions = {},
+    private readonly opts: UpstreamOptions = {},
   ) {
     this.headTimeoutMs = opts.headTimeoutMs ?? UPSTREAM_HEAD_TIMEOUT_MS;
     // Not `new URL`: "wiki.127.0.0.1" (a server reached by IP) is no valid URL host.
@@ -171,13 +176,16 @@ export class Upstream {
           agent: retried ? false : this.agent,
           timeout: this.headTimeoutMs,
         });
-        const fail = (status: number, statusText: string, body: string) => {
+        // The visitor learns that the service is down or slow, never where
+        // it lives on this node nor how it failed: that goes to the log.
+        const fail = (kind: 'down' | 'slow') => {
           if (answered) return;
           answered = true;
+          const a = downAnswer(this.service, kind, req.head.headers, this.headTimeoutMs);
           req
             .respond(
-              { status, statusText, headers: [['content-type', 'text/plain; charset=utf-8']] },
-              text(body),
+              { status: a.status, statusText: a.statusText, headers: a.headers },
+              method.toUpperCase() === 'HEAD' ? null : text(a.body),
             )
             .finally(resolve);
         };
@@ -189,11 +197,11 @@ export class Upstream {
         up.on('timeout', () => {
           timedOut = true;
           up.destroy();
-          fail(
-            504,
-            'Gateway Timeout',
-            `Peerway: the service's upstream at ${this.base.host} did not answer within ${this.headTimeoutMs / 1000} s\n`,
+          this.log.warn(
+            { service: this.service, timeoutMs: this.headTimeoutMs },
+            'upstream did not answer in time',
           );
+          fail('slow');
         });
         up.on('error', (err: NodeJS.ErrnoException) => {
           if (req.signal.aborted || timedOut) return resolve();
@@ -219,14 +227,12 @@ export class Upstream {
             return resolve();
           }
           this.log.warn({ service: this.service, err: err.code ?? err.message }, 'upstream error');
-          fail(
-            502,
-            'Bad Gateway',
-            `Peerway: the service's upstream at ${this.base.host} is not answering (${err.code ?? err.message})\n`,
-          );
+          this.opts.onFailed?.(err.code ?? err.message);
+          fail('down');
         });
         up.on('response', (res) => {
           answered = true;
+          this.opts.onAnswered?.();
           up.setTimeout(0);
           const pairs: HeaderPairs = [];
           for (let i = 0; i < res.rawHeaders.length; i += 2)
@@ -295,8 +301,10 @@ export class Upstream {
     });
     up.on('error', (err) => {
       if (!tunnel) {
+        this.log.warn({ service: this.service, err: err.message }, 'upstream WebSocket failed');
+        this.opts.onFailed?.((err as NodeJS.ErrnoException).code ?? err.message);
         try {
-          inc.reject(502, `upstream WebSocket failed: ${err.message}`);
+          inc.reject(502, `${this.service} is down on its node`);
         } catch {
           // already answered
         }

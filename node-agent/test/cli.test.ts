@@ -8,7 +8,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { once } from 'node:events';
 import { verifyClaimToken } from '@peerway/protocol/node';
 import { Fixture } from './helpers';
 
@@ -16,6 +18,9 @@ const run = promisify(execFile);
 const BIN = resolve(import.meta.dirname, '../bin/peerway-agent.js');
 const fx = new Fixture();
 afterAll(() => fx.cleanup());
+
+/** A token of the right form that no server made. */
+const TOKEN_FORM = `pwt_${'0'.repeat(12)}_${'A'.repeat(32)}`;
 
 const agentCli = (home: string, args: string[]) =>
   run(process.execPath, [BIN, ...args], { env: { ...process.env, PEERWAY_HOME: home } });
@@ -25,12 +30,12 @@ it('init, expose, login, status and claim-url keep a valid home', async () => {
   await agentCli(home, ['init', '--server', 'http://127.0.0.1:9', '--name', 'attic']);
   await agentCli(home, ['expose', 'wiki', '3000', '--public']);
   await agentCli(home, ['expose', 'wiki', 'localhost:4000']); // replaces
-  await agentCli(home, ['login', 'pwt_x_y']);
+  await agentCli(home, ['login', TOKEN_FORM]); // its server is not up: saved unchecked
   const cfg = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'));
   expect(cfg).toMatchObject({
     server: 'http://127.0.0.1:9',
     name: 'attic',
-    token: 'pwt_x_y',
+    token: TOKEN_FORM,
     services: [{ name: 'wiki', target: 'http://localhost:4000', public: false }],
   });
   expect(statSync(join(home, 'agent.json')).mode & 0o777).toBe(0o600);
@@ -77,7 +82,10 @@ it('status asks the server whether the node is claimed and where its services ar
   const { token } = await fx.user(server);
   const home = fx.tmp('pw-cli-');
   await agentCli(home, ['init', '--server', server.config.publicUrl, '--name', 'den']);
-  await agentCli(home, ['expose', 'den-wiki', '127.0.0.1:9']);
+  const app = createHttpServer((_q, r) => r.end('wiki')).listen(0, '127.0.0.1');
+  await once(app, 'listening');
+  fx.onCleanup(() => void app.close());
+  await agentCli(home, ['expose', 'den-wiki', `127.0.0.1:${(app.address() as AddressInfo).port}`]);
   let status = (await agentCli(home, ['status'])).stdout;
   expect(status).toMatch(/reachable yes/);
   expect(status).toMatch(/claimed\s+no — open http:.*\/add-node#claim=pwc1\./);
