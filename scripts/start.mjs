@@ -53,9 +53,12 @@ function guide() {
   console.log(`
 To expose your first service:
   1. Open the sign-up link above (first start) or http://localhost:${port}/signin, and sign in.
-  2. The page shows one command with a fresh token; run it on the machine with the service:
-       npx peerway-agent run --server http://localhost:${port} --token <token> --service myapp=http://127.0.0.1:3000
-  3. Open http://myapp.localhost:${port}/
+  2. On the machine with the service, install the agent (Node.js 20.11 or newer):
+       npm install -g @peerway/node-agent
+     (in this clone, \`npx peerway-agent\` runs the same agent from the sources)
+  3. The dashboard's "Add a node" page shows the commands with a fresh token, e.g.:
+       peerway-agent run --server http://localhost:${port} --token <token> --service myapp=http://127.0.0.1:3000
+  4. Open http://myapp.localhost:${port}/
 Or run \`npm run demo\` to see it with a sample app on this machine.`);
 }
 

@@ -11,6 +11,9 @@ import { screenshot } from '../support/stack';
 import type { LabStackOptions } from '../netlab/stack';
 
 const avail = labAvailable();
+// Outside CI (not root, no ip netns) the lab is skipped with the reason; in CI it
+// must run, so a machine that cannot build it fails instead of skipping.
+if (!avail.ok && process.env.CI) throw new Error(`the NAT lab cannot run here: ${avail.why}`);
 if (!avail.ok) console.warn(`[nat-matrix] skipped: ${avail.why}`);
 
 let stack: LabStack | null = null;
