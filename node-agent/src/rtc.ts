@@ -24,8 +24,9 @@ import {
   type WeriftDataChannelLike,
 } from '@peerway/protocol';
 
-/** The data channel label both ends agree on. */
-export const TUNNEL_LABEL = 'peerway-tunnel';
+// The data channel's label is a wire fact of the protocol; re-exported for
+// the agent's answering side, which takes it from here.
+export { TUNNEL_LABEL } from '@peerway/protocol';
 /** Largest SCTP message werift accepts by default. */
 export const WERIFT_MAX_MESSAGE_BYTES = 65536;
 

@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import WebSocket from 'ws';
 import type { IncomingTunnelRequest, IncomingTunnelSocket, HeaderPairs } from '@peerway/protocol';
 import type { Logger } from 'pino';
-import { PeerwayError } from '@peerway/protocol';
+import { PeerwayError, ResetCode } from '@peerway/protocol';
 import { declaredUpstream, upstreamPath } from './upstream-path';
 import { downAnswer } from './down-page';
 
@@ -223,7 +223,7 @@ export class Upstream {
             return send(true);
           }
           if (answered) {
-            req.reset(8, `upstream failed: ${err.code ?? err.message}`);
+            req.reset(ResetCode.UPSTREAM_ERROR, `upstream failed: ${err.code ?? err.message}`);
             return resolve();
           }
           this.log.warn({ service: this.service, err: err.code ?? err.message }, 'upstream error');

@@ -7,6 +7,7 @@
 import WebSocket from 'ws';
 import {
   PeerwayError,
+  TUNNEL_LABEL,
   TunnelMux,
   encodeMessage,
   parseServerToClient,
@@ -25,7 +26,6 @@ import {
   tuneDtls,
   connectionStats,
   createPeerConnection,
-  TUNNEL_LABEL,
   tunnelChannel,
   waitOpen,
 } from '../rtc';
@@ -45,7 +45,7 @@ export interface ConnectOptions {
    * Ask the node to answer with this engine (if it has it); null: the
    * node's default. Default werift: werift offering to libdatachannel
    * stalls ~1 s in the DTLS handshake (setup 1,021 ms against 49 ms
-   * werift to werift, FACTS.md).
+   * werift to werift, measured here).
    */
   engine?: EngineName | null;
 }

@@ -1,4 +1,4 @@
-import { ResetCode, type ResetCodeValue } from './frame';
+import { ResetCode, type ResetCodeValue } from './wire';
 
 const NAMES = Object.fromEntries(Object.entries(ResetCode).map(([k, v]) => [v, k])) as Record<
   number,

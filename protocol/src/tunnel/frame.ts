@@ -1,6 +1,7 @@
 /**
- * Tunnel frames: the binary wire format of one data channel (spec in
- * protocol/README.md). Pure functions; browser-safe (no Node APIs).
+ * Tunnel frames: the codec of the binary wire format of one data channel
+ * (its constants in ./wire, the spec in protocol/README.md). Pure
+ * functions; browser-safe (no Node APIs).
  *
  *   offset 0  u8   type
  *   offset 1  u8   flags
@@ -8,43 +9,19 @@
  *   offset 6  ...  payload (the rest of the message)
  */
 
-export const FRAME_HEADER_BYTES = 6;
+import { FRAME_HEADER_BYTES, FrameType, type FrameTypeValue } from './wire';
 
-export const FrameType = {
-  REQ_HEAD: 0x01,
-  RES_HEAD: 0x02,
-  DATA: 0x03,
-  END: 0x04,
-  RESET: 0x05,
-  CREDIT: 0x06,
-  WS_OPEN: 0x07,
-  WS_ACCEPT: 0x08,
-  WS_MSG: 0x09,
-  WS_CLOSE: 0x0a,
-  PING: 0x0b,
-  PONG: 0x0c,
-  GOAWAY: 0x0d,
-} as const;
-export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
+// The frame table lives in ./wire; exported here too, where the codec's users look.
+export {
+  FRAME_HEADER_BYTES,
+  FrameFlag,
+  FrameType,
+  ResetCode,
+  type FrameTypeValue,
+  type ResetCodeValue,
+} from './wire';
+
 const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
-
-/** Flags. MORE: a head or WebSocket message continues in the next frame. */
-export const FrameFlag = { MORE: 0x01, BINARY: 0x02 } as const;
-
-/** Codes carried by RESET (and surfaced to the side that sees the reset). */
-export const ResetCode = {
-  PROTOCOL_ERROR: 1,
-  CANCEL: 2,
-  REFUSED: 3,
-  FLOW_CONTROL: 4,
-  INTERNAL: 5,
-  FRAME_TOO_LARGE: 6,
-  STREAM_CLOSED: 7,
-  UPSTREAM_ERROR: 8,
-  UNAUTHORIZED: 9,
-  GOING_AWAY: 10,
-} as const;
-export type ResetCodeValue = (typeof ResetCode)[keyof typeof ResetCode];
 
 export interface Frame {
   type: FrameTypeValue;

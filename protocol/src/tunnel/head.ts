@@ -4,9 +4,9 @@
  * so repeated headers (Set-Cookie) survive unchanged.
  */
 import { z } from 'zod';
+import { MAX_HEAD_BYTES } from './wire';
 
-/** Largest head (after reassembly of MORE fragments), in bytes. */
-export const MAX_HEAD_BYTES = 64 * 1024;
+export { MAX_HEAD_BYTES, type HeaderPairs } from './wire';
 
 const headers = z.array(z.tuple([z.string().max(8192), z.string().max(65536)])).max(256);
 
@@ -41,8 +41,6 @@ export const WsAcceptHeadSchema = z.object({
   headers,
 });
 export type WsAcceptHead = z.input<typeof WsAcceptHeadSchema>;
-
-export type HeaderPairs = [string, string][];
 
 /** Parses a head's JSON with its schema; null when malformed. */
 export function parseHead<T>(schema: z.ZodType<T>, bytes: Uint8Array): T | null {

@@ -4,6 +4,11 @@
  * (browser shell, Node tunnel client) opens streams, the server role (node
  * agent) answers them. Browser-safe.
  *
+ * This file is the session: it opens and answers streams, routes each
+ * arriving frame (./dispatch holds the table), and ends streams. Beside it:
+ * one stream's state (./stream), the session-level flow budget and send
+ * gate (./flow), the sending of frames (./send), the settings (./options).
+ *
  * Memory is bounded on both ends: a receiver holds at most the per-stream
  * window (credit) per stream, within a per-tunnel budget for what it grants
  * beyond the initial window, and a sender never lets the channel's
@@ -14,172 +19,79 @@ import {
   FrameFlag,
   FrameType,
   ResetCode,
+  WsCloseCode,
+  MAX_CREDIT_BYTES,
+  MAX_HEAD_BYTES,
+  INITIAL_WINDOW_BYTES,
+  type FrameTypeValue,
+} from './wire';
+import {
   decodeCodeReason,
   decodeFrame,
   decodeU32,
   encodeCodeReason,
   encodeFrame,
   encodeU32,
-  FRAME_HEADER_BYTES,
   type Frame,
-  type FrameTypeValue,
 } from './frame';
 import type { FrameChannel } from './channel';
 import { TunnelError } from './errors';
 import {
-  MAX_HEAD_BYTES,
   RequestHeadSchema,
   ResponseHeadSchema,
   WsAcceptHeadSchema,
   WsOpenHeadSchema,
   parseHead,
   type RequestHead,
-  type ResponseHead,
-  type WsAcceptHead,
   type WsOpenHead,
-  type HeaderPairs,
 } from './head';
 import { TunnelSocket } from './socket';
 import { InboundBody } from './inbound';
+import type {
+  BodySource,
+  IncomingTunnelRequest,
+  IncomingTunnelSocket,
+  TunnelResponse,
+} from './api';
+import { dispatchFrame, type FrameHandlers } from './dispatch';
+import { ReceiveBudget, SendGate } from './flow';
+import { muxSettings, type MuxOptions, type MuxSettings } from './options';
+import { FrameSender } from './send';
+import { Stream, type StreamKind } from './stream';
 
-/** Per-stream flow-control window every stream starts with, in bytes; the same on both ends (part of the protocol). */
-export const INITIAL_WINDOW_BYTES = 256 * 1024;
-/**
- * Window a receiver grants each stream by default, in bytes: the initial
- * window plus one CREDIT sent when the stream starts. A window caps one
- * stream at window ÷ round-trip time; 256 KiB over a 50 ms path is 5 MB/s,
- * 2 MiB is 42 MB/s (bench/README.md, "a window for real round trips").
- */
-export const DEFAULT_RECEIVE_WINDOW_BYTES = 2 * 1024 * 1024;
-/**
- * Most window beyond the initial one that a receiver grants all its streams
- * together, in bytes (a connection window in effect, with no extra frame):
- * streams beyond it keep the initial window, so a receiver holds at most
- * this plus the initial window per stream.
- */
-export const DEFAULT_RECEIVE_BUDGET_BYTES = 16 * 1024 * 1024;
-/** Default largest DATA payload: 64 KiB (bounded by the channel's max-message-size); fewer, larger messages moved ~1.4x the bytes of 16 KiB ones into Chromium (bench/README.md). */
-export const DEFAULT_MAX_FRAME_PAYLOAD_BYTES = 64 * 1024;
-/** Default send high-water mark on the channel (keep ≤ 4 MiB for werift). */
-export const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
-/** Most outstanding credit a peer may grant one stream (sanity bound). */
-const MAX_CREDIT_BYTES = 1024 * 1024 * 1024;
-/** Largest WebSocket message after reassembly. */
-export const DEFAULT_MAX_WS_MESSAGE_BYTES = 16 * 1024 * 1024;
-
-export interface MuxOptions {
-  role: 'client' | 'server';
-  maxFramePayloadBytes?: number;
-  highWaterMarkBytes?: number;
-  maxConcurrentStreams?: number;
-  maxWsMessageBytes?: number;
-  /** Window granted to each stream whose body this end receives (default DEFAULT_RECEIVE_WINDOW_BYTES; at least the initial window). */
-  receiveWindowBytes?: number;
-  /** Window beyond the initial one granted to all streams together (default DEFAULT_RECEIVE_BUDGET_BYTES). */
-  receiveBudgetBytes?: number;
-  /** Told about protocol violations (which never throw). */
-  onProtocolError?: (streamId: number | null, reason: string) => void;
-}
-
-export interface TunnelResponse {
-  status: number;
-  statusText: string;
-  headers: HeaderPairs;
-  body: ReadableStream<Uint8Array>;
-}
-
-export type BodySource = ReadableStream<Uint8Array> | Uint8Array | null | undefined;
-
-/** A request arriving at the server role. */
-export interface IncomingTunnelRequest {
-  readonly streamId: number;
-  readonly head: RequestHead;
-  readonly body: ReadableStream<Uint8Array>;
-  /** Aborted when the client cancels or the tunnel closes. */
-  readonly signal: AbortSignal;
-  /** Sends the response head, then streams `body` (null: no body). */
-  respond(head: ResponseHead, body?: BodySource): Promise<void>;
-  /** Ends the stream abnormally (the client sees a TunnelError). */
-  reset(code: number, reason: string): void;
-}
-
-/** A WebSocket open request arriving at the server role. */
-export interface IncomingTunnelSocket {
-  readonly streamId: number;
-  readonly head: WsOpenHead;
-  readonly signal: AbortSignal;
-  accept(head?: Partial<WsAcceptHead>): TunnelSocket;
-  /** Refuses the upgrade with an HTTP answer. */
-  reject(status: number, statusText: string): void;
-}
-
-type StreamKind = 'http' | 'ws';
-
-class Stream {
-  headParts: Uint8Array[] = [];
-  headBytes = 0;
-  headDone = false;
-  inbound: InboundBodyLike | null = null;
-  sendCredit = INITIAL_WINDOW_BYTES;
-  private creditWaiters: (() => void)[] = [];
-  localEnded = false;
-  remoteEnded = false;
-  closed = false;
-  readonly abort = new AbortController();
-  onHead: ((type: FrameTypeValue, bytes: Uint8Array) => void) | null = null;
-  onResetCbs: ((e: TunnelError) => void)[] = [];
-  onDone: (() => void)[] = [];
-  socket: TunnelSocket | null = null;
-  /** The server stopped reading the request body: drop DATA, hand credit straight back. */
-  discard = false;
-  /** Window granted beyond the initial one (taken from the mux's budget until the stream ends). */
-  extraWindow = 0;
-
-  constructor(
-    readonly id: number,
-    readonly kind: StreamKind,
-  ) {}
-
-  waitCredit(): Promise<void> {
-    if (this.sendCredit > 0 || this.closed) return Promise.resolve();
-    return new Promise((r) => this.creditWaiters.push(r));
-  }
-  addCredit(n: number): void {
-    this.sendCredit += n;
-    this.wakeCredit();
-  }
-  wakeCredit(): void {
-    const w = this.creditWaiters.splice(0);
-    for (const f of w) f();
-  }
-}
-
-type InboundBodyLike = InboundBody;
+export {
+  DEFAULT_HIGH_WATER_MARK_BYTES,
+  DEFAULT_MAX_FRAME_PAYLOAD_BYTES,
+  DEFAULT_MAX_WS_MESSAGE_BYTES,
+  DEFAULT_RECEIVE_BUDGET_BYTES,
+  DEFAULT_RECEIVE_WINDOW_BYTES,
+  type MuxOptions,
+} from './options';
+export { INITIAL_WINDOW_BYTES } from './wire';
+export type {
+  BodySource,
+  IncomingTunnelRequest,
+  IncomingTunnelSocket,
+  TunnelResponse,
+} from './api';
 
 export class TunnelMux {
   readonly role: 'client' | 'server';
-  private readonly maxPayload: number;
-  private readonly hwm: number;
-  private readonly maxStreams: number;
-  private readonly maxWsMessage: number;
-  private readonly receiveWindow: number;
-  /** The channel hands over each message as ours to keep (no copy of body bytes). */
-  private readonly ownsMessages: boolean;
-  /** Window beyond the initial one still free to grant. */
-  private receiveBudget: number;
+  private readonly settings: MuxSettings;
+  private readonly gate: SendGate;
+  private readonly budget: ReceiveBudget;
   private readonly streams = new Map<number, Stream>();
   /** Highest stream id the peer opened (server role) or we opened (client role). */
   private lastId = 0;
-  private writeWaiters: (() => void)[] = [];
   private pings = new Map<number, { start: number; resolve: (ms: number) => void }>();
   private pingSeq = 0;
   private closed = false;
   private closeCbs: ((reason: string) => void)[] = [];
   private requestHandler: ((req: IncomingTunnelRequest) => void) | null = null;
   private socketHandler: ((s: IncomingTunnelSocket) => void) | null = null;
-  private readonly onProtocolError: (id: number | null, reason: string) => void;
-  /** Bytes of DATA sent and received, for load reports. */
-  bytesSent = 0;
+  private readonly handlers: FrameHandlers;
+  private readonly sender: FrameSender;
+  /** Bytes of DATA received, for load reports. */
   bytesReceived = 0;
   /**
    * Messages received from the peer, any kind. A pong can wait behind
@@ -191,27 +103,42 @@ export class TunnelMux {
     private readonly channel: FrameChannel,
     opts: MuxOptions,
   ) {
-    this.role = opts.role;
-    const channelLimit =
-      channel.maxMessageSize > 0 ? channel.maxMessageSize - FRAME_HEADER_BYTES : Infinity;
-    this.maxPayload = Math.max(
-      1024,
-      Math.min(opts.maxFramePayloadBytes ?? DEFAULT_MAX_FRAME_PAYLOAD_BYTES, channelLimit),
+    this.settings = muxSettings(channel, opts);
+    this.role = this.settings.role;
+    this.budget = new ReceiveBudget(
+      this.settings.receiveWindowBytes,
+      this.settings.receiveBudgetBytes,
     );
-    this.hwm = Math.min(opts.highWaterMarkBytes ?? DEFAULT_HIGH_WATER_MARK_BYTES, 4 * 1024 * 1024);
-    this.maxStreams = opts.maxConcurrentStreams ?? 512;
-    this.maxWsMessage = opts.maxWsMessageBytes ?? DEFAULT_MAX_WS_MESSAGE_BYTES;
-    this.receiveWindow = Math.max(
-      INITIAL_WINDOW_BYTES,
-      opts.receiveWindowBytes ?? DEFAULT_RECEIVE_WINDOW_BYTES,
+    this.gate = new SendGate(channel, this.settings.highWaterMarkBytes);
+    this.sender = new FrameSender(
+      channel,
+      this.gate,
+      this.settings.maxPayloadBytes,
+      () => this.closed,
+      (id, message) => {
+        this.settings.onProtocolError(id, `send failed: ${message}`);
+        this.close('send failed');
+      },
     );
-    this.receiveBudget = Math.max(0, opts.receiveBudgetBytes ?? DEFAULT_RECEIVE_BUDGET_BYTES);
-    this.ownsMessages = channel.ownsMessages === true;
-    this.onProtocolError = opts.onProtocolError ?? (() => {});
-    channel.setBufferedAmountLowThreshold(Math.floor(this.hwm / 4));
-    channel.onBufferedAmountLow(() => this.wakeWriters());
+    this.handlers = {
+      ping: (f) => this.onPing(f),
+      pong: (f) => this.onPong(f),
+      goAway: (f) => this.onGoAway(f),
+      openingHead: (f) => this.onOpeningHead(f),
+      replyHead: (f) => this.onReplyHead(f),
+      data: (f) => this.onData(f),
+      end: (f) => this.onEnd(f),
+      reset: (f) => this.onReset(f),
+      credit: (f) => this.onCredit(f),
+      socketFrame: (f) => this.onSocketFrame(f),
+    };
     channel.onMessage((m) => this.onMessage(m));
     channel.onClose(() => this.shutdown('the data channel closed'));
+  }
+
+  /** Bytes of DATA and WebSocket messages sent, for load reports. */
+  get bytesSent(): number {
+    return this.sender.bytesSent;
   }
 
   /** Number of open streams. */
@@ -255,7 +182,7 @@ export class TunnelMux {
           body: stream.inbound!.readable,
         });
       };
-      this.sendHead(FrameType.REQ_HEAD, stream.id, head);
+      this.sender.head(FrameType.REQ_HEAD, stream.id, head);
       this.growWindow(stream);
       void this.pump(stream, body ?? null);
     });
@@ -283,7 +210,7 @@ export class TunnelMux {
           );
         }
       };
-      this.sendHead(FrameType.WS_OPEN, stream.id, head);
+      this.sender.head(FrameType.WS_OPEN, stream.id, head);
     });
   }
 
@@ -302,7 +229,7 @@ export class TunnelMux {
           resolve(ms);
         },
       });
-      this.sendControl(FrameType.PING, 0, encodeU32(nonce));
+      this.sender.control(FrameType.PING, 0, encodeU32(nonce));
     });
   }
 
@@ -345,94 +272,80 @@ export class TunnelMux {
     this.messagesReceived++;
     const r = decodeFrame(msg);
     if (!r.ok) {
-      this.onProtocolError(r.streamId, r.reason);
+      this.settings.onProtocolError(r.streamId, r.reason);
       if (r.streamId) this.resetById(r.streamId, ResetCode.PROTOCOL_ERROR, r.reason);
       return;
     }
     try {
-      this.dispatch(r.frame);
+      if (!dispatchFrame(r.frame, this.handlers))
+        this.settings.onProtocolError(
+          r.frame.streamId,
+          `unhandled frame type ${String(r.frame.type)}`,
+        );
     } catch (err) {
       // A bug or a hostile frame must only cost its own stream.
       const reason = err instanceof Error ? err.message : String(err);
-      this.onProtocolError(r.frame.streamId, reason);
+      this.settings.onProtocolError(r.frame.streamId, reason);
       if (r.frame.streamId) this.resetById(r.frame.streamId, ResetCode.INTERNAL, 'internal error');
     }
   }
 
-  private dispatch(f: Frame): void {
-    switch (f.type) {
-      case FrameType.PING:
-        if (f.payload.byteLength === 4) this.sendControl(FrameType.PONG, 0, f.payload);
-        return;
-      case FrameType.PONG: {
-        const n = decodeU32(f.payload);
-        const p = n === null ? undefined : this.pings.get(n);
-        if (p && n !== null) {
-          this.pings.delete(n);
-          p.resolve(now() - p.start);
-        }
-        return;
-      }
-      case FrameType.GOAWAY:
-        this.shutdown(decodeCodeReason(f.payload)?.reason || 'the peer went away');
-        this.channel.close();
-        return;
-      case FrameType.REQ_HEAD:
-      case FrameType.WS_OPEN:
-        return this.onOpeningHead(f);
-      case FrameType.RES_HEAD:
-      case FrameType.WS_ACCEPT:
-        return this.onReplyHead(f);
-      case FrameType.DATA:
-        return this.onData(f);
-      case FrameType.END:
-        return this.onEnd(f);
-      case FrameType.RESET: {
-        const s = this.streamFor(f, false);
-        const cr = decodeCodeReason(f.payload);
-        if (s)
-          this.failStream(
-            s,
-            new TunnelError(cr?.code ?? ResetCode.PROTOCOL_ERROR, cr?.reason || 'reset by peer'),
-            false,
-          );
-        return;
-      }
-      case FrameType.CREDIT: {
-        const s = this.streamFor(f, false);
-        const n = decodeU32(f.payload);
-        if (!s) return;
-        if (n === null || n === 0) return this.protocolReset(s, 'malformed CREDIT');
-        if (s.sendCredit + n > MAX_CREDIT_BYTES)
-          return this.protocolReset(s, 'CREDIT beyond 1 GiB', ResetCode.FLOW_CONTROL);
-        s.addCredit(n);
-        return;
-      }
-      case FrameType.WS_MSG:
-      case FrameType.WS_CLOSE: {
-        const s = this.streamFor(f, true);
-        if (!s) return;
-        if (s.kind !== 'ws' || !s.socket)
-          return this.protocolReset(s, 'WebSocket frame on a stream that is not an open WebSocket');
-        if (f.type === FrameType.WS_MSG) {
-          const err = s.socket.receiveFragment(
-            f.payload,
-            (f.flags & FrameFlag.BINARY) !== 0,
-            (f.flags & FrameFlag.MORE) !== 0,
-            this.maxWsMessage,
-          );
-          if (err) this.protocolReset(s, err);
-        } else {
-          const cr = decodeCodeReason(f.payload) ?? { code: 1005, reason: '' };
-          s.socket.receiveClose(cr.code, cr.reason);
-          this.finish(s);
-        }
-        return;
-      }
-      default: {
-        const never: never = f.type;
-        this.onProtocolError(f.streamId, `unhandled frame type ${String(never)}`);
-      }
+  private onPing(f: Frame): void {
+    if (f.payload.byteLength === 4) this.sender.control(FrameType.PONG, 0, f.payload);
+  }
+
+  private onPong(f: Frame): void {
+    const n = decodeU32(f.payload);
+    const p = n === null ? undefined : this.pings.get(n);
+    if (p && n !== null) {
+      this.pings.delete(n);
+      p.resolve(now() - p.start);
+    }
+  }
+
+  private onGoAway(f: Frame): void {
+    this.shutdown(decodeCodeReason(f.payload)?.reason || 'the peer went away');
+    this.channel.close();
+  }
+
+  private onReset(f: Frame): void {
+    const s = this.streamFor(f, false);
+    const cr = decodeCodeReason(f.payload);
+    if (s)
+      this.failStream(
+        s,
+        new TunnelError(cr?.code ?? ResetCode.PROTOCOL_ERROR, cr?.reason || 'reset by peer'),
+        false,
+      );
+  }
+
+  private onCredit(f: Frame): void {
+    const s = this.streamFor(f, false);
+    const n = decodeU32(f.payload);
+    if (!s) return;
+    if (n === null || n === 0) return this.protocolReset(s, 'malformed CREDIT');
+    if (s.sendCredit + n > MAX_CREDIT_BYTES)
+      return this.protocolReset(s, 'CREDIT beyond 1 GiB', ResetCode.FLOW_CONTROL);
+    s.addCredit(n);
+  }
+
+  private onSocketFrame(f: Frame): void {
+    const s = this.streamFor(f, true);
+    if (!s) return;
+    if (s.kind !== 'ws' || !s.socket)
+      return this.protocolReset(s, 'WebSocket frame on a stream that is not an open WebSocket');
+    if (f.type === FrameType.WS_MSG) {
+      const err = s.socket.receiveFragment(
+        f.payload,
+        (f.flags & FrameFlag.BINARY) !== 0,
+        (f.flags & FrameFlag.MORE) !== 0,
+        this.settings.maxWsMessageBytes,
+      );
+      if (err) this.protocolReset(s, err);
+    } else {
+      const cr = decodeCodeReason(f.payload) ?? { code: WsCloseCode.NO_STATUS, reason: '' };
+      s.socket.receiveClose(cr.code, cr.reason);
+      this.finish(s);
     }
   }
 
@@ -445,7 +358,10 @@ export class TunnelMux {
     const s = this.streams.get(f.streamId);
     if (s) return s;
     if (f.streamId === 0 || f.streamId > this.lastId) {
-      this.onProtocolError(f.streamId, `frame type ${f.type} for a stream that was never opened`);
+      this.settings.onProtocolError(
+        f.streamId,
+        `frame type ${f.type} for a stream that was never opened`,
+      );
       if (resetUnknown && f.streamId !== 0)
         this.sendReset(f.streamId, ResetCode.PROTOCOL_ERROR, 'unknown stream');
     }
@@ -475,7 +391,7 @@ export class TunnelMux {
       );
     }
     this.lastId = Math.max(this.lastId, f.streamId);
-    if (this.streams.size >= this.maxStreams) {
+    if (this.streams.size >= this.settings.maxStreams) {
       return this.sendReset(f.streamId, ResetCode.REFUSED, 'too many concurrent streams');
     }
     const s = new Stream(f.streamId, f.type === FrameType.WS_OPEN ? 'ws' : 'http');
@@ -491,20 +407,16 @@ export class TunnelMux {
   }
 
   private appendHead(s: Stream, f: Frame): void {
-    s.headBytes += f.payload.byteLength;
-    if (s.headBytes > MAX_HEAD_BYTES)
+    const r = s.addHeadFragment(f.payload, (f.flags & FrameFlag.MORE) !== 0);
+    if (r === 'more') return;
+    if (r === 'too-large')
       return this.protocolReset(
         s,
         `head larger than ${MAX_HEAD_BYTES} bytes`,
         ResetCode.FRAME_TOO_LARGE,
       );
-    s.headParts.push(f.payload.slice());
-    if (f.flags & FrameFlag.MORE) return;
-    s.headDone = true;
-    const bytes = concat(s.headParts, s.headBytes);
-    s.headParts = [];
-    if (s.onHead) s.onHead(f.type, bytes);
-    else this.onIncoming(s, f.type, bytes);
+    if (s.onHead) s.onHead(f.type, r.head);
+    else this.onIncoming(s, f.type, r.head);
   }
 
   private onIncoming(s: Stream, type: FrameTypeValue, bytes: Uint8Array): void {
@@ -525,7 +437,7 @@ export class TunnelMux {
           if (responded) throw new Error('respond() called twice');
           responded = true;
           if (s.closed) return;
-          this.sendHead(FrameType.RES_HEAD, s.id, rh);
+          this.sender.head(FrameType.RES_HEAD, s.id, rh);
           await this.pump(s, body ?? null);
         },
         reset: (code, reason) => this.resetStream(s, code, reason),
@@ -546,13 +458,13 @@ export class TunnelMux {
           answered = true;
           const full = { protocol: h.protocol ?? '', headers: h.headers ?? [] };
           s.socket = new TunnelSocket(this.socketIo(s), full.protocol, full.headers);
-          this.sendHead(FrameType.WS_ACCEPT, s.id, full);
+          this.sender.head(FrameType.WS_ACCEPT, s.id, full);
           return s.socket;
         },
         reject: (status, statusText) => {
           if (answered) throw new Error('already answered');
           answered = true;
-          this.sendHead(FrameType.RES_HEAD, s.id, { status, statusText, headers: [] });
+          this.sender.head(FrameType.RES_HEAD, s.id, { status, statusText, headers: [] });
           this.finish(s);
         },
       });
@@ -565,12 +477,12 @@ export class TunnelMux {
     this.bytesReceived += f.payload.byteLength;
     if (s.discard && !s.remoteEnded) {
       if (f.payload.byteLength > 0)
-        this.sendControl(FrameType.CREDIT, s.id, encodeU32(f.payload.byteLength));
+        this.sender.control(FrameType.CREDIT, s.id, encodeU32(f.payload.byteLength));
       return;
     }
     if (!s.inbound || s.inbound.isEnded || !s.headDone)
       return this.protocolReset(s, 'DATA on a stream that is not receiving a body');
-    if (!s.inbound.push(f.payload, this.ownsMessages)) {
+    if (!s.inbound.push(f.payload, this.settings.ownsMessages)) {
       this.protocolReset(
         s,
         'the peer sent more than its flow-control window',
@@ -601,10 +513,10 @@ export class TunnelMux {
     return s;
   }
 
-  private makeInbound(s: Stream): InboundBodyLike {
+  private makeInbound(s: Stream): InboundBody {
     return new InboundBody(
       INITIAL_WINDOW_BYTES,
-      (n) => this.sendControl(FrameType.CREDIT, s.id, encodeU32(n)),
+      (n) => this.sender.control(FrameType.CREDIT, s.id, encodeU32(n)),
       () => {
         if (s.closed || s.remoteEnded) return;
         // The client cancelling a response aborts the request. The server
@@ -622,52 +534,12 @@ export class TunnelMux {
    * stream's head, so the peer knows the stream.
    */
   private growWindow(s: Stream): void {
-    const extra = Math.min(this.receiveWindow - INITIAL_WINDOW_BYTES, this.receiveBudget);
-    if (extra <= 0 || !s.inbound || s.closed) return;
-    this.receiveBudget -= extra;
+    if (!s.inbound || s.closed) return;
+    const extra = this.budget.take();
+    if (extra <= 0) return;
     s.extraWindow = extra;
     s.inbound.grow(extra);
-    this.sendControl(FrameType.CREDIT, s.id, encodeU32(extra));
-  }
-
-  private sendHead(type: FrameTypeValue, id: number, head: unknown): void {
-    const bytes = new TextEncoder().encode(JSON.stringify(head));
-    if (bytes.byteLength > MAX_HEAD_BYTES)
-      throw new TunnelError(ResetCode.FRAME_TOO_LARGE, 'head too large');
-    for (let off = 0; off < bytes.byteLength || off === 0; off += this.maxPayload) {
-      const end = Math.min(off + this.maxPayload, bytes.byteLength);
-      this.sendControl(
-        type,
-        id,
-        bytes.subarray(off, end),
-        end < bytes.byteLength ? FrameFlag.MORE : 0,
-      );
-      if (end >= bytes.byteLength) break;
-    }
-  }
-
-  /** Small frames go out at once, whatever the buffer holds. */
-  private sendControl(type: FrameTypeValue, id: number, payload?: Uint8Array, flags = 0): void {
-    if (this.closed || !this.channel.isOpen) return;
-    try {
-      this.channel.send(encodeFrame(type, id, payload, flags));
-    } catch (err) {
-      this.onProtocolError(id, `send failed: ${err instanceof Error ? err.message : String(err)}`);
-      this.close('send failed');
-    }
-  }
-
-  /** Resolves when the channel's buffer is below the high-water mark. */
-  private async writable(): Promise<void> {
-    while (!this.closed && this.channel.bufferedAmount > this.hwm) {
-      await new Promise<void>((r) => this.writeWaiters.push(r));
-    }
-    if (this.closed) throw new TunnelError(ResetCode.GOING_AWAY, 'the tunnel is closed');
-  }
-
-  private wakeWriters(): void {
-    const w = this.writeWaiters.splice(0);
-    for (const f of w) f();
+    this.sender.control(FrameType.CREDIT, s.id, encodeU32(extra));
   }
 
   /** Streams a body as DATA frames within credit and the high-water mark, then END. */
@@ -688,24 +560,7 @@ export class TunnelMux {
         const { value, done } = await reader.read();
         if (done) break;
         if (s.closed) return;
-        let off = 0;
-        while (off < value.byteLength) {
-          // The mark and the credit are checked with no await between the
-          // check and the send, so streams woken together by
-          // bufferedamountlow cannot all overshoot the mark.
-          await s.waitCredit();
-          if (s.closed) return;
-          if (this.channel.bufferedAmount > this.hwm) {
-            await this.writable();
-            continue;
-          }
-          if (s.sendCredit <= 0) continue;
-          const n = Math.min(value.byteLength - off, this.maxPayload, s.sendCredit);
-          this.channel.send(encodeFrame(FrameType.DATA, s.id, value.subarray(off, off + n)));
-          this.bytesSent += n;
-          s.sendCredit -= n;
-          off += n;
-        }
+        if (!(await this.sender.data(s, value))) return;
       }
       this.sendEnd(s);
     } catch (err) {
@@ -720,28 +575,17 @@ export class TunnelMux {
 
   private sendEnd(s: Stream): void {
     if (s.closed) return;
-    this.sendControl(FrameType.END, s.id);
+    this.sender.control(FrameType.END, s.id);
     s.localEnded = true;
     this.maybeFinish(s);
   }
 
   private socketIo(s: Stream) {
     return {
-      sendMessage: async (data: Uint8Array, binary: boolean) => {
-        let off = 0;
-        do {
-          while (this.channel.bufferedAmount > this.hwm) await this.writable();
-          if (s.closed) throw new TunnelError(ResetCode.STREAM_CLOSED, 'the WebSocket is closed');
-          const end = Math.min(off + this.maxPayload, data.byteLength);
-          const flags =
-            (binary ? FrameFlag.BINARY : 0) | (end < data.byteLength ? FrameFlag.MORE : 0);
-          this.channel.send(encodeFrame(FrameType.WS_MSG, s.id, data.subarray(off, end), flags));
-          this.bytesSent += end - off;
-          off = end;
-        } while (off < data.byteLength);
-      },
+      sendMessage: (data: Uint8Array, binary: boolean) =>
+        this.sender.socketMessage(s, data, binary),
       sendClose: (code: number, reason: string) =>
-        this.sendControl(FrameType.WS_CLOSE, s.id, encodeCodeReason(code, reason)),
+        this.sender.control(FrameType.WS_CLOSE, s.id, encodeCodeReason(code, reason)),
       finished: () => this.finish(s),
     };
   }
@@ -757,14 +601,13 @@ export class TunnelMux {
     if (s.closed) return;
     s.closed = true;
     this.streams.delete(s.id);
-    this.receiveBudget += s.extraWindow;
+    this.budget.release(s.extraWindow);
     s.extraWindow = 0;
-    for (const cb of s.onDone.splice(0)) cb();
-    s.wakeCredit();
+    s.settle();
   }
 
   private protocolReset(s: Stream, reason: string, code: number = ResetCode.PROTOCOL_ERROR): void {
-    this.onProtocolError(s.id, reason);
+    this.settings.onProtocolError(s.id, reason);
     this.resetStream(s, code, reason);
   }
 
@@ -775,7 +618,7 @@ export class TunnelMux {
   }
 
   private sendReset(id: number, code: number, reason: string): void {
-    this.sendControl(FrameType.RESET, id, encodeCodeReason(code, reason));
+    this.sender.control(FrameType.RESET, id, encodeCodeReason(code, reason));
   }
 
   /** Resets a stream: tells the peer, and fails everything waiting on it here. */
@@ -788,10 +631,7 @@ export class TunnelMux {
   private failStream(s: Stream, err: TunnelError, local: boolean): void {
     if (s.closed) return;
     this.finish(s);
-    s.inbound?.fail(err);
-    s.socket?.receiveClose(local ? 1006 : 1011, err.reason);
-    s.abort.abort(err);
-    for (const cb of s.onResetCbs.splice(0)) cb(err);
+    s.fail(err, local);
   }
 
   private shutdown(reason: string): void {
@@ -799,20 +639,9 @@ export class TunnelMux {
     const err = new TunnelError(ResetCode.GOING_AWAY, reason);
     for (const s of [...this.streams.values()]) this.failStream(s, err, true);
     this.closed = true;
-    this.wakeWriters();
+    this.gate.close();
     for (const cb of this.closeCbs.splice(0)) cb(reason);
   }
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
 }
 
 function now(): number {

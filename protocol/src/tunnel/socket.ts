@@ -4,8 +4,7 @@
  * handshake is one WS_CLOSE each way.
  */
 import { TunnelError } from './errors';
-import { ResetCode, type ResetCodeValue } from './frame';
-import type { HeaderPairs } from './head';
+import { ResetCode, WsCloseCode, type HeaderPairs, type ResetCodeValue } from './wire';
 
 export interface SocketIo {
   sendMessage(data: Uint8Array, binary: boolean): Promise<void>;
@@ -52,7 +51,7 @@ export class TunnelSocket {
   }
 
   /** Starts the close handshake. */
-  close(code = 1000, reason = ''): void {
+  close(code: number = WsCloseCode.NORMAL, reason = ''): void {
     if (this.sentClose || this.closedState) return;
     this.sentClose = true;
     void this.sendChain.then(() => this.io.sendClose(code, reason));
@@ -115,9 +114,10 @@ export class TunnelSocket {
   /** @internal The peer closed (or the stream died). Answers the handshake once. */
   receiveClose(code: number, reason: string): void {
     if (this.closedState) return;
-    if (!this.sentClose && code !== 1006 && code !== 1011) {
+    // A dead stream (ABNORMAL, INTERNAL_ERROR) cannot carry an answer.
+    if (!this.sentClose && code !== WsCloseCode.ABNORMAL && code !== WsCloseCode.INTERNAL_ERROR) {
       this.sentClose = true;
-      this.io.sendClose(code === 1005 ? 1000 : code, '');
+      this.io.sendClose(code === WsCloseCode.NO_STATUS ? WsCloseCode.NORMAL : code, '');
     }
     this.closedState = true;
     this.io.finished();
