@@ -337,7 +337,7 @@ program
             ...(w.owner ? { owner: w.owner } : {}),
           });
           console.log(
-            `${away === null ? 'Connected to' : `Reconnected (after ${away} s) to`} ${server} as node ${w.shortId} (${name})${w.claimed ? `, owned by ${w.owner}` : ''}`,
+            `Connected to ${server}${away === null ? '' : ` again (after ${away} s away)`} as node ${w.shortId} (${name})${w.claimed ? `, owned by ${w.owner}` : ''}`,
           );
           if (!w.claimed && w.claimUrl) {
             console.log(

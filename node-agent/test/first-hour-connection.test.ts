@@ -74,7 +74,10 @@ it('says once that it cannot reach the server and keeps retrying; then connected
   await a.waitFor(new RegExp(`^Lost the connection to ${url}: .+; reconnecting`, 'm'), 20_000);
   await a.waitFor(cannot, 20_000, connectedAt);
   await fx.server({ port, dataDir });
-  await a.waitFor(new RegExp(`^Reconnected \\(after \\d+ s\\) to ${url} as node`, 'm'), 40_000);
+  await a.waitFor(
+    new RegExp(`^Connected to ${url} again \\(after \\d+ s away\\) as node`, 'm'),
+    40_000,
+  );
   expect(count(a.stdout.slice(connectedAt), /Cannot reach/)).toBe(1);
 }, 120_000);
 
