@@ -57,6 +57,12 @@ function serverOptions(cmd: Command): Command {
     .addOption(new Option('--heartbeat-interval-ms <ms>', 'how often agents heartbeat'))
     .addOption(
       new Option(
+        '--reschedule-after <duration>',
+        "a node offline this long is lost and its deployments' replicas are placed on other nodes, e.g. 30s (the default), 500ms, 2m",
+      ),
+    )
+    .addOption(
+      new Option(
         '--open-signup',
         'let anyone create an account (PEERWAY_OPEN_SIGNUP=true); off by default: accounts come from invites and `users create`',
       ),
@@ -138,6 +144,7 @@ function config(opts: Record<string, unknown>) {
     authAudience: opts.authAudience as string,
     presenceTimeoutMs: opts.presenceTimeoutMs as string,
     heartbeatIntervalMs: opts.heartbeatIntervalMs as string,
+    rescheduleAfter: opts.rescheduleAfter as string,
     openSignup: opts.openSignup as boolean | undefined,
     metricsToken: opts.metricsToken as string,
     allowedHosts: opts.allowedHost as string[],

@@ -22,6 +22,8 @@ export const DEFAULTS = {
   baseDomain: 'localhost',
   presenceTimeoutMs: 30_000,
   heartbeatIntervalMs: 10_000,
+  /** A node offline this long is lost: its replicas are placed on other nodes. */
+  rescheduleAfterMs: 30_000,
   turnCredentialTtlS: 600,
   openSignup: false,
 } as const;
@@ -45,6 +47,8 @@ export interface RawServerConfig {
   authAudience?: string;
   presenceTimeoutMs?: string | number;
   heartbeatIntervalMs?: string | number;
+  /** `--reschedule-after`: a duration such as 30s, 500ms or 2m; a plain number is seconds. */
+  rescheduleAfter?: string | number;
   turnCredentialTtlS?: string | number;
   openSignup?: boolean | string;
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
@@ -62,6 +66,26 @@ const list = z
       ? []
       : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean),
   );
+
+/** Shortest and longest `--reschedule-after`. */
+const MIN_RESCHEDULE_AFTER_MS = 100;
+const MAX_RESCHEDULE_AFTER_MS = 24 * 3600 * 1000;
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration (`30s`, `500ms`, `2m`, `1h`; a plain number is seconds) in milliseconds. */
+const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(String(v));
+  const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS_MS[m[2] ?? 's']!) : NaN;
+  if (!Number.isFinite(ms) || ms < MIN_RESCHEDULE_AFTER_MS || ms > MAX_RESCHEDULE_AFTER_MS) {
+    ctx.issues.push({
+      code: 'custom',
+      input: v,
+      message: `${JSON.stringify(v)} is not a duration from 100ms to 24h: say e.g. 30s, 500ms or 2m`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 const Schema = z
   .object({
@@ -84,6 +108,7 @@ const Schema = z
     authAudience: z.string().optional(),
     presenceTimeoutMs: z.coerce.number().int().min(100).default(DEFAULTS.presenceTimeoutMs),
     heartbeatIntervalMs: z.coerce.number().int().min(50).default(DEFAULTS.heartbeatIntervalMs),
+    rescheduleAfter: duration.optional(),
     turnCredentialTtlS: z.coerce
       .number()
       .int()
@@ -126,7 +151,9 @@ const Schema = z
     path: ['heartbeatIntervalMs'],
   });
 
-export type ServerConfig = Omit<z.output<typeof Schema>, 'publicUrl'> & {
+export type ServerConfig = Omit<z.output<typeof Schema>, 'publicUrl' | 'rescheduleAfter'> & {
+  /** A node offline this long is lost and its replicas go elsewhere (`--reschedule-after`). */
+  rescheduleAfterMs: number;
   /** Where browsers and agents reach this server; without a trailing slash. */
   publicUrl: string;
   /** True when publicUrl was derived from the port (it follows the actual port after listen). */
@@ -154,8 +181,10 @@ export function parseConfig(raw: RawServerConfig): ServerConfig {
       'bad_request',
       `invalid server option publicUrl: its host ${gatewayHost} is itself a service origin under the base domain ${c.baseDomain} (a service named "${service}" would be served where the gateway is): give the gateway a host outside *.${c.baseDomain} (e.g. ${c.baseDomain} itself), or another --base-domain`,
     );
+  const { rescheduleAfter, ...rest } = c;
   return {
-    ...c,
+    ...rest,
+    rescheduleAfterMs: rescheduleAfter ?? DEFAULTS.rescheduleAfterMs,
     dataDir: resolve(c.dataDir),
     publicUrl: (c.publicUrl ?? `http://localhost:${c.port}`).replace(/\/+$/, ''),
     publicUrlDerived: c.publicUrl === undefined,

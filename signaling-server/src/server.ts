@@ -121,6 +121,7 @@ export async function startPeerwayServer(
       baseDomain: config.baseDomain,
       presenceTimeoutMs: config.presenceTimeoutMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
+      rescheduleAfterMs: config.rescheduleAfterMs,
       stunUrls: config.stunUrls,
       turnUrls: config.turnUrls,
       turnSecret: config.turnSecret,
@@ -168,6 +169,7 @@ export async function startPeerwayServer(
     onNodeClaimed: (id) => signaling.onNodeClaimed(id),
     onNodeRemoved: (id) => signaling.onNodeRemoved(id),
     onServiceChanged: (name) => signaling.onServiceChanged(name),
+    deployments: signaling.deployments,
     adminStats: async () => {
       const st = signaling.stats();
       return { ...st, turn: { ...st.turn, ...(await turn.status()) } };

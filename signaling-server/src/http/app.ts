@@ -18,7 +18,9 @@ import { errorHandler } from './errors';
 import { requireGatewayHost } from './hosts';
 import type { RouteModule } from './route-module';
 import { createViews, type PresenceView } from './views';
+import type { Deployments } from '../cluster/deployments';
 import { adminRoutes } from './routes/admin';
+import { deploymentRoutes } from './routes/deployments';
 import { authRoutes } from './routes/auth';
 import { eventRoutes } from './routes/events';
 import { metricsRoutes } from './routes/metrics';
@@ -52,6 +54,8 @@ export interface HttpDeps {
   onNodeRemoved?(nodeId: string): void;
   /** Told when a service's access, shares or serving grants change, so sessions that lost their right end. */
   onServiceChanged?(name: string): void;
+  /** The cluster's server side (ws/index.ts makes it); without it, no deployment routes. */
+  deployments?: Deployments;
   /** Extra read-only figures for the admin view. */
   adminStats(): unknown;
 }
@@ -99,6 +103,7 @@ export function createApp(deps: HttpDeps): express.Express {
       views,
       onNodeClaimed: (id) => deps.onNodeClaimed(id),
       onNodeRemoved: (id) => deps.onNodeRemoved?.(id),
+      onDeployersChanged: () => deps.deployments?.kick(),
     }),
     serviceRoutes({
       store,
@@ -108,6 +113,7 @@ export function createApp(deps: HttpDeps): express.Express {
     }),
     eventRoutes({ views, adminStats }),
     adminRoutes({ store, views, presence, adminStats }),
+    ...(deps.deployments ? [deploymentRoutes({ deployments: deps.deployments })] : []),
   ];
   for (const mount of routes) mount(app);
 

@@ -3,7 +3,7 @@
  * once here for every route module that shows them (nodes, services, admin,
  * the dashboard's live updates).
  */
-import type { NodeLoad } from '@peerway/protocol';
+import { deployableResources, type NodeLoad } from '@peerway/protocol';
 import type { NodeRecord, Store, User } from '../store/store';
 import { serviceOrigin, type OriginConfig } from '../web/service-origin';
 
@@ -17,8 +17,10 @@ export interface PresenceView {
 /** The store reads the views make. */
 export type ViewStore = Pick<
   Store,
+  | 'allocatedOn'
   | 'getService'
   | 'getUserById'
+  | 'listDeployGrants'
   | 'listNodeServices'
   | 'listNodesByOwner'
   | 'listServeGrants'
@@ -42,6 +44,10 @@ export function createViews(deps: {
   const serviceUrl = (name: string) => `${serviceOrigin(config, name)}/`;
   const node = async (n: NodeRecord) => {
     const services = await store.listNodeServices(n.id);
+    const r = n.resources;
+    const deployers = await Promise.all(
+      (await store.listDeployGrants(n.id)).map(async (id) => (await store.getUserById(id))?.email),
+    );
     return {
       id: n.id,
       shortId: n.shortId,
@@ -50,6 +56,18 @@ export function createViews(deps: {
       lastSeen: n.lastSeen,
       load: presence.load?.(n.id) ?? null,
       isPublic: n.isPublic,
+      /** The agent's last report (capacity, the owner's caps, labels), or null before one. */
+      resources: r,
+      /** What deployments may use in all: the smaller of capacity and the owner's caps. */
+      deployable: r ? deployableResources(r) : null,
+      /** What the replicas placed on it hold. */
+      allocated: await store.allocatedOn(n.id),
+      labels: r?.labels ?? {},
+      runtime: r?.capacity.runtime ?? null,
+      /** Its owner started the agent with --deployments. */
+      deployments: r?.deployments ?? false,
+      /** Users the owner lets deploy to this node. */
+      deployers: deployers.filter(Boolean),
       services: await Promise.all(
         services.map(async (s) => ({
           name: s.name,

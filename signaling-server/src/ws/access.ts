@@ -7,6 +7,7 @@ import { PeerwayError, type ServiceAnnouncement } from '@peerway/protocol';
 import { importServerKey, verifyServiceAccessToken } from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
 import type { ServiceRecord, Store } from '../store/store';
+import { deploymentServingRight } from '../cluster/serving';
 
 /** Who a valid service access token speaks for, and on what right. */
 export interface TokenRight {
@@ -18,7 +19,10 @@ export class Access {
   private publicKey: Promise<CryptoKey> | null = null;
 
   constructor(
-    private readonly store: Pick<Store, 'getNode' | 'hasServeGrant' | 'hasShare'>,
+    private readonly store: Pick<
+      Store,
+      'getNode' | 'hasServeGrant' | 'hasShare' | 'getDeployment' | 'listAllocations'
+    >,
     private readonly serverKeys: { publicJwk: Record<string, unknown>; issuer: string },
   ) {}
 
@@ -52,12 +56,16 @@ export class Access {
   /**
    * A node may serve a service if its owner owns the service, or the owner
    * granted the node's owner the right to serve it (a share to view is not
-   * enough). Checked at each session, so taking a grant back stops that
+   * enough). A deployment's service is served only by nodes that run a
+   * healthy replica of it (whoever owns them). Checked at each session, so
+   * taking a grant back, or a replica that stops running, stops that
    * replica at once.
    */
   async mayServe(nodeId: string, svc: ServiceRecord): Promise<boolean> {
     const node = await this.store.getNode(nodeId);
     if (!node?.ownerId) return false;
+    const deployed = await deploymentServingRight(this.store, nodeId, svc.name);
+    if (deployed !== null) return deployed;
     return node.ownerId === svc.ownerId || this.store.hasServeGrant(svc.name, node.ownerId);
   }
 }

@@ -1,12 +1,17 @@
 /**
  * One agent connection: challenge → auth (signed proof) → welcome, then
- * heartbeats, service announcements and its half of session signaling.
+ * heartbeats, service announcements, its half of session signaling, and the
+ * cluster's messages (its resources, its replicas' states; its desired set
+ * of replicas sent to it).
  */
 import { randomBytes } from 'node:crypto';
 import {
   PeerwayError,
   isValidServiceName,
+  type AllocationAssignment,
+  type AllocationReport,
   type AgentToServer,
+  type NodeResources,
   type NodeLoad,
   type ServerToAgent,
   type ServiceAnnouncement,
@@ -22,6 +27,21 @@ import { serviceOrigin } from '../web/service-origin';
 /** How long an agent has to answer the challenge. */
 export const AUTH_TIMEOUT_MS = 10_000;
 const CLAIM_LINK_TTL_MS = 24 * 3600 * 1000;
+
+/** Most replicas one `allocations` message carries (the protocol's limit). */
+const MAX_ASSIGNMENTS = 256;
+
+/** What an agent connection asks of the cluster's server side (cluster/deployments.ts). */
+export interface AgentDeployments {
+  /** Keeps the node's resource report; its set is sent after it. */
+  resourcesReported(nodeId: string, r: NodeResources): Promise<void>;
+  /** Records its replicas' states; the deployments whose serving nodes may have changed. */
+  statusReported(nodeId: string, reports: readonly AllocationReport[]): Promise<string[]>;
+  /** The replicas the node should run now. */
+  assignments(nodeId: string): Promise<AllocationAssignment[]>;
+  /** null when `service` is no deployment, else whether the node runs a healthy replica of it. */
+  mayServe(nodeId: string, service: string): Promise<boolean | null>;
+}
 
 /** This instance's table of authenticated agents (it tells the cluster of them). */
 export interface AgentRegistry {
@@ -45,6 +65,13 @@ export class AgentConnection implements LocalAgent {
   announced: ServiceAnnouncement[] = [];
   /** Services the server accepted for routing. */
   accepted = new Set<string>();
+  /** The agent sent its resources: it takes `allocations` from now on. */
+  resourcesReported = false;
+  /** The last set sent, as sent (a resync sends only a different one). */
+  private lastAssignments: string | null = null;
+  /** Messages that change the node's state run one after another, in the order sent. */
+  private serial: Promise<unknown> = Promise.resolve();
+  private sending: Promise<void> = Promise.resolve();
   private readonly nonce = newNonce();
   private authTimer: unknown;
   readonly onPresenceTimeout = () =>
@@ -56,6 +83,7 @@ export class AgentConnection implements LocalAgent {
     /** Takes this node's half of session signaling. */
     private readonly broker: Pick<Broker, 'fromAgent'>,
     private readonly registry: AgentRegistry,
+    private readonly deployments: AgentDeployments,
   ) {}
 
   start(): void {
@@ -67,8 +95,15 @@ export class AgentConnection implements LocalAgent {
     this.peer.listen((m) => this.handle(m));
   }
 
+  /** Runs `fn` after the state messages before it (auth first: a report right after it waits for it). */
+  private inOrder(fn: () => Promise<void>): Promise<void> {
+    const run = this.serial.then(fn);
+    this.serial = run.catch(() => {});
+    return run;
+  }
+
   private async handle(m: AgentToServer): Promise<void> {
-    if (m.type === 'auth') return this.auth(m);
+    if (m.type === 'auth') return this.inOrder(() => this.auth(m));
     if (!this.authed) throw new PeerwayError('unauthorized', 'answer the challenge first');
     switch (m.type) {
       case 'heartbeat':
@@ -78,9 +113,10 @@ export class AgentConnection implements LocalAgent {
         this.peer.send({ type: 'heartbeat-ack', serverTime: this.ctx.clock.now() });
         return;
       case 'services':
-        this.announced = m.services;
-        await this.evaluateServices();
-        return;
+        return this.inOrder(async () => {
+          this.announced = m.services;
+          await this.evaluateServices();
+        });
       case 'drain':
         if (this.draining !== m.draining)
           this.ctx.log.info({ node: this.shortId, draining: m.draining }, 'agent drain changed');
@@ -94,9 +130,16 @@ export class AgentConnection implements LocalAgent {
       case 'session-stats':
         return this.broker.fromAgent(this, m);
       case 'resources':
+        return this.inOrder(async () => {
+          this.resourcesReported = true;
+          await this.deployments.resourcesReported(this.nodeId, m.resources);
+        });
       case 'allocation-status':
-        // the cluster's messages: not acted on yet (the deployments wiring comes next)
-        return;
+        return this.inOrder(async () => {
+          const changed = await this.deployments.statusReported(this.nodeId, m.allocations);
+          if (changed.some((name) => this.announced.some((s) => s.name === name)))
+            await this.evaluateServices();
+        });
       default: {
         const never: never = m;
         throw new PeerwayError('bad_message', `unhandled ${(never as { type: string }).type}`);
@@ -196,6 +239,33 @@ export class AgentConnection implements LocalAgent {
     );
   }
 
+  /**
+   * Sends the node its desired set of replicas (after its resources, and
+   * whenever the set changes); with `onlyIfChanged`, only a set unlike the
+   * last one sent (the loop's resync). Sends go out in the order asked.
+   */
+  sendAllocations(onlyIfChanged = false): Promise<void> {
+    const run = this.sending.then(async () => {
+      if (!this.authed || !this.resourcesReported || this.peer.closed) return;
+      const list = await this.deployments.assignments(this.nodeId);
+      if (list.length > MAX_ASSIGNMENTS)
+        this.ctx.log.warn(
+          { node: this.shortId, replicas: list.length },
+          'too many replicas for one node: the rest wait',
+        );
+      const allocations = list.slice(0, MAX_ASSIGNMENTS);
+      const text = JSON.stringify(allocations);
+      if (onlyIfChanged && text === this.lastAssignments) return;
+      this.lastAssignments = text;
+      this.peer.send({ type: 'allocations', allocations });
+    });
+    const done = run.catch((err: unknown) =>
+      this.ctx.log.warn({ err, node: this.shortId }, 'could not send allocations'),
+    );
+    this.sending = done;
+    return done;
+  }
+
   /** Re-evaluates routable services (after a claim or an announcement) and tells the agent. */
   async evaluateServices(): Promise<void> {
     const node = await this.ctx.store.getNode(this.nodeId);
@@ -223,6 +293,26 @@ export class AgentConnection implements LocalAgent {
           accepted: false,
           reason: `"${s.name}" is reserved for the gateway; pick another name`,
         });
+        continue;
+      }
+      // A deployment's name: served by the nodes running a healthy replica of
+      // it, whoever owns them (a deploy grant put the replica there), and no others.
+      const deployed = await this.deployments.mayServe(this.nodeId, s.name);
+      if (deployed !== null) {
+        if (deployed) {
+          statuses.push({
+            name: s.name,
+            accepted: true,
+            url: `${serviceOrigin(this.ctx.config, s.name)}/`,
+          });
+          accepted.push({ name: s.name, description: s.description ?? null });
+        } else {
+          statuses.push({
+            name: s.name,
+            accepted: false,
+            reason: `"${s.name}" is a deployment: a node serves it only while it runs a healthy replica of it`,
+          });
+        }
         continue;
       }
       const r = await this.ctx.store.reserveService(

@@ -22,7 +22,7 @@ import {
   type ServiceAnnouncement,
 } from '@peerway/protocol';
 import { Access, declaredPrivate } from './access';
-import type { AgentSessionMessage, ClusterMessage } from './cluster';
+import type { AgentSessionMessage, SessionClusterMessage } from './cluster';
 import type { SignalingContext } from './context';
 import { iceServersFor } from './ice';
 import type { Peer } from './peer';
@@ -326,7 +326,7 @@ export class Broker {
   private readonly relays = new Map<string, Relay>();
 
   /** A message from another instance. */
-  fromCluster(m: ClusterMessage): void {
+  fromCluster(m: SessionClusterMessage): void {
     switch (m.kind) {
       case 'to-agent': {
         const agent = this.agents.get(m.nodeId);

@@ -66,8 +66,12 @@ export const ClusterMessageSchema = z.discriminatedUnion('kind', [
     nodeId: z.string().max(128),
     sessionId: z.string().max(64),
   }),
+  /** The node's desired set of replicas changed: send it to the agent of `nodeId` you hold. */
+  z.object({ kind: z.literal('allocations-changed'), nodeId: z.string().max(128) }),
 ]);
 export type ClusterMessage = z.infer<typeof ClusterMessageSchema>;
+/** The messages about sessions (the broker's). */
+export type SessionClusterMessage = Exclude<ClusterMessage, { kind: 'allocations-changed' }>;
 
 /** What an instance holds right now. */
 export interface InstanceCounts {

@@ -24,6 +24,8 @@ export interface SignalingConfig extends IceConfig {
   baseDomain: string;
   presenceTimeoutMs: number;
   heartbeatIntervalMs: number;
+  /** A node offline this long is lost: its replicas are placed on other nodes (default 30 s). */
+  rescheduleAfterMs?: number;
   limits: ClientLimits & {
     /**
      * An agent speaks for every session of its node: an answer, its

@@ -33,6 +33,8 @@ import { watchClient } from './client-timeouts';
 import { Presence } from './presence';
 import { LocalCluster, type AgentInfo, type Cluster, type ClusterHandlers } from './cluster';
 import { RedisCluster } from './redis-cluster';
+import { Deployments, DEFAULT_RESCHEDULE_AFTER_MS } from '../cluster/deployments';
+import { serviceOrigin } from '../web/service-origin';
 
 export { DEFAULT_LIMITS, type SignalingConfig } from './context';
 export { CloseCode } from './peer';
@@ -93,6 +95,8 @@ export interface Signaling {
   stats(): SignalingStats;
   /** The load a node reported last (wherever it is connected). */
   load(nodeId: string): NodeLoad | undefined;
+  /** The cluster's server side: deployments, their replicas, the reconciler loop. */
+  deployments: Deployments;
   close(): Promise<void>;
 }
 
@@ -135,11 +139,17 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       clients: clients.size,
       sessions: broker.sessions.liveCount,
     }),
-    message: (m) => broker.fromCluster(m),
+    message: (m) => {
+      if (m.kind === 'allocations-changed') void agents.get(m.nodeId)?.sendAllocations();
+      else broker.fromCluster(m);
+    },
     remoteAgentGone: (nodeId) => {
-      if (!agents.has(nodeId)) broker.nodeGone(nodeId);
+      if (agents.has(nodeId)) return;
+      broker.nodeGone(nodeId);
+      deployments.nodeOffline(nodeId);
     },
     agentElsewhere: (remote) => {
+      deployments.nodeOnline(remote.nodeId);
       broker.loadReported(remote.nodeId);
       const local = agents.get(remote.nodeId);
       if (local && local.connectedAt <= remote.connectedAt)
@@ -187,12 +197,36 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     authenticateBearer: deps.authenticateBearer,
   };
   const broker = new Broker(ctx, agents);
+  const deployments = new Deployments({
+    store: deps.store,
+    clock,
+    log: log.child({ part: 'deployments' }),
+    isOnline: (id) => presence.isOnline(id) || cluster.remoteAgent(id) !== undefined,
+    rescheduleAfterMs: deps.config.rescheduleAfterMs ?? DEFAULT_RESCHEDULE_AFTER_MS,
+    // Each node's set goes to its agent here, or to the instance holding it.
+    deliver: (nodeIds) => {
+      for (const id of nodeIds) {
+        const local = agents.get(id);
+        const remote = local ? undefined : cluster.remoteAgent(id);
+        if (local) void local.sendAllocations();
+        else if (remote) cluster.send(remote.instance, { kind: 'allocations-changed', nodeId: id });
+      }
+    },
+    servingChanged: (name) => cluster.broadcastServiceChanged(name),
+    serviceUrl: (name) => `${serviceOrigin(deps.config, name)}/`,
+    // A lost nudge between instances is made good at the next pass.
+    afterPass: () => {
+      for (const a of agents.values()) void a.sendAllocations(true);
+    },
+  });
+  deployments.start();
   const registry: AgentRegistry = {
     register(a) {
       const old = agents.get(a.nodeId);
       if (old && old !== a)
         old.peer.close(CloseCode.REPLACED, 'another connection of this node took over');
       agents.set(a.nodeId, a);
+      deployments.nodeOnline(a.nodeId);
       health.cameOnline(a.nodeId);
       presence.connected(a.nodeId, a.onPresenceTimeout);
       metrics.agents.set(agents.size);
@@ -206,7 +240,10 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       cluster.withdrawAgent(a.nodeId, a.connectedAt);
       health.wentOffline(a, clock.now());
       // Reconnected through another instance already? Then it is not gone.
-      if (!cluster.remoteAgent(a.nodeId)) broker.nodeGone(a.nodeId);
+      if (!cluster.remoteAgent(a.nodeId)) {
+        broker.nodeGone(a.nodeId);
+        deployments.nodeOffline(a.nodeId);
+      }
       log.info({ node: a.shortId }, 'agent disconnected');
     },
     updated(a) {
@@ -267,7 +304,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
           },
           clock,
         );
-        new AgentConnection(peer, ctx, broker, registry).start();
+        new AgentConnection(peer, ctx, broker, registry, deployments).start();
       } else {
         const peer: ClientPeer = new Peer<ClientToServer, ServerToClient>(
           ws,
@@ -328,7 +365,9 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
       }),
     }),
     load: (nodeId) => agents.get(nodeId)?.load ?? cluster.remoteAgent(nodeId)?.load,
+    deployments,
     async close() {
+      await deployments.stop();
       httpServer.off('upgrade', onUpgrade);
       clearInterval(pinger);
       presence.stop();

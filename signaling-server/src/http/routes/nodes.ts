@@ -16,6 +16,7 @@ import type { Views } from '../views';
 
 const ClaimBody = z.object({ claimToken: z.string().min(1).max(4096) });
 const VisibilityBody = z.object({ isPublic: z.boolean() });
+const DeployerBody = z.object({ email: z.string().min(1).max(320) });
 
 /** The node routes. */
 export function nodeRoutes(deps: {
@@ -26,6 +27,8 @@ export function nodeRoutes(deps: {
   onNodeClaimed(nodeId: string): void;
   /** Told when a node is removed, so its live connection is closed. */
   onNodeRemoved?(nodeId: string): void;
+  /** Told when who may deploy to a node changed, so replicas that lost the right stop. */
+  onDeployersChanged?(nodeId: string): void;
 }): RouteModule {
   const { store, views } = deps;
   return (r) => {
@@ -127,6 +130,32 @@ export function nodeRoutes(deps: {
       route(async (req, res) => {
         const node = await ownNode(req);
         await store.setNodeVisibility(node.id, body(VisibilityBody, req).isPublic);
+        res.json({ node: await views.node((await store.getNode(node.id))!) });
+      }),
+    );
+    // The right to deploy: the user's deployments may place replicas on this
+    // node (its agent still runs them only with --deployments). Apart from
+    // serving grants and shares.
+    r.post(
+      '/api/nodes/:id/deployers',
+      route(async (req, res) => {
+        const node = await ownNode(req);
+        const u = await store.getUserByEmail(body(DeployerBody, req).email);
+        if (!u) throw new PeerwayError('not_found', 'no user with that email on this server');
+        if (u.id === node.ownerId)
+          throw new PeerwayError('bad_request', 'you deploy to your own nodes already');
+        await store.addDeployGrant(node.id, u.id);
+        deps.onDeployersChanged?.(node.id);
+        res.status(201).json({ node: await views.node((await store.getNode(node.id))!) });
+      }),
+    );
+    r.delete(
+      '/api/nodes/:id/deployers/:email',
+      route(async (req, res) => {
+        const node = await ownNode(req);
+        const u = await store.getUserByEmail(String(req.params.email));
+        if (u) await store.removeDeployGrant(node.id, u.id);
+        deps.onDeployersChanged?.(node.id);
         res.json({ node: await views.node((await store.getNode(node.id))!) });
       }),
     );
