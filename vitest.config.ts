@@ -21,10 +21,16 @@ export default defineConfig({
             '*/src/**/*.test.ts',
             'infra/**/*.test.ts',
             'scripts/**/*.test.ts',
-            // the one web-client module that runs in Node as it is
+            // the web-client modules that run in Node as they are
             'web-client/src/shell/cookies.test.ts',
+            'web-client/src/sw/*.test.ts',
+            'web-client/src/shim/*.test.ts',
           ],
-          exclude: ['**/node_modules/**', 'web-client/**/!(cookies).test.ts'],
+          exclude: [
+            '**/node_modules/**',
+            'web-client/src/*.test.ts',
+            'web-client/src/!(sw|shim)/**/!(cookies).test.ts',
+          ],
           environment: 'node',
         },
       },

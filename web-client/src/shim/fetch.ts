@@ -1,0 +1,153 @@
+/**
+ * The app's fetch() to its own origin, sent straight to the shell's tunnel
+ * instead of through the service worker (the worker's two hops cost ~4 ms
+ * of a ~6 ms small GET: bench/README.md). It mirrors what the browser's
+ * fetch does with the answer: redirects followed as RFC 9110 §15.4 says,
+ * no body for HEAD or a null body status, a Response that says its URL.
+ * Anything it does not mirror exactly goes to the browser's fetch, and so
+ * through the worker. No globals beyond the Fetch API's classes, so it
+ * runs under Node too.
+ */
+import type { HeaderPairs } from '@peerway/protocol';
+import type { BridgeRequest, BridgeResponse } from '../bridge';
+
+/** Where the shim sends a request: the shell's tunnel. */
+export interface FetchCarrier {
+  fetch(req: BridgeRequest, signal: AbortSignal): Promise<BridgeResponse>;
+}
+
+/**
+ * Fetch's null body statuses: a copy of NULL_BODY_STATUSES in
+ * @peerway/protocol (see answerResponse). Tests hold the two alike.
+ */
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+/** The most redirects one fetch() follows, as browsers do. */
+const MAX_REDIRECTS = 20;
+const TEXT = { 'content-type': 'text/plain; charset=utf-8' };
+
+const header = (h: HeaderPairs, name: string) => h.find(([k]) => k.toLowerCase() === name)?.[1];
+
+/**
+ * The shim takes a request to this origin, except for Peerway's own paths
+ * and what it does not mirror: redirect "manual", integrity, keepalive.
+ */
+export function takesFetch(r: Request, u: URL, origin: string): boolean {
+  return (
+    u.origin === origin &&
+    !u.pathname.startsWith('/__peerway/') &&
+    u.pathname !== '/ws/client' &&
+    r.redirect !== 'manual' &&
+    !r.integrity &&
+    !r.keepalive
+  );
+}
+
+/** Whether a redirect turns the request into a GET without a body (RFC 9110 §15.4, as fetch() does it). */
+export function redirectsToGet(status: number, method: string): boolean {
+  return (
+    (status === 303 && method !== 'HEAD') ||
+    ((status === 301 || status === 302) && method === 'POST')
+  );
+}
+
+/** A Response made here says where it came from, as one from the network does (also its clones). */
+export function dress(r: Response, url: string, redirected: boolean): Response {
+  const clone = r.clone.bind(r);
+  return Object.defineProperties(r, {
+    url: { value: url },
+    redirected: { value: redirected },
+    type: { value: 'basic' },
+    clone: { value: () => dress(clone(), url, redirected) },
+  });
+}
+
+/**
+ * The Response for the shell's answer to a request of `method`: an error
+ * as plain text with its status; an answer from the tunnel with its status,
+ * status text and fields (one a Response may not carry is dropped) and its
+ * body, unless it has none (HEAD, a null body status: then the unread body
+ * is cancelled). As `responseFromHead` in @peerway/protocol, written out
+ * here: the shim is a classic script, and a module it shared with the
+ * worker would become a chunk that neither can import (tests hold the two
+ * alike).
+ */
+export function answerResponse(res: BridgeResponse, method: string): Response {
+  if (!res.ok) return new Response(res.message, { status: res.status, headers: TEXT });
+  const h = new Headers();
+  for (const [k, v] of res.headers) {
+    try {
+      h.append(k, v);
+    } catch {
+      // a header a Response may not carry is dropped (as the worker does)
+    }
+  }
+  const nullBody = NULL_BODY.has(res.status) || method === 'HEAD';
+  if (nullBody) void res.body?.cancel().catch(() => {});
+  return new Response(nullBody ? null : res.body, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: h,
+  });
+}
+
+/**
+ * The page's fetch(): requests the shim takes go to `shell`, the rest to
+ * `nativeFetch`; `origin` is the page's.
+ */
+export function tunnelFetch(
+  shell: FetchCarrier,
+  nativeFetch: typeof fetch,
+  origin: string,
+): typeof fetch {
+  return async function fetch(input: RequestInfo | URL, init?: RequestInit) {
+    let req = new Request(input, init);
+    let url = new URL(req.url);
+    if (!takesFetch(req, url, origin)) return nativeFetch(req);
+    const signal = req.signal;
+    const aborted = () =>
+      signal.reason ?? new DOMException('The user aborted a request.', 'AbortError');
+    let body: Blob | null = req.body ? await req.blob() : null;
+    for (let hops = 0; ; hops++) {
+      if (signal.aborted) throw aborted();
+      const headers: HeaderPairs = [];
+      req.headers.forEach((v, k) => headers.push([k, v]));
+      const res = await shell.fetch(
+        {
+          kind: 'peerway-fetch',
+          method: req.method,
+          path: url.pathname + url.search,
+          headers,
+          body,
+          destination: '',
+          credentials: req.credentials,
+        },
+        signal,
+      );
+      if (signal.aborted) throw aborted();
+      if (!res.ok) return answerResponse(res, req.method);
+      const to = header(res.headers, 'location');
+      if (REDIRECT.has(res.status) && to !== undefined) {
+        void res.body?.cancel().catch(() => {});
+        if (req.redirect === 'error' || hops >= MAX_REDIRECTS)
+          throw new TypeError('Failed to fetch');
+        const toGet = redirectsToGet(res.status, req.method);
+        const next = new URL(to, url);
+        const nextInit: RequestInit = {
+          method: toGet ? 'GET' : req.method,
+          headers: req.headers,
+          body: toGet ? null : body,
+          credentials: req.credentials,
+          cache: req.cache,
+          signal,
+        };
+        if (toGet) body = null;
+        req = new Request(next, nextInit);
+        url = next;
+        if (!takesFetch(req, url, origin)) return nativeFetch(req);
+        continue;
+      }
+      return dress(answerResponse(res, req.method), url.href, hops > 0);
+    }
+  } as typeof fetch;
+}
