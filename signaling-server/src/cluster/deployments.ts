@@ -105,6 +105,8 @@ export class Deployments {
   }
 
   start(): void {
+    this.stopped = false;
+    if (this.timer !== null) this.deps.clock.clearInterval(this.timer);
     const every = Math.min(
       MAX_TICK_MS,
       Math.max(MIN_TICK_MS, Math.floor(this.deps.rescheduleAfterMs / 4)),
@@ -116,6 +118,8 @@ export class Deployments {
     this.stopped = true;
     if (this.timer !== null) this.deps.clock.clearInterval(this.timer);
     if (this.wakeTimer !== null) this.deps.clock.clearTimeout(this.wakeTimer);
+    this.timer = this.wakeTimer = null;
+    this.wakeAt = Infinity;
     await this.passing;
   }
 
