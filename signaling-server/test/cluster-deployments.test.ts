@@ -279,6 +279,29 @@ describe('deployments', () => {
     expect(d.replicas.map((x: any) => [x.id, x.state])).toEqual([[one!.id, 'exited']]);
   });
 
+  it('an update that needs new containers replaces the replicas; one that does not keeps them', async () => {
+    const { token } = await makeUser(server);
+    const { a: n1 } = await agent(token);
+    const name = uniqueName();
+    await deploy(token, spec(name));
+    const [v1] = await n1.setWhere((l) => l.length === 1);
+    const scaled = await deploy(token, spec(name, { access: 'public' }));
+    expect(scaled.status).toBe(200);
+    expect(scaled.json.created).toBe(false);
+    expect(scaled.json.plan.keep).toEqual([{ allocation: v1!.id, node: n1.identity.shortId }]);
+    const dry = await deploy(token, spec(name, { image: 'web:2' }), '?dryRun=1');
+    expect(dry.json.plan.stop).toEqual([
+      expect.objectContaining({ allocation: v1!.id, reason: 'updated' }),
+    ]);
+    const r = await deploy(token, spec(name, { image: 'web:2' }));
+    expect(r.status).toBe(200);
+    const [v2] = await n1.setWhere((l) => l.length === 1 && l[0]!.id !== v1!.id);
+    expect(v2!.spec.image).toBe('web:2');
+    const d = (await get(token, name)).json;
+    const updates = d.events.filter((e: any) => e.kind === 'updated');
+    expect(updates.map((e: any) => /replaced/.test(e.message))).toEqual([false, true]);
+  });
+
   it('delete stops every replica: the nodes get sets without them', async () => {
     const { token } = await makeUser(server);
     const { a: n1 } = await agent(token);
