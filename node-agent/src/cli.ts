@@ -6,10 +6,11 @@ import { Command } from 'commander';
 import pino from 'pino';
 import qrcode from 'qrcode-terminal';
 import { join } from 'node:path';
-import { selectEngines } from './engine';
 import { PeerwayError } from '@peerway/protocol';
 import { createClaimToken } from '@peerway/protocol/node';
-import { Agent } from './agent';
+// The agent and its WebRTC engines (werift, node-datachannel) load only for
+// `run`: every other command, and --help, starts without them.
+import type { Agent } from './agent';
 import {
   homeDir,
   loadConfig,
@@ -236,7 +237,7 @@ program
     (v: string, prev: string[] = []) => [...prev, v],
   )
   .action(
-    (opts: {
+    async (opts: {
       server?: string;
       token?: string;
       name?: string;
@@ -256,6 +257,10 @@ program
         );
       const identity = loadOrCreateIdentity();
       const name = opts.name ?? cfg.name;
+      const [{ Agent }, { selectEngines }] = await Promise.all([
+        import('./agent'),
+        import('./engine'),
+      ]);
       const engines = selectEngines(opts.engine ?? process.env.PEERWAY_ENGINE, log);
       console.log(
         `Node ${identity.shortId} (${name}): connecting to ${server}… (WebRTC engine: ${engines[0]!.name}${engines.length > 1 ? ', and werift for clients that reach TURN only over TCP' : ''})`,

@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { PeerwayError } from '@peerway/protocol';
 import { configFromEnv, parseConfig, type RawServerConfig } from './config';
-import { openStore, startPeerwayServer } from './server';
+// The server (express, SQLite, Redis, werift) loads only for the commands that
+// use it: --help and --version start without it.
+import type { openStore as OpenStore } from './server';
+const openStore: typeof OpenStore = async (cfg) => (await import('./server')).openStore(cfg);
 import { hashPassword } from './auth/password';
 import { Auth } from './auth/auth';
 import { loadServerKeys } from './auth/keys';
@@ -165,6 +168,7 @@ const program = new Command('peerway-server')
   .enablePositionalOptions();
 
 serverOptions(program).action(async (opts) => {
+  const { startPeerwayServer } = await import('./server');
   const server = await startPeerwayServer(config(opts));
   const u = new URL(server.config.publicUrl);
   console.log(`peerway-server listening on ${server.url}`);
