@@ -54,3 +54,22 @@ export function live(admin: boolean, onSnapshot: (s: Snapshot) => void): () => v
     if (timer) clearTimeout(timer);
   };
 }
+
+/**
+ * Runs `load` now and again `ms` after each run ends (never two at once),
+ * until the returned stop is called: live data the event stream does not
+ * carry (deployments).
+ */
+export function every(ms: number, load: () => Promise<void>): () => void {
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const run = async () => {
+    await load().catch(() => {});
+    if (!stopped) timer = setTimeout(() => void run(), ms);
+  };
+  void run();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+}

@@ -1,77 +1,39 @@
 /**
  * The dashboard on the gateway origin: my nodes (with their services,
- * access and load), public nodes, adding a node from a claim link, and the
- * admin view of signaling and TURN. Plain DOM, no framework: a handful of
- * views, each a function that renders into <main> and returns its cleanup.
+ * access, load and resources), deployments, public nodes, adding a node
+ * from a claim link, tokens and the admin view of signaling and TURN.
+ * Plain DOM, no framework: a handful of views, each a function that renders
+ * into <main> and returns its cleanup. This module fills the router's table
+ * and draws the header; views import the router, never this module.
  */
 import './style.css';
 import { api, me, type Me } from './api';
 import { h } from './dom';
+import { setRoutes, start } from './router';
 import { addNodeView } from './views/add-node';
 import { adminView } from './views/admin';
+import { deploymentView, deploymentsView } from './views/deployments';
 import { nodesView } from './views/nodes';
 import { publicView } from './views/public';
 import { tokensView } from './views/tokens';
 
-export interface DashConfig {
-  publicUrl: string;
-  baseDomain: string;
-}
+setRoutes([
+  { path: '/', title: 'My nodes', view: nodesView },
+  { path: '/nodes', title: 'My nodes', view: nodesView, nav: '/' },
+  { path: '/deployments', title: 'Deployments', view: deploymentsView },
+  {
+    path: '/deployments/:name',
+    title: 'Deployment',
+    view: deploymentView,
+    nav: '/deployments',
+  },
+  { path: '/public', title: 'Public nodes', view: publicView },
+  { path: '/tokens', title: 'Access tokens', view: tokensView },
+  { path: '/admin', title: 'Admin', view: adminView },
+  { path: '/add-node', title: 'Add a node', view: addNodeView },
+]);
 
-declare global {
-  interface Window {
-    __PEERWAY_DASH__?: DashConfig;
-  }
-}
-
-export const config: DashConfig = window.__PEERWAY_DASH__ ?? {
-  publicUrl: location.origin,
-  baseDomain: location.hostname,
-};
-
-export interface ViewContext {
-  user: Me | null;
-  root: HTMLElement;
-  navigate(path: string): void;
-}
-
-type View = (ctx: ViewContext) => (() => void) | void;
-
-const routes: Record<string, { title: string; view: View }> = {
-  '/': { title: 'My nodes', view: nodesView },
-  '/nodes': { title: 'My nodes', view: nodesView },
-  '/public': { title: 'Public nodes', view: publicView },
-  '/tokens': { title: 'Access tokens', view: tokensView },
-  '/admin': { title: 'Admin', view: adminView },
-  '/add-node': { title: 'Add a node', view: addNodeView },
-};
-
-let user: Me | null = null;
-let cleanup: (() => void) | void;
-
-function render(): void {
-  cleanup?.();
-  const root = document.getElementById('view')!;
-  root.replaceChildren();
-  const route = routes[location.pathname] ?? {
-    title: 'Not found',
-    view: ({ root: r }: ViewContext) =>
-      void r.append(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '/' }, 'Back home'))),
-  };
-  document.title = `${route.title} · Peerway`;
-  for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a[data-nav]'))
-    if (a.getAttribute('href') === location.pathname) a.setAttribute('aria-current', 'page');
-    else a.removeAttribute('aria-current');
-  cleanup = route.view({ user, root, navigate });
-}
-
-function navigate(path: string): void {
-  history.pushState(null, '', path);
-  render();
-  document.getElementById('view')?.focus();
-}
-
-function renderWho(): void {
+function renderWho(user: Me | null): void {
   const who = document.getElementById('who')!;
   who.replaceChildren();
   (document.querySelector('nav a[data-admin]') as HTMLElement).hidden = !user?.isAdmin;
@@ -97,19 +59,8 @@ function renderWho(): void {
   );
 }
 
-// Same-origin links inside the app switch views without a reload.
-document.addEventListener('click', (e) => {
-  const a = (e.target as Element).closest?.('a');
-  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
-  const url = new URL(a.href, location.href);
-  if (url.origin !== location.origin || !(url.pathname in routes) || a.target) return;
-  e.preventDefault();
-  navigate(url.pathname + url.search + url.hash);
-});
-window.addEventListener('popstate', render);
-
 void (async () => {
-  user = await me().catch(() => null);
-  renderWho();
-  render();
+  const user = await me().catch(() => null);
+  renderWho(user);
+  start(user);
 })();

@@ -7,7 +7,7 @@
  */
 import { ApiError, api } from '../api';
 import { announce, h } from '../dom';
-import type { ViewContext } from '../main';
+import type { ViewContext } from '../router';
 import { howToAddNode } from './howto';
 
 export const PENDING_CLAIM_KEY = 'peerway:claim';

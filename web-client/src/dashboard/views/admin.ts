@@ -8,7 +8,7 @@
 import type { AdminView } from '../api';
 import { ago, bytes, h } from '../dom';
 import { live } from '../live';
-import type { ViewContext } from '../main';
+import type { ViewContext } from '../router';
 import { barChart } from '../chart';
 
 export function adminView({ user, root }: ViewContext): (() => void) | void {

@@ -5,7 +5,7 @@
  */
 import { api } from '../api';
 import { commandLine, h } from '../dom';
-import { config } from '../main';
+import { config } from '../config';
 
 export function howToAddNode(open = false): HTMLElement {
   const tokenLine = h('div', { class: 'cmds' });

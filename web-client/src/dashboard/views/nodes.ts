@@ -1,13 +1,16 @@
 /**
- * My nodes, live: each node with its status, load, public listing toggle and
- * removal; each service with its URL (copy), who may open it (private,
- * public, shared with named people) and the people it is shared with.
+ * My nodes, live: each node with its status, load, resources (what it has,
+ * what deployments hold of what it offers, its labels, who may deploy to
+ * it), public listing toggle and removal; each service with its URL (copy),
+ * who may open it (private, public, shared with named people) and the
+ * people it is shared with.
  */
 import { api, type Access, type NodeView, type ServiceView } from '../api';
 import { announce, bytes, copyButton, h } from '../dom';
 import { live, type Snapshot } from '../live';
-import type { ViewContext } from '../main';
+import type { ViewContext } from '../router';
 import { howToAddNode } from './howto';
+import { nodeDeployers, nodeResources } from './node-resources';
 import { status } from './public';
 
 export function nodesView({ user, root }: ViewContext): (() => void) | void {
@@ -82,6 +85,7 @@ function nodeCard(n: NodeView, services: Map<string, ServiceView>): HTMLElement 
       status(n.online, n.lastSeen),
     ),
     n.online && n.load ? loadLine(n.load) : null,
+    nodeResources(n),
     h(
       'div',
       { class: 'row' },
@@ -140,6 +144,7 @@ function nodeCard(n: NodeView, services: Map<string, ServiceView>): HTMLElement 
           { class: 'muted' },
           'This node announces no services yet (peerway-agent expose NAME TARGET).',
         ),
+    n.deployers !== undefined ? nodeDeployers(n) : null,
   );
 }
 

@@ -1,7 +1,7 @@
 /** Public nodes: what owners chose to list, with their public services. */
 import { api } from '../api';
 import { ago, h } from '../dom';
-import type { ViewContext } from '../main';
+import type { ViewContext } from '../router';
 
 interface PublicNode {
   shortId: string;

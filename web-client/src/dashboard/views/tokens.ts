@@ -5,7 +5,7 @@
  */
 import { api } from '../api';
 import { ago, announce, commandLine, h } from '../dom';
-import type { ViewContext } from '../main';
+import type { ViewContext } from '../router';
 
 interface TokenView {
   id: string;
