@@ -227,6 +227,16 @@ it('deploys, lists the replica on its node, and shows its states as the node rep
   expect(events.some((e) => e.includes('is running'))).toBe(true);
   // Newest first.
   expect(events[0]).toContain('is running');
+  // "Change it" starts from the spec as YAML, which plans as no change.
+  const again = page.getByLabel('Spec (YAML or JSON)');
+  expect(await again.inputValue()).toContain('resources: { cpu: 1.5, memory: 1GiB, gpu: 0 }');
+  await page.getByRole('button', { name: 'Plan' }).click();
+  const same = page.locator(`#plan [data-plan-for="${name}"]`);
+  await same.waitFor();
+  expect(await same.locator('[data-plan="keep"]').allTextContents()).toEqual([
+    `Keep replica ${id} on node ${big.shortId}`,
+  ]);
+  expect(await same.textContent()).toContain('No change: 1 of 1 replicas placed.');
   await screenshot(page, 'dashboard-cluster-deployment-desktop', { fullPage: true });
   await fitsAPhone('deployment');
 

@@ -23,8 +23,14 @@ resources: { cpu: 0.5, memory: 256MiB }
 health: { path: /healthz }
 access: private`;
 
-/** The form; `deployed(name)` is told after a deployment was made or updated. */
-export function deployForm(deployed: (name: string) => void): HTMLElement {
+/**
+ * The form; `deployed(name)` is told after a deployment was made or
+ * updated. `initial`: a spec to start from (a deployment's own, to change it).
+ */
+export function deployForm(
+  deployed: (name: string) => void,
+  opts: { title?: string; initial?: string } = {},
+): HTMLElement {
   const text = h('textarea', {
     id: 'spec',
     rows: 14,
@@ -34,6 +40,7 @@ export function deployForm(deployed: (name: string) => void): HTMLElement {
     placeholder: EXAMPLE,
     'aria-describedby': 'spec-help spec-errors',
   });
+  if (opts.initial) text.value = opts.initial;
   const errors = h('div', { id: 'spec-errors', class: 'spec-errors', 'aria-live': 'polite' });
   const result = h('div', { id: 'plan', class: 'plan', 'aria-live': 'polite' });
   const planButton = h('button', { type: 'button', class: 'secondary' }, 'Plan');
@@ -100,7 +107,7 @@ export function deployForm(deployed: (name: string) => void): HTMLElement {
   return h(
     'section',
     { id: 'new', 'aria-labelledby': 'new-title' },
-    h('h2', { id: 'new-title' }, 'New deployment'),
+    h('h2', { id: 'new-title' }, opts.title ?? 'New deployment'),
     form,
   );
 }

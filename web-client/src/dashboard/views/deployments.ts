@@ -16,6 +16,7 @@ import { every } from '../live';
 import type { ViewContext } from '../router';
 import { deployForm, unplaced } from './deploy-form';
 import { cores } from './node-resources';
+import { specToYaml } from './spec-text';
 
 /** How often a deployments page asks again. */
 export const DEPLOYMENTS_POLL_MS = 2000;
@@ -181,9 +182,17 @@ export function deploymentView({ user, root, params, navigate }: ViewContext): (
     body,
   );
   let last = '';
+  let edit: HTMLElement | null = null;
   return every(DEPLOYMENTS_POLL_MS, async () => {
     try {
       const d = await api<DeploymentView>('GET', `/api/deployments/${encodeURIComponent(name)}`);
+      // The form to change it starts from the spec as it was when the page opened.
+      edit ??= root.appendChild(
+        deployForm((n) => navigate(`/deployments/${encodeURIComponent(n)}`), {
+          title: 'Change it',
+          initial: specToYaml(d.spec),
+        }),
+      );
       // Drawn again when it changed, and now and then for its "since" times.
       const text = JSON.stringify(d) + String(Math.floor(Date.now() / SINCE_REDRAW_MS));
       if (text === last) return;
