@@ -9,6 +9,7 @@ import {
   RELAY_HOLD_MS,
   type IceCandidate,
   type ServerToAgent,
+  type ServiceAnnouncement,
 } from '@peerway/protocol';
 import {
   createClaimToken,
@@ -68,6 +69,16 @@ export interface AgentOptions {
   onAllocations?: (allocations: AllocationAssignment[]) => void;
 }
 
+/** A deployment this node serves: one of its replicas runs healthy here (see ./deploy). */
+export interface DeployedService {
+  /** The deployment's name, which is the service name. */
+  name: string;
+  /** The 127.0.0.1 port a healthy replica's container port is published on. */
+  port: number;
+  /** The spec's access is public. */
+  public: boolean;
+}
+
 interface Session {
   id: string;
   service: string;
@@ -81,6 +92,8 @@ interface Session {
 export class Agent {
   readonly conn: ServerConnection;
   private readonly upstreams = new Map<string, Upstream>();
+  /** Deployments served from their containers, by name (see serveDeployments). */
+  private readonly deployed = new Map<string, DeployedService & { upstream: Upstream }>();
   private readonly sessions = new Map<string, Session>();
   private serverKey: { key: Promise<CryptoKey>; issuer: string } | null = null;
   private readonly load = new LoadMeter();
@@ -121,12 +134,7 @@ export class Agent {
       version: AGENT_VERSION,
       token: o.token,
       claimToken: () => createClaimToken(o.identity, o.name, Date.now()),
-      services: () =>
-        o.services.map((s) => ({
-          name: s.name,
-          public: s.public,
-          ...(s.description ? { description: s.description } : {}),
-        })),
+      services: () => this.announcements(),
       load: () => {
         let tx = this.txTotal;
         let rx = this.rxTotal;
@@ -157,6 +165,62 @@ export class Agent {
 
   start(): void {
     this.conn.start();
+  }
+
+  /** What the node announces: its declared services, then the deployments it serves. */
+  private announcements(): ServiceAnnouncement[] {
+    return [
+      ...this.o.services.map((s) => ({
+        name: s.name,
+        public: s.public,
+        ...(s.description ? { description: s.description } : {}),
+      })),
+      ...[...this.deployed.values()].map((d) => ({ name: d.name, public: d.public })),
+    ];
+  }
+
+  /**
+   * Serves exactly these deployments (each from its healthy replica's
+   * 127.0.0.1 port) and announces the change. A deployment left out is
+   * withdrawn: its open sessions end, so their pages reconnect to a
+   * replica elsewhere. A name the owner declared as a service of its own
+   * stays that service.
+   */
+  serveDeployments(list: readonly DeployedService[]): void {
+    let changed = false;
+    const wanted = new Map(
+      list.filter((d) => !this.upstreams.has(d.name)).map((d) => [d.name, d] as const),
+    );
+    for (const [name, d] of this.deployed) {
+      const w = wanted.get(name);
+      if (w && w.port === d.port) {
+        // the same container: only its access may have changed, sessions go on
+        if (w.public !== d.public) changed = true;
+        d.public = w.public;
+        continue;
+      }
+      changed = true;
+      this.deployed.delete(name);
+      d.upstream.close();
+      for (const s of [...this.sessions.values()])
+        if (s.service === name) this.endSession(s, `this node no longer serves ${name}`, true);
+    }
+    for (const [name, w] of wanted) {
+      if (this.deployed.has(name)) continue;
+      changed = true;
+      this.deployed.set(name, {
+        ...w,
+        upstream: new Upstream(
+          name,
+          `http://127.0.0.1:${w.port}`,
+          this.o.log.child({ service: name }),
+          {
+            publicOrigin: serviceUrl(this.o.serverUrl, name),
+          },
+        ),
+      });
+    }
+    if (changed) this.conn.send({ type: 'services', services: this.announcements() });
   }
 
   private draining = false;
@@ -191,6 +255,7 @@ export class Agent {
     this.health.stop();
     for (const s of [...this.sessions.values()]) this.endSession(s, 'agent stopping', false);
     for (const u of this.upstreams.values()) u.close();
+    for (const d of this.deployed.values()) d.upstream.close();
   }
 
   private onServerMessage(
@@ -284,7 +349,8 @@ export class Agent {
 
   private async openSession(m: Extract<ServerToAgent, { type: 'session' }>): Promise<void> {
     // The token is checked here, by the node, before anything is served.
-    const upstream = this.upstreams.get(m.service);
+    const deployed = this.deployed.get(m.service);
+    const upstream = this.upstreams.get(m.service) ?? deployed?.upstream;
     if (!upstream)
       return this.reject(
         m.sessionId,
@@ -312,7 +378,10 @@ export class Agent {
     // What this node's owner declared wins over the server's record: a
     // server whose record says public (changed, mistaken or compromised)
     // cannot make a private service serve anyone who asks.
-    if (access === 'public' && !this.o.services.find((s) => s.name === m.service)?.public)
+    const declaredPublic = deployed
+      ? deployed.public
+      : this.o.services.find((s) => s.name === m.service)?.public;
+    if (access === 'public' && !declaredPublic)
       return this.reject(
         m.sessionId,
         new PeerwayError(

@@ -29,9 +29,21 @@ import { RECONNECT_CAP_MS } from './policy';
 import { UPSTREAM_RECHECK_MS } from './upstream-health';
 import { clearRunState, readRunState, writeRunState, type RunState } from './run-state';
 import { checkTokenForm, claimInfo, claimNode, myNodes, whoAmI } from './server-api';
+import {
+  deploySettings,
+  describeDeploySettings,
+  parseLabelFlags,
+  type DeployFlags,
+} from './deploy/settings';
+import { clearRunDeploy, readRunDeploy, writeRunDeploy } from './deploy/run-settings';
 
 const log = pino(
-  { level: process.env.PEERWAY_LOG_LEVEL ?? 'info', base: { app: 'peerway-agent' } },
+  {
+    // In a terminal the agent says what happens in words on stdout, so its JSON
+    // log shows only warnings there; piped (a service manager, a file) it logs info.
+    level: process.env.PEERWAY_LOG_LEVEL || (process.stderr.isTTY ? 'warn' : 'info'),
+    base: { app: 'peerway-agent' },
+  },
   pino.destination(2),
 );
 
@@ -186,6 +198,15 @@ program
         console.log(
           `service   ${r.name} → ${r.target}${r.public ? ' (public)' : ''}  (the running agent's --service)`,
         );
+    // deployments: what the running agent uses, else what config.json says
+    const runningDeploy = readRunDeploy(homeDir());
+    const [onOff, labels, registries] = describeDeploySettings(
+      runningDeploy ?? deploySettings(cfg),
+    );
+    console.log(`deploy    ${onOff}${runningDeploy ? '' : '  (config.json)'}`);
+    console.log(`          ${labels}`);
+    console.log(`          ${registries}`);
+    if (runningDeploy?.runtime) console.log(`          runtime ${runningDeploy.runtime}`);
     if (!token) console.log('logged in no');
     if (!server) return;
     // claim-info answers for any node-signed claim token: no account needed
@@ -236,31 +257,95 @@ program
     'a service, repeatable',
     (v: string, prev: string[] = []) => [...prev, v],
   )
+  .option(
+    '--deployments',
+    'run the containers the server assigns to this node (the cluster); without it, none',
+  )
+  .option('--deploy-cpu <cores>', 'at most this many CPU cores for deployments (2, 0.5, 500m)')
+  .option('--deploy-memory <size>', 'at most this much memory for deployments (4GiB, 512MiB)')
+  .option(
+    '--label <key=value>',
+    'a label of this node that deployments can ask for (region=home), repeatable',
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
+  .option(
+    '--registry <host>',
+    'a registry images may be pulled from (registry.example, 127.0.0.1:5000), repeatable; no other',
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
+  .option(
+    '--container-label <key=value>',
+    'one more label on every container this node runs, repeatable',
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
   .action(
-    async (opts: {
-      server?: string;
-      token?: string;
-      name?: string;
-      qr?: boolean;
-      drainTimeout?: string;
-      engine?: string;
-      service?: string[];
-    }) => {
+    async (
+      opts: {
+        server?: string;
+        token?: string;
+        name?: string;
+        qr?: boolean;
+        drainTimeout?: string;
+        engine?: string;
+        service?: string[];
+        containerLabel?: string[];
+      } & DeployFlags,
+    ) => {
       const cfg = loadConfig();
       const server = needServer(cfg, opts.server);
       const token = opts.token ?? cfg.token;
       if (opts.token) checkTokenForm(opts.token);
       const services = opts.service ? opts.service.map(parseServiceFlag) : cfg.services;
-      if (services.length === 0)
+      const deploy = deploySettings(cfg, opts);
+      const containerLabels = parseLabelFlags(opts.containerLabel ?? [], '--container-label');
+      for (const k of Object.keys(containerLabels))
+        if (['peerway.node', 'peerway.deployment', 'peerway.allocation'].includes(k))
+          throw new PeerwayError(
+            'bad_request',
+            `--container-label ${k}: the agent sets ${k} itself; choose another name`,
+          );
+      if (services.length === 0 && !deploy.enabled)
         console.log(
           'No services declared: add one with --service NAME=TARGET or `peerway-agent expose`.',
         );
       const identity = loadOrCreateIdentity();
       const name = opts.name ?? cfg.name;
-      const [{ Agent }, { selectEngines }] = await Promise.all([
+      const [{ Agent }, { selectEngines }, { DeployNode }] = await Promise.all([
         import('./agent'),
         import('./engine'),
+        import('./deploy'),
       ]);
+      let agent: Agent | null = null as Agent | null;
+      const deployNode = await DeployNode.open({
+        settings: deploy,
+        stateDir: homeDir(),
+        node: identity.shortId,
+        ...(Object.keys(containerLabels).length ? { extraLabels: containerLabels } : {}),
+        agent: () =>
+          agent && {
+            send: (m) => agent?.conn.send(m),
+            serveDeployments: (list) => agent?.serveDeployments(list),
+          },
+        log,
+      });
+      const detection = deployNode.runtime.detection;
+      const runtimeWords = detection.ok
+        ? `${detection.runtime.name} ${detection.runtime.version} at ${deployNode.runtime.where}`
+        : detection.reason;
+      if (deploy.enabled) {
+        console.log(`Deployments: ${describeDeploySettings(deploy).join('; ')}`);
+        console.log(
+          detection.ok
+            ? `  container runtime: ${runtimeWords}`
+            : `  ✗ ${runtimeWords}: this node refuses every replica until a container engine runs (Podman or Docker)`,
+        );
+      }
+      try {
+        writeRunDeploy(homeDir(), deploy, runtimeWords);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'could not write run-deploy.json');
+      }
+      process.on('exit', () => clearRunDeploy(homeDir()));
       const engines = selectEngines(opts.engine ?? process.env.PEERWAY_ENGINE, log);
       console.log(
         `Node ${identity.shortId} (${name}): connecting to ${server}… (WebRTC engine: ${engines[0]!.name}${engines.length > 1 ? ', and werift for clients that reach TURN only over TCP' : ''})`,
@@ -292,7 +377,7 @@ program
       const target = (svc: string) => services.find((x) => x.name === svc)?.target ?? '';
       const recheckS = UPSTREAM_RECHECK_MS / 1000;
       const toldErrors = new Set<string>();
-      const agent: Agent = new Agent({
+      const running: Agent = new Agent({
         engines,
         serverUrl: server,
         identity,
@@ -334,7 +419,9 @@ program
               `  ✗ ${svc} → ${target(svc)} stopped answering (${up.reason}): visitors get a "service is down" page until it answers again`,
             );
         },
+        onAllocations: (list) => void deployNode.allocations(list),
         onWelcome: (w) => {
+          void deployNode.connected();
           const away = reporter.connected();
           record({
             connected: true,
@@ -354,12 +441,12 @@ program
         },
         onServices: (list) => {
           // After the first check of each upstream: a ✓ means routable and answering.
-          void agent.health.ready.then(() => {
+          void running.health.ready.then(() => {
             for (const s of list) {
               const url = s.url ?? serviceUrl(server, s.name);
               if (s.accepted) routable.set(s.name, url);
               else routable.delete(s.name);
-              const up = agent.health.state(s.name);
+              const up = running.health.state(s.name);
               console.log(
                 !s.accepted
                   ? `  ✗ ${s.name}: ${s.reason}`
@@ -381,9 +468,10 @@ program
           process.exit(3);
         },
       });
-      agent.start();
+      agent = running;
+      running.start();
       const stop = () => {
-        agent.stop();
+        running.stop();
         process.exit(0);
       };
       // SIGTERM (a service manager stopping us) drains first: no new
@@ -391,12 +479,12 @@ program
       // signal, or Ctrl-C, stops at once.
       process.on('SIGINT', stop);
       process.on('SIGTERM', () => {
-        if (agent.isDraining) return stop();
+        if (running.isDraining) return stop();
         const timeoutS = Number(opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S);
         console.log(
-          `Draining: no new sessions; ${agent.activeSessions} open, stopping when they end (at most ${timeoutS} s; signal again to stop now).`,
+          `Draining: no new sessions; ${running.activeSessions} open, stopping when they end (at most ${timeoutS} s; signal again to stop now).`,
         );
-        void agent.drain(timeoutS * 1000).then(({ left }) => {
+        void running.drain(timeoutS * 1000).then(({ left }) => {
           console.log(left ? `Drain timeout: closing ${left} sessions.` : 'Drained.');
           stop();
         });

@@ -22,6 +22,7 @@ import {
   storeIdentity,
   type NodeIdentity,
 } from '@peerway/protocol/node';
+import { DeployConfigShape } from './deploy/settings';
 
 export function homeDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.PEERWAY_HOME ?? join(homedir(), '.peerway');
@@ -213,6 +214,8 @@ export const AgentConfigSchema = z.object({
     .default(hostname().slice(0, 64) || 'node'),
   token: z.string().max(4096).optional(),
   services: z.array(ServiceConfigSchema).max(64).default([]),
+  /** Deployments: on/off, the offer's caps, labels, allowed registries (./deploy/settings). */
+  ...DeployConfigShape,
 });
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 export type RawAgentConfig = z.input<typeof AgentConfigSchema>;

@@ -472,6 +472,7 @@ export function createOptions(spec: RunSpec, ref: ImageRef): Dockerode.Container
   return {
     name,
     Image: pullName(ref),
+    ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
     ...(spec.command ? { Cmd: spec.command } : {}),
     Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
     Labels: {

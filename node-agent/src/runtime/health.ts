@@ -7,10 +7,11 @@
  * period is over, so a slow app is not called unhealthy for booting.
  */
 import http from 'node:http';
+import net from 'node:net';
 
 export interface HealthSpec {
-  /** The path probed, e.g. `/healthz`. */
-  path: string;
+  /** The path probed, e.g. `/healthz`; null: a TCP connect to the port is the check. */
+  path: string | null;
   intervalMs: number;
   /** How long one probe may take before it counts as failed. */
   timeoutMs: number;
@@ -28,7 +29,36 @@ export const DEFAULT_HEALTH: HealthSpec = {
   unhealthyAfter: 3,
 };
 
+/** A passed probe's `status` is the HTTP status, or 0 for a TCP connect. */
 export type ProbeResult = { ok: true; status: number } | { ok: false; reason: string };
+
+/** The check in words: `GET /healthz`, or a TCP connect when there is no path. */
+export function probeName(path: string | null): string {
+  return path === null ? 'a TCP connect to its port' : `GET ${path}`;
+}
+
+/** A TCP connect to `127.0.0.1:<port>` (the check of a spec without a health path). Never throws. */
+export function probeTcp(port: number, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    const done = (r: ProbeResult) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(
+      () => done({ ok: false, reason: `no connection within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
+    sock.once('connect', () => done({ ok: true, status: 0 }));
+    sock.once('error', (err: NodeJS.ErrnoException) =>
+      done({
+        ok: false,
+        reason: err.code === 'ECONNREFUSED' ? 'connection refused' : (err.code ?? err.message),
+      }),
+    );
+  });
+}
 
 /** One GET of `http://127.0.0.1:<port><path>`. Never throws. */
 export function probeHttp(port: number, path: string, timeoutMs: number): Promise<ProbeResult> {
@@ -129,11 +159,16 @@ export class HealthMonitor {
       if (this.state !== 'running') {
         const was = this.state;
         this.state = 'running';
+        const check = probeName(spec.path);
         this.opts.onChange(
           'running',
-          was === 'starting'
-            ? `GET ${spec.path} answered HTTP ${result.status} after ${elapsedMs} ms`
-            : `GET ${spec.path} answers HTTP ${result.status} again`,
+          result.status === 0
+            ? was === 'starting'
+              ? `${check} passed after ${elapsedMs} ms`
+              : `${check} passes again`
+            : was === 'starting'
+              ? `${check} answered HTTP ${result.status} after ${elapsedMs} ms`
+              : `${check} answers HTTP ${result.status} again`,
         );
       }
       return;
@@ -145,7 +180,7 @@ export class HealthMonitor {
       this.state = 'unhealthy';
       this.opts.onChange(
         'unhealthy',
-        `GET ${spec.path} did not pass within ${elapsedMs} ms of start ` +
+        `${probeName(spec.path)} did not pass within ${elapsedMs} ms of start ` +
           `(${this.failures} failed probes, the last: ${result.reason})`,
       );
       return;
@@ -153,7 +188,7 @@ export class HealthMonitor {
     this.state = 'unhealthy';
     this.opts.onChange(
       'unhealthy',
-      `GET ${spec.path} failed ${this.failures} times in a row (the last: ${result.reason})`,
+      `${probeName(spec.path)} failed ${this.failures} times in a row (the last: ${result.reason})`,
     );
   }
 }

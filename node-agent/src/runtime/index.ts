@@ -18,7 +18,7 @@ export { openRuntime, startPodmanService, defaultPodmanFlags, dockerFor } from '
 export type { OpenRuntimeOptions, OpenedRuntime, PodmanService } from './podman';
 export { Replica } from './replica';
 export type { ReplicaOptions, ReplicaTimings } from './replica';
-export { DEFAULT_HEALTH, HealthMonitor, probeHttp } from './health';
+export { DEFAULT_HEALTH, HealthMonitor, probeHttp, probeName, probeTcp } from './health';
 export type { HealthSpec, HealthState, ProbeResult } from './health';
 export { defaultUlimits } from './ulimits';
 export { nodeCapacity, parseNvidiaSmi, detectGpus } from './resources';

@@ -14,7 +14,14 @@
 import type { Logger } from 'pino';
 import type { ContainerRuntime, Watch } from './docker-api';
 import { RuntimeError } from './errors';
-import { HealthMonitor, probeHttp, type HealthSpec, type HealthTimers } from './health';
+import {
+  HealthMonitor,
+  probeHttp,
+  probeName,
+  probeTcp,
+  type HealthSpec,
+  type HealthTimers,
+} from './health';
 import type { ContainerRecord, ReplicaState, ReplicaStatus, RunSpec, RuntimeEvent } from './types';
 
 /** How much of a container's last output an `exited` reason quotes, in characters. */
@@ -87,7 +94,7 @@ export class Replica {
       }
       this.set(
         'starting',
-        `container ${record.id.slice(0, 12)} started; waiting for GET ${this.opts.health.path} to pass`,
+        `container ${record.id.slice(0, 12)} started; waiting for ${probeName(this.opts.health.path)} to pass`,
       );
       this.monitorHealth(record);
     } catch (err) {
@@ -118,7 +125,7 @@ export class Replica {
       this.runStartedAt = performance.now();
       this.set(
         'starting',
-        `adopted running container ${now.id.slice(0, 12)}; checking GET ${this.opts.health.path}`,
+        `adopted running container ${now.id.slice(0, 12)}; checking ${probeName(this.opts.health.path)}`,
       );
       this.monitorHealth(now);
     } catch (err) {
@@ -170,7 +177,9 @@ export class Replica {
       probe: () =>
         port === null
           ? Promise.resolve({ ok: false, reason: 'the container port is not published' })
-          : probeHttp(port, health.path, health.timeoutMs),
+          : health.path === null
+            ? probeTcp(port, health.timeoutMs)
+            : probeHttp(port, health.path, health.timeoutMs),
       onChange: (state, reason) => {
         if (this.stopping || this.status.state === 'exited') return;
         if (state === 'running' && this.timings.startToHealthyMs === undefined) {

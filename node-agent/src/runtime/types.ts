@@ -62,7 +62,9 @@ export interface RunSpec {
   labels: PeerwayLabels;
   /** More labels (e.g. `peerway.test`); they may not override the three above. */
   extraLabels?: Record<string, string>;
-  /** Replaces the image's command (entrypoint stays). */
+  /** Replaces the image's entrypoint (the spec's `command`); its default arguments then go too. */
+  entrypoint?: string[];
+  /** Replaces the image's command, its arguments after the entrypoint (the spec's `args`). */
   command?: string[];
   env?: Record<string, string>;
   memoryBytes?: number;
