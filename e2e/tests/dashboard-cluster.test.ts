@@ -269,7 +269,10 @@ it('deletes a deployment only after its confirm, and its node stops the replica'
     .click();
   await page.getByRole('link', { name, exact: true }).click();
   await page.waitForURL((u) => u.pathname === `/deployments/${name}`);
+  // the address works by itself too: a reload (or a bookmark) gets the same page
+  await page.reload();
   const del = page.getByRole('button', { name: 'Delete' });
+  await del.waitFor({ timeout: 10_000 });
 
   let asked = '';
   page.once('dialog', (d) => {

@@ -17,7 +17,16 @@ import { decodeJwt } from 'jose';
 import { sessionCookie } from '../auth/auth';
 
 /** Paths the dashboard answers (it routes between them in the page). */
-export const DASHBOARD_ROUTES = ['/', '/nodes', '/public', '/tokens', '/admin', '/add-node'];
+export const DASHBOARD_ROUTES = [
+  '/',
+  '/nodes',
+  '/public',
+  '/tokens',
+  '/admin',
+  '/add-node',
+  '/deployments',
+  '/deployments/:name',
+];
 
 let dashboardTemplate: string | null = null;
 function dashboardHtml(config: { publicUrl: string; baseDomain: string }): string | null {
