@@ -5,7 +5,9 @@
  * benchmarks.
  */
 import WebSocket from 'ws';
+import type { RTCDataChannel, RTCPeerConnection } from 'werift';
 import {
+  ClientSession,
   PeerwayError,
   TUNNEL_LABEL,
   TunnelMux,
@@ -14,7 +16,8 @@ import {
   type ClientToServer,
   type EngineName,
   type ConnectionStats,
-  type ServerToClient,
+  type ConnectedSession,
+  type SessionPeer,
   type TunnelResponse,
   type HeaderPairs,
   type BodySource,
@@ -27,7 +30,6 @@ import {
   connectionStats,
   createPeerConnection,
   tunnelChannel,
-  waitOpen,
 } from '../rtc';
 
 export interface ConnectOptions {
@@ -112,125 +114,110 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
   wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
   const ws = new WebSocket(wsUrl);
   const send = (m: ClientToServer) => ws.readyState === WebSocket.OPEN && ws.send(encodeMessage(m));
-  const messages: ((m: ServerToClient) => void)[] = [];
-  ws.on('message', (raw) => {
-    const r = parseServerToClient(raw as Buffer);
-    if (r.ok) for (const cb of messages) cb(r.value);
-  });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  const ref = Math.random().toString(36).slice(2);
-  const session = await new Promise<Extract<ServerToClient, { type: 'session' }>>(
-    (resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new PeerwayError('session_failed', 'no answer from the server')),
-        timeoutMs,
-      );
-      messages.push((m) => {
-        if (m.type === 'session' && m.ref === ref) {
-          clearTimeout(timer);
-          resolve(m);
-        } else if (m.type === 'session-error' && m.ref === ref) {
-          clearTimeout(timer);
-          reject(new PeerwayError(m.code, m.message));
-        }
+  // The peer connection is made once the session is granted (its ICE
+  // servers come with it); the offer follows as its own message.
+  let session!: ClientSession;
+  let pc: RTCPeerConnection | undefined;
+  let dc: RTCDataChannel | undefined;
+  let offer: { sdp: string; type: 'offer' } | undefined;
+  let tAnswer = 0;
+  let tIce = 0;
+  const peer: SessionPeer = {
+    async createOffer(sessionIceServers = []) {
+      const iceServers = o.iceServers ?? sessionIceServers;
+      const p = createPeerConnection(iceServers);
+      pc = p;
+      dc = p.createDataChannel(TUNNEL_LABEL, { ordered: true });
+      // Trickle ICE, as a browser does: the offer goes out before gathering
+      // (werift's createOffer SDP holds no candidates), candidates follow.
+      p.onIceCandidate.subscribe((c) => {
+        if (c?.candidate)
+          session.candidate({
+            candidate: {
+              candidate: c.candidate,
+              sdpMid: c.sdpMid ?? null,
+              sdpMLineIndex: c.sdpMLineIndex ?? null,
+            },
+            type: / typ (\w+)/.exec(c.candidate)?.[1] ?? null,
+          });
       });
-      send({
-        type: 'open',
-        ref,
-        service: o.service,
-        token,
-        ...(o.avoid ? { avoid: o.avoid } : {}),
-        ...(o.engine !== null ? { engine: o.engine ?? 'werift' } : {}),
+      p.iceConnectionStateChange.subscribe((s) => {
+        if (s === 'connected' && tAnswer) tIce = performance.now();
       });
+      const channel = dc;
+      channel.stateChanged.subscribe((s) => {
+        if (s === 'open') session.channelOpen();
+        else if (s === 'closed') session.peerFailed('data channel closed before opening');
+      });
+      const made = await p.createOffer();
+      offer = { type: 'offer', sdp: made.sdp };
+      return made.sdp;
     },
-  ).catch((err: unknown) => {
+    setLocal(sessionIceServers) {
+      boundGathering(pc!, o.iceServers ?? sessionIceServers);
+      tuneDtls(pc!);
+      void pc!.setLocalDescription(offer!).catch(() => {});
+      return Promise.resolve(offer!.sdp);
+    },
+    async applyAnswer(sdp) {
+      await pc!.setRemoteDescription({ type: 'answer', sdp });
+    },
+    async addCandidate(c) {
+      await pc?.addIceCandidate(c ?? undefined);
+    },
+    connected: () => pc?.connectionState === 'connected',
+    iceConnected: () =>
+      pc?.iceConnectionState === 'connected' || pc?.iceConnectionState === 'completed',
+  };
+  const opened = new Promise<ConnectedSession>((resolve, reject) => {
+    session = new ClientSession({
+      service: o.service,
+      token,
+      ...(o.avoid ? { avoid: o.avoid } : {}),
+      ...(o.engine !== null ? { engine: o.engine ?? 'werift' } : {}),
+      send,
+      peer,
+      // every candidate as found, as before the policy: this client is for
+      // tests and benchmarks, where the fastest path is the one wanted
+      holdRelay: false,
+      stateTimeouts: {
+        requesting: { ms: timeoutMs, message: 'no answer from the server' },
+        answering: { ms: timeoutMs, message: `no answer within ${timeoutMs} ms` },
+        connecting: { ms: timeoutMs, message: `data channel did not open within ${timeoutMs} ms` },
+      },
+      on: {
+        answer: () => {
+          tAnswer = performance.now();
+          tIce = tAnswer;
+        },
+        connected: resolve,
+        failed: reject,
+      },
+    });
+  });
+  ws.on('message', (raw) => {
+    const r = parseServerToClient(raw as Buffer);
+    if (r.ok) session.receive(r.value);
+  });
+  session.start();
+  const connected = await opened.catch(async (err: unknown) => {
+    await pc?.close().catch(() => {});
     ws.close();
     throw err;
   });
-
-  const pc = createPeerConnection(o.iceServers ?? session.iceServers);
-  const dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
-  let failure: PeerwayError | null = null;
-  const failed = new Promise<never>((_, reject) => {
-    messages.push((m) => {
-      if (m.type === 'session-error' && m.sessionId === session.sessionId) {
-        failure = new PeerwayError(m.code, m.message);
-        reject(failure);
-      }
-    });
-  });
-  failed.catch(() => {});
-  let answerEngine: EngineName | undefined;
-  const answered = new Promise<string>((resolve) => {
-    messages.push((m) => {
-      if (m.type === 'answer' && m.sessionId === session.sessionId) {
-        answerEngine = m.engine;
-        resolve(m.sdp);
-      }
-      if (m.type === 'candidate' && m.sessionId === session.sessionId)
-        void pc.addIceCandidate(m.candidate ?? undefined).catch(() => {});
-    });
-  });
-  // Trickle ICE, as a browser does: the offer goes out before gathering
-  // (werift's createOffer SDP holds no candidates), candidates follow.
-  pc.onIceCandidate.subscribe((c) => {
-    if (c?.candidate)
-      send({
-        type: 'candidate',
-        sessionId: session.sessionId,
-        candidate: {
-          candidate: c.candidate,
-          sdpMid: c.sdpMid ?? null,
-          sdpMLineIndex: c.sdpMLineIndex ?? null,
-        },
-      });
-  });
-  const offer = await pc.createOffer();
-  send({ type: 'offer', sessionId: session.sessionId, sdp: offer.sdp });
-  boundGathering(pc, o.iceServers ?? session.iceServers);
-  tuneDtls(pc);
-  void pc.setLocalDescription(offer).catch(() => {});
-  let answerTimer: NodeJS.Timeout | undefined;
-  const sdp = await Promise.race([
-    answered,
-    failed,
-    new Promise<never>((_, reject) => {
-      answerTimer = setTimeout(
-        () => reject(new PeerwayError('session_failed', `no answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    }),
-  ])
-    .catch(async (err: unknown) => {
-      await pc.close().catch(() => {});
-      ws.close();
-      throw err;
-    })
-    .finally(() => clearTimeout(answerTimer));
-  const tAnswer = performance.now();
-  let tIce = tAnswer;
-  pc.iceConnectionStateChange.subscribe((s) => {
-    if (s === 'connected') tIce = performance.now();
-  });
-  await pc.setRemoteDescription({ type: 'answer', sdp });
-  try {
-    await Promise.race([waitOpen(dc, timeoutMs), failed]);
-  } catch (err) {
-    await pc.close().catch(() => {});
-    ws.close();
-    throw failure ?? new PeerwayError('session_failed', (err as Error).message);
-  }
+  const sessionId = connected.sessionId;
   const tOpen = performance.now();
-  const channel = tunnelChannel(dc);
+  const channel = tunnelChannel(dc!);
   const mux = new TunnelMux(channel, { role: 'client' });
-  void connectionStats(pc).then((stats) => {
+  void connectionStats(pc!).then((stats) => {
     if (stats)
       send({
         type: 'session-stats',
-        sessionId: session.sessionId,
+        sessionId,
         stats: { ...stats, setupMs: tOpen - t0 },
       });
   });
@@ -238,9 +225,9 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
   return {
     mux,
     channel,
-    sessionId: session.sessionId,
-    node: session.node,
-    engine: answerEngine,
+    sessionId,
+    node: connected.node,
+    engine: connected.engine,
     timings: {
       tokenMs: tToken - t0,
       signalingMs: tAnswer - tToken,
@@ -248,7 +235,7 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
       dtlsSctpMs: tOpen - Math.max(tIce, tAnswer),
       totalMs: tOpen - t0,
     },
-    stats: () => connectionStats(pc),
+    stats: () => connectionStats(pc!),
     request: (method, path, opts = {}) =>
       mux.request(
         { method, path, headers: opts.headers ?? [] },
@@ -259,8 +246,9 @@ export async function connectTunnel(o: ConnectOptions): Promise<TunnelClient> {
       if (closed) return;
       closed = true;
       mux.close('client closing');
-      void pc.close().catch(() => {});
-      send({ type: 'close', sessionId: session.sessionId });
+      void pc!.close().catch(() => {});
+      session.close();
+      send({ type: 'close', sessionId });
       ws.close();
     },
   };
