@@ -1,8 +1,11 @@
 import { defaultClientConditions, defineConfig } from 'vite';
 import { resolve } from 'node:path';
 
-// Bundles for service origins: the shell page (and its first script, which
-// the server inlines), the service worker and the in-page shim. Fixed file names: the server serves them at /__peerway/.
+// Bundles for service origins: the shell page and its first script (which
+// the server inlines). The service worker and the in-page shim are built
+// each on its own by vite.script.config.ts: they load as classic scripts,
+// so neither may import a chunk. Fixed file names: the server serves them
+// at /__peerway/.
 export default defineConfig({
   base: '/__peerway/',
   resolve: {
@@ -20,8 +23,6 @@ export default defineConfig({
     rollupOptions: {
       input: {
         shell: resolve(import.meta.dirname, 'shell.html'),
-        sw: resolve(import.meta.dirname, 'src/sw/sw.ts'),
-        shim: resolve(import.meta.dirname, 'src/shim/shim.ts'),
         // inlined into the shell page by the server, not served
         early: resolve(import.meta.dirname, 'src/shell/early.ts'),
       },

@@ -4,7 +4,9 @@
  * app to the shell, which sends it through the tunnel. Bodies travel as
  * transferred ReadableStreams, so nothing is buffered whole.
  */
-export type HeaderPairs = [string, string][];
+import type { HeaderPairs } from '@peerway/protocol';
+
+export type { HeaderPairs };
 
 export interface BridgeRequest {
   kind: 'peerway-fetch';

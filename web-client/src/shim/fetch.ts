@@ -8,7 +8,7 @@
  * through the worker. No globals beyond the Fetch API's classes, so it
  * runs under Node too.
  */
-import type { HeaderPairs } from '@peerway/protocol';
+import { hasNullBody, responseFromHead, type HeaderPairs } from '@peerway/protocol';
 import type { BridgeRequest, BridgeResponse } from '../bridge';
 
 /** Where the shim sends a request: the shell's tunnel. */
@@ -16,11 +16,6 @@ export interface FetchCarrier {
   fetch(req: BridgeRequest, signal: AbortSignal): Promise<BridgeResponse>;
 }
 
-/**
- * Fetch's null body statuses: a copy of NULL_BODY_STATUSES in
- * @peerway/protocol (see answerResponse). Tests hold the two alike.
- */
-const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 const REDIRECT = new Set([301, 302, 303, 307, 308]);
 /** The most redirects one fetch() follows, as browsers do. */
 const MAX_REDIRECTS = 20;
@@ -64,31 +59,14 @@ export function dress(r: Response, url: string, redirected: boolean): Response {
 
 /**
  * The Response for the shell's answer to a request of `method`: an error
- * as plain text with its status; an answer from the tunnel with its status,
- * status text and fields (one a Response may not carry is dropped) and its
- * body, unless it has none (HEAD, a null body status: then the unread body
- * is cancelled). As `responseFromHead` in @peerway/protocol, written out
- * here: the shim is a classic script, and a module it shared with the
- * worker would become a chunk that neither can import (tests hold the two
- * alike).
+ * as plain text with its status; an answer from the tunnel as the protocol
+ * builds one from a head, with no body for HEAD or a null body status (the
+ * unread body is then cancelled).
  */
 export function answerResponse(res: BridgeResponse, method: string): Response {
   if (!res.ok) return new Response(res.message, { status: res.status, headers: TEXT });
-  const h = new Headers();
-  for (const [k, v] of res.headers) {
-    try {
-      h.append(k, v);
-    } catch {
-      // a header a Response may not carry is dropped (as the worker does)
-    }
-  }
-  const nullBody = NULL_BODY.has(res.status) || method === 'HEAD';
-  if (nullBody) void res.body?.cancel().catch(() => {});
-  return new Response(nullBody ? null : res.body, {
-    status: res.status,
-    statusText: res.statusText,
-    headers: h,
-  });
+  if (hasNullBody(res.status, method)) void res.body?.cancel().catch(() => {});
+  return responseFromHead(res, res.body, method);
 }
 
 /**
