@@ -374,7 +374,8 @@ program
       const reporter = new ConnectionReporter(server, console.log, RECONNECT_CAP_MS / 1000);
       /** The server's last word on each service: routable, and at which URL. */
       const routable = new Map<string, string>();
-      const target = (svc: string) => services.find((x) => x.name === svc)?.target ?? '';
+      const target = (svc: string) =>
+        services.find((x) => x.name === svc)?.target ?? 'a container of this node (deployment)';
       const recheckS = UPSTREAM_RECHECK_MS / 1000;
       const toldErrors = new Set<string>();
       const running: Agent = new Agent({
