@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import os from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { connectTunnel } from '@peerway/node-agent/client';
 import type { PeerwayServer } from '@peerway/signaling-server';
@@ -21,6 +23,8 @@ import { TEST_LABEL, startTestEngine } from '../../e2e/support/podman';
 import { DockerRuntime, type ContainerRecord, type PodmanService } from '../src/runtime';
 import { Fixture, readAll, type AgentProcess } from './helpers';
 
+const execFileP = promisify(execFile);
+const AGENT_BIN = join(import.meta.dirname, '../bin/peerway-agent.js');
 const registry = new TestRegistry();
 const runId = registry.runId;
 const f = new Fixture();
@@ -140,6 +144,13 @@ describe('deployments on a real agent', () => {
     const node = /as node ([0-9a-f]{6})/.exec(agent.stdout)![1]!;
     expect(agent.stdout).toMatch(/Deployments: on .*registries 127\.0\.0\.1:\d+/);
     expect(agent.stdout).toMatch(/container runtime: podman \d/);
+    // status shows what the running agent offers, its flags included
+    const status = await execFileP(process.execPath, [AGENT_BIN, 'status'], {
+      env: { ...process.env, PEERWAY_HOME: agent.home },
+    });
+    expect(status.stdout).toMatch(/deploy {4}on \(offers all CPUs, all memory\)\n/);
+    expect(status.stdout).toContain(`registries ${registry.host}`);
+    expect(status.stdout).toMatch(/runtime podman \d+\.\d+\.\d+ at unix:\/\//);
     const name = uniqueName();
     expect((await api('POST', '/api/deployments', spec(name))).status).toBe(201);
 

@@ -4,7 +4,8 @@
  * earlier run are adopted when still listed and removed when not; with
  * deployments off nothing runs and every replica is refused with what to
  * do; a spec that fails the node's own check is refused with its errors;
- * healthy replicas are served, one announcement per deployment. Every
+ * healthy replicas are served, one announcement per deployment, and an
+ * unhealthy one is withdrawn. Every
  * container carries `peerway.test=<run id>`, and exactly those are removed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import {
   type AllocationReport,
 } from '@peerway/protocol';
 import { TestRegistry, WEB_PORT } from '../../e2e/support/registry';
-import { TEST_LABEL, startTestEngine } from '../../e2e/support/podman';
+import { TEST_LABEL, podman, startTestEngine } from '../../e2e/support/podman';
 import { DockerRuntime, type PodmanService } from '../src/runtime';
 import { DEPLOYMENTS_OFF, Reconciler } from '../src/deploy';
 import type { DeployedService } from '../src/agent';
@@ -154,6 +155,23 @@ describe('the reconciler', () => {
     await second.r.settled();
     expect(await mine()).toEqual([]);
     expect(second.served.at(-1)).toEqual([]);
+  });
+
+  it('withdraws a deployment whose replica turns unhealthy, and reports it', async () => {
+    const x = reconciler();
+    const a = assignment('sick', `s${runId}`);
+    await x.r.apply([a]);
+    await x.until('sick', 'running');
+    expect(x.served.at(-1)!.map((s) => s.name)).toEqual([`s${runId}`]);
+    const [c] = await runtime.list({ allocation: a.id });
+    await podman(['exec', c!.id, '/bin/busybox', 'rm', '/www/healthz']);
+    await x.until('sick', 'unhealthy');
+    expect(x.reports.at(-1)).toMatchObject({ id: a.id, state: 'unhealthy' });
+    expect(x.reports.at(-1)!.reason).toMatch(/GET \/healthz failed 3 times in a row .*HTTP 404/);
+    expect(x.served.at(-1)).toEqual([]);
+    await x.r.apply([]);
+    await x.r.settled();
+    expect(await mine()).toEqual([]);
   });
 
   it('with deployments off runs nothing and refuses each replica with what to do', async () => {
