@@ -8,6 +8,8 @@ export default tseslint.config(
       'bench/results/**',
       'e2e/artifacts/**',
       '.peerway-data/**',
+      // the built web client, copied here when the server package is packed
+      'signaling-server/web/**',
     ],
   },
   ...tseslint.configs.recommended,
