@@ -44,6 +44,16 @@ describe('create request', () => {
     });
   });
 
+  it("takes the spec's command as the entrypoint and its args as the command", () => {
+    const o = createOptions(
+      { ...SPEC, entrypoint: ['/bin/app'], command: ['--port', '8080'] },
+      REF,
+    );
+    expect(o.Entrypoint).toEqual(['/bin/app']);
+    expect(o.Cmd).toEqual(['--port', '8080']);
+    expect(createOptions({ ...SPEC, command: undefined }, REF)).not.toHaveProperty('Entrypoint');
+  });
+
   it('pins an untagged image to latest and keeps a digest', () => {
     expect(createOptions({ ...SPEC, image: 'nginx' }, parseImageRef('nginx')).Image).toBe(
       'docker.io/library/nginx:latest',

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HealthMonitor, probeHttp, type HealthSpec, type ProbeResult } from './health';
+import { HealthMonitor, probeHttp, probeTcp, type HealthSpec, type ProbeResult } from './health';
 
 const SPEC: HealthSpec = {
   path: '/healthz',
@@ -126,6 +126,20 @@ describe('HTTP probe', () => {
       ok: false,
       reason: 'connection refused',
     });
+    server = http.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  it('without a health path, a TCP connect to the port is the check', async () => {
+    expect(await probeTcp(port, 1_000)).toEqual({ ok: true, status: 0 });
+    const { monitor, changes } = scripted([{ ok: true, status: 0 }], { ...SPEC, path: null });
+    monitor.start();
+    await vi.waitFor(() => expect(changes).toHaveLength(1));
+    monitor.stop();
+    expect(changes[0]).toMatch(/^running: a TCP connect to its port passed after \d+ ms$/);
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    expect(await probeTcp(port, 1_000)).toEqual({ ok: false, reason: 'connection refused' });
     server = http.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   });
