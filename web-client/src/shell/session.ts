@@ -4,16 +4,22 @@
  * candidates trickle both ways, and the data channel becomes a TunnelMux.
  */
 import {
+  ClientSession,
   PeerwayError,
+  SESSION_TIMEOUT_MS,
+  TUNNEL_LABEL,
   TunnelMux,
   encodeMessage,
   fromRTCDataChannel,
   parseServerToClient,
-  RELAY_HOLD_MS,
+  relayOverTcp,
+  scheduleStats,
   summariseStats,
   type ClientToServer,
   type EngineName,
-  type ServerToClient,
+  type IceCandidate,
+  type LocalCandidate,
+  type SessionPeer,
 } from '@peerway/protocol';
 import type { EarlyStart } from './early';
 
@@ -44,38 +50,15 @@ function takeEarlyStart(
   return {};
 }
 
-export const TUNNEL_LABEL = 'peerway-tunnel';
-/** A session not open by then is given up (a clear error, not a hang). */
-export const SESSION_TIMEOUT_MS = 15_000;
-/** After gathering ends with a failed relay, how long a direct path may still take. */
-export const RELAY_FAILURE_GRACE_MS = 3000;
-/** With STUN/TURN configured, no server-reflexive or relay candidate by then means they are unreachable. */
-export const RELAY_UNREACHABLE_MS = 5000;
-/** When to report the connection's stats again after it opened. */
-export const STATS_REPORT_DELAYS_MS = [2000, 6000];
-/** How much longer than a UDP relay candidate a TCP relay candidate is held. */
-export const TCP_RELAY_HOLD_MS = 300;
-
-/** Whether a relay candidate reaches its TURN server over TCP or TLS. */
-function relayOverTcp(c: RTCIceCandidate, url?: string | null): boolean {
-  const proto = (c as { relayProtocol?: string }).relayProtocol;
-  if (proto) return proto !== 'udp';
-  return !!url && (/^turns:/.test(url) || /transport=tcp/i.test(url));
-}
-
-/**
- * This network reaches the relay only over TCP, and the node answered with
- * an engine that cannot take that (node-datachannel, libjuice#355): open
- * again asking for `engine`.
- */
-export class NeedsEngine extends PeerwayError {
-  constructor(readonly engine: EngineName) {
-    super(
-      'session_failed',
-      `this network reaches the relay only over TCP: asking the node for its ${engine} engine`,
-    );
-  }
-}
+export {
+  NeedsEngine,
+  RELAY_FAILURE_GRACE_MS,
+  RELAY_UNREACHABLE_MS,
+  SESSION_TIMEOUT_MS,
+  STATS_REPORT_DELAYS_MS,
+  TCP_RELAY_HOLD_MS,
+  TUNNEL_LABEL,
+} from '@peerway/protocol';
 
 export interface OpenTunnel {
   mux: TunnelMux;
@@ -106,25 +89,17 @@ export async function openTunnel(
     early.ws ??
     new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/client`);
   const send = (m: ClientToServer) => ws.readyState === WebSocket.OPEN && ws.send(encodeMessage(m));
-  const listeners: ((m: ServerToClient) => void)[] = [];
+  let session: ClientSession | undefined;
   const deliver = (data: string) => {
     const r = parseServerToClient(data);
-    if (r.ok) for (const l of listeners) l(r.value);
+    if (r.ok) session?.receive(r.value);
   };
   // An adopted socket keeps buffering (the inline script's handler) until
-  // the session's listener is in place below.
+  // the session is in place below.
   if (!adopted) ws.onmessage = (ev) => deliver(String(ev.data));
-  // The peer connection and its offer do not depend on the session: they are
-  // made first and the offer goes with the session request (below); its ICE
-  // servers are set once known, before setLocalDescription starts gathering.
-  // (Assigned before the request is sent, so before any reply can arrive.)
-  let pc!: RTCPeerConnection;
-  let dc!: RTCDataChannel;
-  let offer!: Promise<RTCSessionDescriptionInit>;
-  /** This function's own request carried the offer. */
-  let offerInOpen = false;
+  let pc: RTCPeerConnection | undefined;
   const cleanup = () => {
-    (pc as RTCPeerConnection | undefined)?.close();
+    pc?.close();
     ws.close();
   };
   try {
@@ -135,276 +110,183 @@ export async function openTunnel(
       ws.onerror = () =>
         reject(new PeerwayError('session_failed', 'cannot reach the Peerway server'));
     });
-    const ref = adopted?.ref ?? Math.random().toString(36).slice(2);
-    const result = await new Promise<OpenTunnel>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new PeerwayError(
-              'session_failed',
-              'the connection to the node could not be set up in time (a firewall may block it, or the relay is unreachable)',
+    // Signaling stays open only to tell the server when the page goes; the data channel does not need it.
+    return await new Promise<OpenTunnel>((resolve, reject) => {
+      // The peer connection and its offer do not depend on the session: they
+      // are made first (or taken over) and the offer goes with the request.
+      const conn = adopted?.pc ?? new RTCPeerConnection();
+      pc = conn;
+      const dc = adopted?.dc ?? conn.createDataChannel(TUNNEL_LABEL, { ordered: true });
+      const offer = adopted?.offer ?? conn.createOffer();
+      /** Once connected: the tunnel and its liveness watch. */
+      let open: { mux: TunnelMux; liveness: { probe(): void } } | undefined;
+      /** The answer the page script applied, not yet told to the session. */
+      let earlyAnswer = adopted?.answered;
+      const peer: SessionPeer = {
+        createOffer: () => offer.then((o) => o.sdp ?? ''),
+        async setLocal(iceServers) {
+          if (adopted?.offering) {
+            if (!(await adopted.offering))
+              throw new PeerwayError('session_failed', 'the offer could not be made');
+            return null;
+          }
+          conn.setConfiguration({ iceServers });
+          await conn.setLocalDescription(await offer);
+          // (read now: the page script may have sent its request after this took over)
+          return adopted?.offerInOpen ? null : conn.localDescription!.sdp;
+        },
+        async applyAnswer(sdp) {
+          const applied = earlyAnswer;
+          earlyAnswer = undefined;
+          if (applied) {
+            if (!(await applied))
+              throw new PeerwayError('session_failed', "the node's answer did not apply");
+          } else await conn.setRemoteDescription({ type: 'answer', sdp });
+        },
+        async addCandidate(c) {
+          if (c) await conn.addIceCandidate(c as RTCIceCandidateInit).catch(() => {});
+        },
+        connected: () => conn.connectionState === 'connected',
+        iceConnected: () =>
+          conn.iceConnectionState === 'connected' || conn.iceConnectionState === 'completed',
+      };
+      const local = (ev: RTCPeerConnectionIceEvent): LocalCandidate | null => {
+        const c = ev.candidate;
+        if (!c) return null;
+        return {
+          candidate: c.toJSON() as IceCandidate,
+          type: c.type,
+          relayTcp:
+            c.type === 'relay' &&
+            relayOverTcp(
+              (c as { relayProtocol?: string }).relayProtocol,
+              (ev as { url?: string | null }).url,
             ),
-          ),
-        SESSION_TIMEOUT_MS,
-      );
-      const fail = (e: PeerwayError) => (clearTimeout(timer), reject(e));
-      let sessionId = '';
-      /** The engine the node answered with, when it said. */
-      let answerEngine: EngineName | undefined;
-      /** Set with the session (below): fails with NeedsEngine when this network needs another engine. */
-      let checkEngine = () => {};
-      listeners.push(async (m) => {
-        try {
-          if (m.type === 'session-error' && (m.ref === ref || m.sessionId === sessionId))
-            return fail(new PeerwayError(m.code, m.message));
-          // Before the session, the request is all this connection said: an
-          // error now is its refusal (say so now, not at the timeout).
-          if (m.type === 'error' && !sessionId) return fail(new PeerwayError(m.code, m.message));
-          if (m.type === 'session' && m.ref === ref) {
+        };
+      };
+      const s = new ClientSession({
+        service,
+        token,
+        avoid,
+        ...(engine ? { engine } : {}),
+        ...(adopted ? { ref: adopted.ref } : {}),
+        send,
+        peer,
+        offerWithOpen: true,
+        watchRelay: true,
+        engineFallback: true,
+        timeout: {
+          ms: SESSION_TIMEOUT_MS,
+          message:
+            'the connection to the node could not be set up in time (a firewall may block it, or the relay is unreachable)',
+        },
+        on: {
+          session: () => {
             // one mark per attempt (the page script marked the one it took)
             if (!adopted?.offering) performance.mark('peerway:session');
-            sessionId = m.sessionId;
-            // (the page script has, when it made the offer itself)
-            if (!adopted?.offering) pc.setConfiguration({ iceServers: m.iceServers });
-            // Nothing but host candidates a few seconds in, on a page that was
-            // given STUN/TURN servers, means those servers are unreachable.
-            let reflexive = false;
-            if (m.iceServers.length > 0) {
-              setTimeout(() => {
-                if (!reflexive && pc.connectionState !== 'connected') {
-                  fail(
-                    new PeerwayError(
-                      'session_failed',
-                      "No direct path to the node, and the relay (TURN) is unreachable. Ask the server's admin to check TURN.",
-                    ),
-                  );
-                }
-              }, RELAY_UNREACHABLE_MS);
-            }
-            pc.addEventListener('icecandidate', (ev) => {
-              if (ev.candidate && (ev.candidate.type === 'srflx' || ev.candidate.type === 'relay'))
-                reflexive = true;
-            });
-            // Direct first: our relay candidates (and the end-of-candidates
-            // mark after them) go out RELAY_HOLD_MS after the offer.
-            const holdUntil = performance.now() + RELAY_HOLD_MS;
-            // Candidates go out after the offer, never before: the node
-            // cannot place a candidate for a session it has not heard of.
-            let offerSent = false;
-            const beforeOffer: (RTCIceCandidate | null)[] = [];
-            const trickle = (c: RTCIceCandidate | null) => {
-              if (!offerSent) return void beforeOffer.push(c);
-              send({ type: 'candidate', sessionId, candidate: c ? (c.toJSON() as never) : null });
+            conn.onicecandidate = (ev) => {
+              const c = local(ev);
+              if (c) s.candidate(c);
+              else s.candidatesEnd();
             };
-            // Relay over TCP is the way out for networks that drop UDP. Where the
-            // UDP relay works the node must not meet the TCP one first: it
-            // answers whichever check arrives first, and werift keeps the first
-            // nomination. So a TCP relay goes out only if no UDP relay turned up
-            // TCP_RELAY_HOLD_MS after the relay hold.
-            let relayUdp = false;
-            // Nothing but a relay over TCP (no server-reflexive candidate, no
-            // UDP relay), and the node's engine cannot take that: ask again
-            // for one that can, now rather than after ICE gives up.
-            let srflx = false;
-            let tcpRelayOnly = false;
-            checkEngine = () => {
-              if (!tcpRelayOnly || srflx || engine || answerEngine !== 'node-datachannel') return;
-              const st = pc.iceConnectionState;
-              if (st === 'connected' || st === 'completed') return;
-              fail(new NeedsEngine('werift'));
-            };
-            let pending = 0;
-            let endHeld = false;
-            const later = (ms: number, f: () => void) => {
-              pending++;
-              setTimeout(() => {
-                pending--;
-                f();
-                if (pending === 0 && endHeld) trickle(null);
-              }, ms);
-            };
-            pc.onicecandidate = (ev) => {
-              const c = ev.candidate;
-              if (!c) return pending > 0 ? void (endHeld = true) : trickle(null);
-              if (c.type === 'srflx') srflx = true;
-              if (c.type !== 'relay') return trickle(c);
-              const tcp = relayOverTcp(c, (ev as { url?: string | null }).url);
-              if (!tcp) relayUdp = true;
-              const wait =
-                Math.max(0, holdUntil - performance.now()) + (tcp ? TCP_RELAY_HOLD_MS : 0);
-              later(wait, () => {
-                if (!(tcp && relayUdp)) trickle(c);
-              });
-              // The engine question need not wait for the relay hold (1.5 s):
-              // a UDP relay, when UDP works, comes well before a TCP one.
-              if (tcp)
-                setTimeout(() => {
-                  tcpRelayOnly = !relayUdp;
-                  checkEngine();
-                }, TCP_RELAY_HOLD_MS);
-            };
-            // A relay that is down or refuses our credentials shows up as an
-            // icecandidateerror; once gathering is over without a relay and no
-            // path works shortly after, say so instead of waiting out ICE.
-            let relayError = '';
-            pc.onicecandidateerror = (ev) => {
+            conn.onicecandidateerror = (ev) => {
               const e = ev as RTCPeerConnectionIceErrorEvent;
-              if (/^turns?:/.test(e.url))
-                relayError = e.errorCode === 401 ? 'refused our credentials' : 'is unreachable';
+              s.candidateError(e.url, e.errorCode);
             };
-            pc.onicegatheringstatechange = () => {
-              if (pc.iceGatheringState !== 'complete' || !relayError) return;
-              setTimeout(() => {
-                if (pc.connectionState !== 'connected') {
-                  fail(
-                    new PeerwayError(
-                      'session_failed',
-                      `No direct path to the node, and the relay (TURN) ${relayError}. Ask the server's admin to check TURN.`,
-                    ),
-                  );
-                }
-              }, RELAY_FAILURE_GRACE_MS);
+            conn.onicegatheringstatechange = () => {
+              if (conn.iceGatheringState === 'complete') s.gatheringComplete();
             };
             // What the page script saw before this took over goes through the
-            // same handlers, in order, as if it happened now.
-            if (adopted) {
-              // (direct ones it has sent already; relay ones and the end mark it left to us)
-              for (const { ev, sent } of adopted.candidates.splice(0)) {
-                const c = ev.candidate;
-                if (c && (c.type === 'srflx' || c.type === 'relay')) reflexive = true;
-                if (c?.type === 'srflx') srflx = true;
-                if (!sent) pc.onicecandidate(ev);
-              }
-              for (const ev of adopted.candidateErrors.splice(0)) pc.onicecandidateerror(ev);
-              if (pc.iceGatheringState === 'complete')
-                pc.onicegatheringstatechange(new Event('icegatheringstatechange'));
+            // same handlers, in order, as if it happened now (direct ones it
+            // has sent already only count; relay ones and the end mark it left to us).
+            if (!adopted) return;
+            for (const { ev, sent } of adopted.candidates.splice(0)) {
+              const c = local(ev);
+              if (sent && c) s.candidate(c, true);
+              else if (!sent) conn.onicecandidate(ev);
             }
-            pc.onconnectionstatechange = () => {
-              if (pc.connectionState === 'failed')
-                fail(
-                  new PeerwayError('session_failed', 'no network path to the node (ICE failed)'),
-                );
-            };
-            pc.addEventListener('iceconnectionstatechange', () => {
-              if (pc.iceConnectionState === 'connected') performance.mark('peerway:ice');
-            });
-            dc.onopen = () => {
-              performance.mark('peerway:open');
-              clearTimeout(timer);
-              const max = pc.sctp?.maxMessageSize ?? 65536;
-              const mux = new TunnelMux(
-                fromRTCDataChannel(dc, Number.isFinite(max) && max > 0 ? max : 65536),
-                { role: 'client' },
-              );
-              // what reached the channel before anyone listened, in order
-              if (adopted) {
-                dc.onmessage = null;
-                for (const data of adopted.channelMessages.splice(0))
-                  dc.dispatchEvent(new MessageEvent('message', { data }));
-              }
-              const setupMs = performance.now() - started;
-              // How the connection was made: once at open, and again after ICE
-              // has settled (a better pair may replace the first one that worked).
-              const report = () =>
-                void pc.getStats().then((r) => {
+            for (const ev of adopted.candidateErrors.splice(0)) conn.onicecandidateerror(ev);
+            if (conn.iceGatheringState === 'complete')
+              conn.onicegatheringstatechange(new Event('icegatheringstatechange'));
+          },
+          offerSent: () => performance.mark('peerway:offer'),
+          answer: () => earlyAnswer || performance.mark('peerway:answer'),
+          answered: () => onAnswered?.(),
+          // The server saw the node's signaling drop: a hint worth a quick look.
+          nodeOffline: () => open?.liveness.probe(),
+          // The server withdrew the right to this session (access changed,
+          // a share or a serving grant was taken back): the page stops
+          // using the channel even if the node were to keep it open.
+          ended: (message) => open?.mux.close(`the server ended the session: ${message}`),
+          failed: reject,
+          connected: (c) => {
+            const max = conn.sctp?.maxMessageSize ?? 65536;
+            const mux = new TunnelMux(
+              fromRTCDataChannel(dc, Number.isFinite(max) && max > 0 ? max : 65536),
+              { role: 'client' },
+            );
+            // what reached the channel before anyone listened, in order
+            if (adopted) {
+              dc.onmessage = null;
+              for (const data of adopted.channelMessages.splice(0))
+                dc.dispatchEvent(new MessageEvent('message', { data }));
+            }
+            const setupMs = performance.now() - started;
+            // How the connection was made: once at open, and again after ICE
+            // has settled (a better pair may replace the first one that worked).
+            scheduleStats(
+              () =>
+                void conn.getStats().then((r) => {
                   const stats = summariseStats(r);
                   if (stats)
-                    send({ type: 'session-stats', sessionId, stats: { ...stats, setupMs } });
-                });
-              report();
-              for (const ms of STATS_REPORT_DELAYS_MS) setTimeout(report, ms);
-              const liveness = watchLiveness(pc, mux);
-              // The server saw the node's signaling drop: a hint worth a quick look.
-              listeners.push((x) => {
-                if (x.type === 'node-offline' && x.sessionId === sessionId) liveness.probe();
-                // The server withdrew the right to this session (access changed,
-                // a share or a serving grant was taken back): the page stops
-                // using the channel even if the node were to keep it open.
-                if (x.type === 'session-error' && x.sessionId === sessionId)
-                  mux.close(`the server ended the session: ${x.message}`);
-              });
-              resolve({
-                mux,
-                node: m.node,
-                setupMs,
-                close: () => {
-                  mux.close('closed by the page');
-                  cleanup();
-                },
-              });
-            };
-            // The page script may have got as far as an open channel.
-            if (adopted && dc.readyState === 'open') dc.onopen(new Event('open'));
-            if (adopted?.offering) {
-              if (!(await adopted.offering))
-                throw new PeerwayError('session_failed', 'the offer could not be made');
-              if (adopted.answered) {
-                if (!(await adopted.answered))
-                  throw new PeerwayError('session_failed', "the node's answer did not apply");
-                answerEngine = adopted.answerEngine;
-                onAnswered?.();
-                checkEngine();
-              }
-            } else {
-              await pc.setLocalDescription(await offer);
-              if (!(adopted?.offerInOpen ?? offerInOpen)) {
-                send({ type: 'offer', sessionId, sdp: pc.localDescription!.sdp });
-                performance.mark('peerway:offer');
-              }
-            }
-            offerSent = true;
-            for (const c of beforeOffer.splice(0)) trickle(c);
-          } else if (m.type === 'answer' && m.sessionId === sessionId) {
-            performance.mark('peerway:answer');
-            answerEngine = m.engine;
-            await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
-            onAnswered?.();
-            checkEngine();
-          } else if (m.type === 'candidate' && m.sessionId === sessionId && m.candidate) {
-            await pc.addIceCandidate(m.candidate as RTCIceCandidateInit).catch(() => {});
-          }
-        } catch (err) {
-          fail(
-            err instanceof PeerwayError
-              ? err
-              : new PeerwayError('session_failed', (err as Error).message),
-          );
-        }
+                    send({
+                      type: 'session-stats',
+                      sessionId: c.sessionId,
+                      stats: { ...stats, setupMs },
+                    });
+                }),
+            );
+            open = { mux, liveness: watchLiveness(conn, mux) };
+            resolve({
+              mux,
+              node: c.node,
+              setupMs,
+              close: () => {
+                mux.close('closed by the page');
+                cleanup();
+              },
+            });
+          },
+        },
       });
-      if (adopted) {
-        // asked for already: take over the connection and what the server said so far
-        pc = adopted.pc!;
-        dc = adopted.dc!;
-        offer = adopted.offer!;
-        ws.onmessage = (ev) => deliver(String(ev.data));
-        for (const data of adopted.msgs.splice(0)) deliver(data);
-        return;
-      }
-      pc = new RTCPeerConnection();
-      dc = pc.createDataChannel(TUNNEL_LABEL, { ordered: true });
-      offer = pc.createOffer();
-      // The offer goes with the request (the node can answer at once); one
-      // that could not be made is left to the session handler to report.
-      const open = (sdp?: string) => {
-        send({
-          type: 'open',
-          ref,
-          service,
-          token,
-          ...(avoid.length ? { avoid } : {}),
-          ...(sdp !== undefined ? { offer: sdp } : {}),
-          ...(engine ? { engine } : {}),
-        });
-        offerInOpen = sdp !== undefined;
-        if (offerInOpen) performance.mark('peerway:offer');
+      session = s;
+      conn.onconnectionstatechange = () => {
+        if (conn.connectionState === 'failed')
+          s.peerFailed('no network path to the node (ICE failed)');
       };
-      offer.then(
-        (o) => open(o.sdp),
-        () => open(),
-      );
+      conn.addEventListener('iceconnectionstatechange', () => {
+        if (conn.iceConnectionState === 'connected') performance.mark('peerway:ice');
+      });
+      dc.onopen = () => {
+        performance.mark('peerway:open');
+        s.channelOpen();
+      };
+      if (!adopted) return s.start();
+      // asked for already: take over the connection and what the server said so far
+      s.start({ offerInOpen: !!adopted.offerInOpen });
+      ws.onmessage = (ev) => deliver(String(ev.data));
+      for (const data of adopted.msgs.splice(0)) deliver(data);
+      // the node's answer the page script took and applied
+      if (adopted.answered && s.sessionId)
+        s.receive({
+          type: 'answer',
+          sessionId: s.sessionId,
+          sdp: '',
+          ...(adopted.answerEngine ? { engine: adopted.answerEngine } : {}),
+        });
+      // The page script may have got as far as an open channel.
+      if (dc.readyState === 'open') dc.onopen(new Event('open'));
     });
-    // Signaling stays open only to tell the server when the page goes; the data channel does not need it.
-    return result;
   } catch (err) {
     cleanup();
     throw err;
