@@ -43,8 +43,9 @@ export interface EarlyStart {
   channelMessages: unknown[];
 }
 
-// Must match TUNNEL_LABEL in ./session.ts and in the agent (a string here:
-// importing it would tie this script to the bundle's chunks).
+// Must match TUNNEL_LABEL in protocol/src/tunnel/wire.ts (a string here:
+// importing it would make a chunk shared with the bundle, which this
+// classic script cannot load).
 const LABEL = 'peerway-tunnel';
 // Must match ENGINE_KEY in ./main.ts: the engine this tab's network needs,
 // once a session found it (a reload then asks for it at once).
