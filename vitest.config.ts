@@ -38,7 +38,11 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['signaling-server/test/**/*.test.ts', 'node-agent/test/**/*.test.ts'],
+          include: [
+            'signaling-server/test/**/*.test.ts',
+            'node-agent/test/**/*.test.ts',
+            'cli/test/**/*.test.ts',
+          ],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -8,7 +8,6 @@ export default defineConfig({
     client: 'src/client/index.ts',
     runtime: 'src/runtime/index.ts',
     cli: 'src/cli.ts',
-    peerway: 'src/peerway/cli.ts',
   },
   format: 'esm',
   target: 'node20',

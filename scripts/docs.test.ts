@@ -17,7 +17,7 @@ const SKIP_DIRS = new Set(['node_modules', 'dist', '.git']);
  * The packages whose README documents their environment. bench (BENCH_*
  * knobs of the benchmarks) is not among them: its README lists only some.
  */
-const DOCUMENTED_PACKAGES = ['protocol', 'signaling-server', 'node-agent', 'web-client'];
+const DOCUMENTED_PACKAGES = ['protocol', 'signaling-server', 'node-agent', 'web-client', 'cli'];
 
 /** Every file under `dir` (relative to ROOT) whose name passes `keep`. */
 function walk(dir: string, keep: (name: string) => boolean): string[] {

@@ -44,8 +44,13 @@ async function waitIn(pane: string, re: RegExp, ms = 60_000): Promise<RegExpExec
   }
 }
 const transcript: string[] = [];
+const shown = new Map<string, number>();
+/** The lines a pane printed since its last step (the QR code left out: it is in the screenshots). */
 function record(step: string, pane: string): void {
-  transcript.push(`## ${step} (${pane})\n\n\`\`\`\n${capture(pane).trimEnd()}\n\`\`\`\n`);
+  const lines = capture(pane).trimEnd().split('\n');
+  const fresh = lines.slice(shown.get(pane) ?? 0).filter((l) => !/^[█▀▄ ]+$/.test(l) || !l.trim());
+  shown.set(pane, lines.length);
+  transcript.push(`## ${step} (${pane})\n\n\`\`\`\n${fresh.join('\n').trim()}\n\`\`\`\n`);
 }
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(OUT, `${name}.png`) });
@@ -59,10 +64,12 @@ try {
     console.log('packing…');
     sh('npm', [
       'pack',
-      ...['@peerway/protocol', '@peerway/node-agent', '@peerway/signaling-server'].flatMap((p) => [
-        '-w',
-        p,
-      ]),
+      ...[
+        '@peerway/protocol',
+        '@peerway/node-agent',
+        '@peerway/signaling-server',
+        '@peerway/cli',
+      ].flatMap((p) => ['-w', p]),
       '--pack-destination',
       tarballs,
     ]);
@@ -100,13 +107,17 @@ try {
   await waitIn('app', /Serving HTTP/);
 
   type('server', 'peerway-server --version');
+  await waitIn('server', /^\d+\.\d+\.\d+$/m);
   type('server', `peerway-server --port ${PORT} --data-dir ${join(work, 'data')}`);
   const invite = (await waitIn('server', /(http:\/\/localhost:\d+\/signup\?invite=\S+)/))[1]!;
   record('the server starts: its banner', 'server');
 
   type('agent', 'peerway-agent --version');
+  await waitIn('agent', /^\d+\.\d+\.\d+$/m);
   type('agent', `peerway-agent init --server http://localhost:${PORT} --name home-pc`);
+  await waitIn('agent', /configured for/);
   type('agent', `peerway-agent expose hello ${APP_PORT} --public`);
+  await waitIn('agent', /Service hello/);
   type('agent', 'peerway-agent run');
   const claimUrl = (await waitIn('agent', /(http:\/\/localhost:\d+\/c\/\S+)/))[1]!;
   record('the agent: init, expose, run (unclaimed: it prints its claim link)', 'agent');

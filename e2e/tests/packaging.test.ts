@@ -26,7 +26,12 @@ import { Proc, Stack, type StackUser } from '../support/stack';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
-const PACKAGES = ['@peerway/protocol', '@peerway/node-agent', '@peerway/signaling-server'];
+const PACKAGES = [
+  '@peerway/protocol',
+  '@peerway/node-agent',
+  '@peerway/signaling-server',
+  '@peerway/cli',
+];
 const work = mkdtempSync(join(tmpdir(), 'pw-pack-'));
 const tarballs = join(work, 'tarballs');
 const prefix = join(work, 'install'); // the empty directory the user installs into
@@ -117,6 +122,15 @@ it('the tarballs hold built code and what users need, and nothing of the reposit
       expect(range, `${pkg} → ${dep}`).not.toBe('*');
       expect(dep, `${pkg} needs no TypeScript runner`).not.toBe('tsx');
     }
+  }
+  // every bin answers --version from the install
+  for (const [pkg, bin] of [
+    ['@peerway/node-agent', 'bin/peerway-agent.js'],
+    ['@peerway/signaling-server', 'bin/peerway-server.js'],
+    ['@peerway/cli', 'bin/peerway.js'],
+  ] as const) {
+    const v = await run(process.execPath, [join(installed(pkg), bin), '--version']);
+    expect(v.stdout.trim(), pkg).toBe('0.1.0');
   }
   // no TypeScript runner anywhere in what was installed
   expect(existsSync(join(prefix, 'node_modules/tsx'))).toBe(false);

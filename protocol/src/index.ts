@@ -7,3 +7,4 @@ export * from './stats';
 export * from './ice-policy';
 export * from './redirect';
 export * from './deploy';
+export * from './server-url';

@@ -4,15 +4,19 @@
  * NAME`, `undeploy NAME`; each takes `--json` (the API's answer as it is).
  * The server and token come from `peerway login` (saved in
  * $PEERWAY_HOME/cli.json, mode 0600), or PEERWAY_SERVER and PEERWAY_TOKEN.
- * It ships with the agent (@peerway/node-agent): whoever runs nodes deploys
- * to them, and it needs nothing the agent does not already have.
+ * Its own package (@peerway/cli): a laptop that deploys needs none of the
+ * agent's WebRTC engines.
  */
 import { Command } from 'commander';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { PeerwayError, formatBytes, formatCpu } from '@peerway/protocol';
-import { homeDir, parseServerUrl } from '../home';
-import { AGENT_VERSION } from '../version';
+import { PeerwayError, formatBytes, formatCpu, parseServerUrl } from '@peerway/protocol';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+/** Where `login` keeps the server and token: the agent's home (PEERWAY_HOME, ~/.peerway). */
+const homeDir = () => process.env.PEERWAY_HOME || join(homedir(), '.peerway');
 
 interface Login {
   server: string;
@@ -126,10 +130,10 @@ interface DeploymentJson {
 
 const program = new Command('peerway')
   .description('Deploy containers to your Peerway nodes and see what runs where')
-  .version(AGENT_VERSION, '-V, --version', 'print the version')
+  .version(VERSION, '-V, --version', 'print the version')
   .addHelpText(
     'after',
-    '\nInstall: npm install -g @peerway/node-agent (it brings peerway and peerway-agent) · help on one command: peerway <command> --help',
+    '\nInstall: npm install -g @peerway/cli · help on one command: peerway <command> --help',
   );
 
 program
@@ -186,44 +190,95 @@ program
     );
   });
 
-program
-  .command('deploy <file>')
-  .description('create or update a deployment from a spec file (YAML or JSON)')
-  .option('--dry-run', 'show the plan (what would be placed, kept and stopped) without acting')
-  .option('--json', 'the API’s answer as JSON')
-  .action(async (file: string, opts: { dryRun?: boolean; json?: boolean }) => {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-    }
-    const type = extname(file) === '.json' ? 'application/json' : 'application/yaml';
-    const { status, json } = await api<{
-      errors?: { path: string; message: string }[];
-      error?: { message: string };
-      plan?: { lines: string[] };
-      deployment?: DeploymentJson;
-      warnings?: string[];
-    }>('POST', `/api/deployments${opts.dryRun ? '?dryRun=1' : ''}`, { text, type });
-    if (status === 400) {
-      if (opts.json) console.log(JSON.stringify(json, null, 2));
-      else
-        for (const e of json.errors ?? [{ path: '', message: json.error?.message ?? 'refused' }])
-          console.error(`${file}: ${e.path ? `${e.path}: ` : ''}${e.message}`);
-      process.exitCode = 1;
+/** Exit codes a script can use. */
+const EXIT = { ok: 0, refused: 1, notRunning: 2 } as const;
+
+/**
+ * Follows a deployment until every desired replica runs: one line per
+ * replica state change (pulling, starting, running, unhealthy, failed…),
+ * then exit 0; still short after `timeoutS`, exit 2 with the last states.
+ */
+async function follow(name: string, timeoutS: number): Promise<void> {
+  const seen = new Map<string, string>();
+  const deadline = Date.now() + timeoutS * 1000;
+  for (;;) {
+    const { json: d } = await api<DeploymentJson>(
+      'GET',
+      `/api/deployments/${encodeURIComponent(name)}`,
+    );
+    d.replicas.forEach((r, i) => {
+      const key = r.id ?? `pending-${i}`;
+      const line = `${r.state}${r.reason ? ` (${r.reason})` : ''}`;
+      if (seen.get(key) === line) return;
+      seen.set(key, line);
+      console.log(`  replica ${r.id ?? '(unplaced)'}${r.node ? ` on ${r.node}` : ''}: ${line}`);
+    });
+    if (d.running >= d.desired) {
+      console.log(`${d.name}: ${d.running}/${d.desired} running at ${d.url}`);
       return;
     }
-    print(opts, json, () => [
-      ...(json.plan?.lines ?? []),
-      ...(opts.dryRun
-        ? ['(dry run: nothing changed)']
-        : json.deployment
-          ? [`Deployed ${json.deployment.name}: ${json.deployment.url}`]
-          : []),
-      ...(json.warnings ?? []).map((w) => `warning: ${w}`),
-    ]);
-  });
+    if (Date.now() > deadline) {
+      console.error(
+        `${d.name}: ${d.running}/${d.desired} running after ${timeoutS} s; \`peerway deployment ${d.name}\` shows why`,
+      );
+      process.exitCode = EXIT.notRunning;
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+program
+  .command('deploy <file>')
+  .description(
+    'create or update a deployment from a spec file (YAML or JSON), then follow it until its replicas run (exit 0), or 2 if they do not within --timeout; 1 if refused',
+  )
+  .option('--dry-run', 'show the plan (what would be placed, kept and stopped) without acting')
+  .option('--detach', 'do not follow the rollout: return once the server took the spec')
+  .option('--timeout <seconds>', 'how long to follow the rollout', '120')
+  .option('--json', 'the API’s answer as JSON (does not follow)')
+  .action(
+    async (
+      file: string,
+      opts: { dryRun?: boolean; detach?: boolean; timeout: string; json?: boolean },
+    ) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      }
+      const timeoutS = Number(opts.timeout);
+      if (!(timeoutS > 0)) throw new CliError(`--timeout ${opts.timeout}: give seconds, e.g. 120`);
+      const type = extname(file) === '.json' ? 'application/json' : 'application/yaml';
+      const { status, json } = await api<{
+        errors?: { path: string; message: string }[];
+        error?: { message: string };
+        plan?: { lines: string[] };
+        deployment?: DeploymentJson;
+        warnings?: string[];
+      }>('POST', `/api/deployments${opts.dryRun ? '?dryRun=1' : ''}`, { text, type });
+      if (status === 400) {
+        if (opts.json) console.log(JSON.stringify(json, null, 2));
+        else
+          for (const e of json.errors ?? [{ path: '', message: json.error?.message ?? 'refused' }])
+            console.error(`${file}: ${e.path ? `${e.path}: ` : ''}${e.message}`);
+        process.exitCode = EXIT.refused;
+        return;
+      }
+      print(opts, json, () => [
+        ...(json.plan?.lines ?? []),
+        ...(opts.dryRun
+          ? ['(dry run: nothing changed)']
+          : json.deployment
+            ? [`Deployed ${json.deployment.name}: ${json.deployment.url}`]
+            : []),
+        ...(json.warnings ?? []).map((w) => `warning: ${w}`),
+      ]);
+      if (!opts.dryRun && !opts.detach && !opts.json && json.deployment)
+        await follow(json.deployment.name, timeoutS);
+    },
+  );
 
 program
   .command('deployments')
@@ -289,5 +344,5 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(
     `peerway: ${known ? (err as Error).message : String((err as Error)?.stack ?? err)}`,
   );
-  process.exitCode = 1;
+  process.exitCode = EXIT.refused;
 });

@@ -90,13 +90,23 @@ it('logs in, lists the node with its resources, plans, deploys, shows and undepl
   expect(refused.stderr).toMatch(/bad\.yaml: name: /);
   expect(refused.stderr).toMatch(/bad\.yaml: port: /);
 
-  const done = await peerway(['deploy', spec]);
-  expect(done.code).toBe(0);
-  expect(done.stdout).toMatch(/Deployed cli-web: http:\/\/cli-web\./);
-  // the node hears its new set
-  expect((await node.setWhere((l) => l.length === 1, 30_000))[0]!.deployment).toBe('cli-web');
+  // deploy follows the rollout: the node hears its new set and reports the
+  // replica's states; the CLI prints each and exits 0 once it runs
+  const rollout = peerway(['deploy', spec, '--timeout', '60']);
+  const [assigned] = await node.setWhere((l) => l.length === 1, 30_000);
+  expect(assigned!.deployment).toBe('cli-web');
   const list = await peerway(['deployments']);
   expect(list.stdout).toMatch(/cli-web\s+0\/1/);
+  node.status(assigned!.id, 'pulling', { reason: 'pulling 127.0.0.1:5000/web:1' });
+  await new Promise((r) => setTimeout(r, 1500));
+  node.status(assigned!.id, 'running');
+  node.announce('cli-web');
+  const done = await rollout;
+  expect(done.stderr).toBe('');
+  expect(done.code).toBe(0);
+  expect(done.stdout).toMatch(/Deployed cli-web: http:\/\/cli-web\./);
+  expect(done.stdout).toMatch(/pulling \(pulling 127\.0\.0\.1:5000\/web:1\)/);
+  expect(done.stdout).toMatch(/cli-web: 1\/1 running at http:\/\/cli-web\./);
   const one = await peerway(['deployment', 'cli-web']);
   expect(one.stdout).toContain(node.identity.shortId);
   expect(JSON.parse((await peerway(['deployment', 'cli-web', '--json'])).stdout).name).toBe(
@@ -109,6 +119,17 @@ it('logs in, lists the node with its resources, plans, deploys, shows and undepl
   expect(after.code).toBe(1);
   expect(after.stderr).toMatch(/no deployment cli-web/);
   await node.setWhere((l) => l.length === 0, 30_000);
+});
+
+it('exits 2 when the replicas do not run within --timeout, saying where to look', async () => {
+  const spec = join(home, 'slow.yaml');
+  writeFileSync(spec, 'name: cli-slow\nimage: 127.0.0.1:5000/web:1\nport: 8080\n');
+  const r = await peerway(['deploy', spec, '--timeout', '2']);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(
+    /cli-slow: 0\/1 running after 2 s; `peerway deployment cli-slow` shows why/,
+  );
+  expect((await peerway(['undeploy', 'cli-slow'])).code).toBe(0);
 });
 
 it('takes PEERWAY_SERVER and PEERWAY_TOKEN instead of a login', async () => {
