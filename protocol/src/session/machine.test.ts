@@ -418,6 +418,22 @@ describe('client session state machine', () => {
     expect(failures).toEqual([]);
   });
 
+  it('an answer while the offer is still being applied moves on to connecting and stays there', async () => {
+    let applied!: (sdp: string | null) => void;
+    peer.setLocal = () => new Promise((r) => (applied = r));
+    const s = make();
+    s.start({ offerInOpen: true });
+    s.receive(session());
+    s.receive(answer());
+    await flush();
+    expect(s.state).toBe('connecting');
+    applied(null);
+    await flush();
+    expect(s.state).toBe('connecting');
+    expect(sent).toEqual([]);
+    expect(states).toEqual(['requesting', 'offering', 'connecting']);
+  });
+
   it('connects when the channel opened before the session was seen (an early start)', async () => {
     const s = make();
     s.start({ offerInOpen: true });
