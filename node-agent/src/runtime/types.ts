@@ -9,17 +9,9 @@ export const LABEL_NODE = 'peerway.node';
 export const LABEL_DEPLOYMENT = 'peerway.deployment';
 export const LABEL_ALLOCATION = 'peerway.allocation';
 
-/** A replica's states, in the order a healthy start goes through them. */
-export const REPLICA_STATES = [
-  'pending',
-  'pulling',
-  'starting',
-  'running',
-  'unhealthy',
-  'exited',
-  'failed',
-] as const;
-export type ReplicaState = (typeof REPLICA_STATES)[number];
+/** A replica's states, in the order a healthy start goes through them (the protocol's list). */
+export { REPLICA_STATES, type ReplicaState } from '@peerway/protocol';
+import type { ReplicaState } from '@peerway/protocol';
 
 /** A state with the reason for it in words, and when it began (ms since the epoch). */
 export interface ReplicaStatus {
