@@ -120,50 +120,7 @@ export async function openTunnel(
       const offer = adopted?.offer ?? conn.createOffer();
       /** Once connected: the tunnel and its liveness watch. */
       let open: { mux: TunnelMux; liveness: { probe(): void } } | undefined;
-      /** The answer the page script applied, not yet told to the session. */
-      let earlyAnswer = adopted?.answered;
-      const peer: SessionPeer = {
-        createOffer: () => offer.then((o) => o.sdp ?? ''),
-        async setLocal(iceServers) {
-          if (adopted?.offering) {
-            if (!(await adopted.offering))
-              throw new PeerwayError('session_failed', 'the offer could not be made');
-            return null;
-          }
-          conn.setConfiguration({ iceServers });
-          await conn.setLocalDescription(await offer);
-          // (read now: the page script may have sent its request after this took over)
-          return adopted?.offerInOpen ? null : conn.localDescription!.sdp;
-        },
-        async applyAnswer(sdp) {
-          const applied = earlyAnswer;
-          earlyAnswer = undefined;
-          if (applied) {
-            if (!(await applied))
-              throw new PeerwayError('session_failed', "the node's answer did not apply");
-          } else await conn.setRemoteDescription({ type: 'answer', sdp });
-        },
-        async addCandidate(c) {
-          if (c) await conn.addIceCandidate(c as RTCIceCandidateInit).catch(() => {});
-        },
-        connected: () => conn.connectionState === 'connected',
-        iceConnected: () =>
-          conn.iceConnectionState === 'connected' || conn.iceConnectionState === 'completed',
-      };
-      const local = (ev: RTCPeerConnectionIceEvent): LocalCandidate | null => {
-        const c = ev.candidate;
-        if (!c) return null;
-        return {
-          candidate: c.toJSON() as IceCandidate,
-          type: c.type,
-          relayTcp:
-            c.type === 'relay' &&
-            relayOverTcp(
-              (c as { relayProtocol?: string }).relayProtocol,
-              (ev as { url?: string | null }).url,
-            ),
-        };
-      };
+      const peer = shellPeer(conn, offer, adopted);
       const s = new ClientSession({
         service,
         token,
@@ -185,7 +142,7 @@ export async function openTunnel(
             // one mark per attempt (the page script marked the one it took)
             if (!adopted?.offering) performance.mark('peerway:session');
             conn.onicecandidate = (ev) => {
-              const c = local(ev);
+              const c = localCandidate(ev);
               if (c) s.candidate(c);
               else s.candidatesEnd();
             };
@@ -201,7 +158,7 @@ export async function openTunnel(
             // has sent already only count; relay ones and the end mark it left to us).
             if (!adopted) return;
             for (const { ev, sent } of adopted.candidates.splice(0)) {
-              const c = local(ev);
+              const c = localCandidate(ev);
               if (sent && c) s.candidate(c, true);
               else if (!sent) conn.onicecandidate(ev);
             }
@@ -210,7 +167,7 @@ export async function openTunnel(
               conn.onicegatheringstatechange(new Event('icegatheringstatechange'));
           },
           offerSent: () => performance.mark('peerway:offer'),
-          answer: () => earlyAnswer || performance.mark('peerway:answer'),
+          answer: () => peer.earlyAnswer || performance.mark('peerway:answer'),
           answered: () => onAnswered?.(),
           // The server saw the node's signaling drop: a hint worth a quick look.
           nodeOffline: () => open?.liveness.probe(),
@@ -291,6 +248,64 @@ export async function openTunnel(
     cleanup();
     throw err;
   }
+}
+
+/**
+ * The page's peer connection as the session's peer; `adopted`: what the
+ * page script did with it already (the offer applied and sent, the answer
+ * applied).
+ */
+function shellPeer(
+  conn: RTCPeerConnection,
+  offer: Promise<RTCSessionDescriptionInit>,
+  adopted: EarlyStart | undefined,
+): SessionPeer & { earlyAnswer: Promise<boolean> | undefined } {
+  return {
+    /** The answer the page script applied, not yet told to the session. */
+    earlyAnswer: adopted?.answered,
+    createOffer: () => offer.then((o) => o.sdp ?? ''),
+    async setLocal(iceServers) {
+      if (adopted?.offering) {
+        if (!(await adopted.offering))
+          throw new PeerwayError('session_failed', 'the offer could not be made');
+        return null;
+      }
+      conn.setConfiguration({ iceServers });
+      await conn.setLocalDescription(await offer);
+      // (read now: the page script may have sent its request after this took over)
+      return adopted?.offerInOpen ? null : conn.localDescription!.sdp;
+    },
+    async applyAnswer(sdp) {
+      const applied = this.earlyAnswer;
+      this.earlyAnswer = undefined;
+      if (applied) {
+        if (!(await applied))
+          throw new PeerwayError('session_failed', "the node's answer did not apply");
+      } else await conn.setRemoteDescription({ type: 'answer', sdp });
+    },
+    async addCandidate(c) {
+      if (c) await conn.addIceCandidate(c as RTCIceCandidateInit).catch(() => {});
+    },
+    connected: () => conn.connectionState === 'connected',
+    iceConnected: () =>
+      conn.iceConnectionState === 'connected' || conn.iceConnectionState === 'completed',
+  };
+}
+
+/** A local candidate as the candidate policy sees it (null: gathering is over). */
+function localCandidate(ev: RTCPeerConnectionIceEvent): LocalCandidate | null {
+  const c = ev.candidate;
+  if (!c) return null;
+  return {
+    candidate: c.toJSON() as IceCandidate,
+    type: c.type,
+    relayTcp:
+      c.type === 'relay' &&
+      relayOverTcp(
+        (c as { relayProtocol?: string }).relayProtocol,
+        (ev as { url?: string | null }).url,
+      ),
+  };
 }
 
 /** How often the shell pings the node over the tunnel, and how long it waits. */
