@@ -4,7 +4,7 @@ export * from './signaling';
 export * from './signaling-agent';
 export * from './tunnel';
 export * from './stats';
-export * from './ice-policy';
+export * from './session';
 export * from './redirect';
 export * from './deploy';
 export * from './server-url';
