@@ -19,11 +19,10 @@ import {
   type TokenAccess,
 } from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
-import type { AllocationAssignment } from '@peerway/protocol';
+import { STATS_REPORT_DELAYS_MS, TUNNEL_LABEL, type AllocationAssignment } from '@peerway/protocol';
 import type { Logger } from 'pino';
 import { ServerConnection } from './connection';
 import { LoadMeter } from './load';
-import { TUNNEL_LABEL } from './rtc';
 import { selectEngines, type AnswerSession, type RtcEngine } from './engine';
 import { Upstream } from './upstream';
 import { serviceUrl, type ServiceConfig } from './home';
@@ -450,7 +449,7 @@ export class Agent {
         });
       // once at open, and again after ICE has settled on its final pair
       report();
-      for (const ms of [2000, 6000]) setTimeout(report, ms).unref();
+      for (const ms of STATS_REPORT_DELAYS_MS) setTimeout(report, ms).unref();
     });
     rtc.onEnd((state) => this.endSession(s, `peer connection ${state}`, true));
     // Trickle ICE: the answer goes out at once and each candidate follows as

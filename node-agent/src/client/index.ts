@@ -30,7 +30,7 @@ import {
   connectionStats,
   createPeerConnection,
   tunnelChannel,
-} from '../rtc';
+} from '../engine/werift/peer';
 
 export interface ConnectOptions {
   serverUrl: string;

@@ -1,12 +1,17 @@
 /**
- * The werift adjustments in src/rtc.ts, on real werift peer connections over
+ * The werift adjustments in src/engine/werift/peer.ts, on real werift peer connections over
  * loopback UDP in this process: they must find werift's internals (or setup
  * silently goes back to werift's slower defaults) and must not break a
  * handshake, also when the first ClientHello is lost.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RTCDataChannel, RTCPeerConnection } from 'werift';
-import { createPeerConnection, encryptedHandshakeSeq, tuneDtls, waitOpen } from '../src/rtc';
+import {
+  createPeerConnection,
+  encryptedHandshakeSeq,
+  tuneDtls,
+  waitOpen,
+} from '../src/engine/werift/peer';
 
 const open: RTCPeerConnection[] = [];
 afterEach(async () => {

@@ -7,8 +7,8 @@ import {
   remoteAddress,
   tuneDtls,
   tunnelChannel,
-} from '../rtc';
-import type { AnswerSession, RtcEngine } from './types';
+} from './peer';
+import type { AnswerSession, RtcEngine } from '../types';
 
 export const weriftEngine: RtcEngine = {
   name: 'werift',

@@ -2,7 +2,7 @@
  * werift glue shared by the agent (answerer) and the Node tunnel client
  * (offerer): peer connection config, the data channel adapter, stats.
  *
- * werift facts (FACTS.md, and its 0.24.4 source): it uses only the first
+ * werift facts (measured here, and read in its 0.24.4 source): it uses only the first
  * stun: and first turn: URL. Its ICE `Connection` falls back to
  * stun.l.google.com whenever no stun: URL is configured — also for an empty
  * list, or a TURN-only one (`validateAddress(stunServer) ?? [google]`) — so
@@ -16,17 +16,13 @@
  */
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import {
-  fromWeriftDataChannel,
   summariseStats,
   type ConnectionStats,
   type FrameChannel,
   type IceServer,
-  type WeriftDataChannelLike,
 } from '@peerway/protocol';
+import { fromWeriftDataChannel, type WeriftDataChannelLike } from './channel';
 
-// The data channel's label is a wire fact of the protocol; re-exported for
-// the agent's answering side, which takes it from here.
-export { TUNNEL_LABEL } from '@peerway/protocol';
 /** Largest SCTP message werift accepts by default. */
 export const WERIFT_MAX_MESSAGE_BYTES = 65536;
 

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import type { IceServer } from '@peerway/protocol';
 import { summariseStats } from '@peerway/protocol';
-import type { AnswerSession, RtcEngine } from './types';
+import type { AnswerSession, RtcEngine } from '../types';
 import type * as Ndc from 'node-datachannel';
 
 type NdcModule = typeof Ndc;
