@@ -1,3 +1,4 @@
+import { engineNoSuchContainer } from './errors';
 import { describe, expect, it } from 'vitest';
 import type Dockerode from 'dockerode';
 import { createOptions, toEvent, toRecord } from './docker-api';
@@ -155,5 +156,23 @@ describe('engine answers', () => {
       exitCode: 137,
       oomKilled: true,
     });
+  });
+});
+
+describe('a container that is gone', () => {
+  it("is Docker's 404 and Podman's 500 'no such container' (a container removed mid-list), nothing else", () => {
+    // the error docker-modem raised here for Podman 4.3, captured in a deploy-agent test run
+    const podman = Object.assign(new Error('(HTTP code 500) server error'), {
+      statusCode: 500,
+      json: {
+        cause: 'no such container',
+        message: 'container dd2c1c31c3ee does not exist in database: no such container',
+        response: 500,
+      },
+    });
+    expect(engineNoSuchContainer(podman)).toBe(true);
+    expect(engineNoSuchContainer({ statusCode: 404 })).toBe(true);
+    expect(engineNoSuchContainer({ statusCode: 500, json: { message: 'disk full' } })).toBe(false);
+    expect(engineNoSuchContainer(new Error('socket hang up'))).toBe(false);
   });
 });

@@ -17,7 +17,7 @@
 import type Dockerode from 'dockerode';
 import type { Logger } from 'pino';
 import { Readable } from 'node:stream';
-import { RuntimeError, engineMessage, engineStatus } from './errors';
+import { RuntimeError, engineMessage, engineNoSuchContainer, engineStatus } from './errors';
 import {
   assertRegistryAllowed,
   isLoopbackRegistry,
@@ -257,7 +257,7 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       return toRecord(await this.docker.getContainer(id).inspect());
     } catch (err) {
-      if (engineStatus(err) === 404)
+      if (engineNoSuchContainer(err))
         throw new RuntimeError('not_found', `no container ${id}`, { cause: err });
       throw new RuntimeError(
         'runtime_unavailable',
@@ -273,7 +273,8 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       const status = engineStatus(err);
       if (status === 304) return; // already stopped
-      if (status === 404) throw new RuntimeError('not_found', `no container ${id}`, { cause: err });
+      if (engineNoSuchContainer(err))
+        throw new RuntimeError('not_found', `no container ${id}`, { cause: err });
       throw new RuntimeError(
         'runtime_unavailable',
         `could not stop container ${id}: ${engineMessage(err)}`,
@@ -287,7 +288,7 @@ export class DockerRuntime implements ContainerRuntime {
       await this.docker.getContainer(id).remove({ force: true, v: true });
       return true;
     } catch (err) {
-      if (engineStatus(err) === 404) return false;
+      if (engineNoSuchContainer(err)) return false;
       throw new RuntimeError(
         'runtime_unavailable',
         `could not remove container ${id}: ${engineMessage(err)}`,

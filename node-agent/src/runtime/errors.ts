@@ -62,3 +62,17 @@ export function engineStatus(err: unknown): number | undefined {
     err && typeof err === 'object' ? (err as { statusCode?: unknown }).statusCode : undefined;
   return typeof s === 'number' ? s : undefined;
 }
+
+/**
+ * The engine says the container does not exist. Docker answers 404; Podman
+ * answers 500 "… does not exist in database: no such container" for one it is
+ * removing at that moment (seen listing while a replica was being removed).
+ */
+export function engineNoSuchContainer(err: unknown): boolean {
+  if (engineStatus(err) === 404) return true;
+  const cause = (err as { json?: { cause?: unknown; message?: unknown } } | null)?.json;
+  return (
+    engineStatus(err) === 500 &&
+    /no such container/i.test(`${cause?.cause ?? ''} ${cause?.message ?? ''}`)
+  );
+}
