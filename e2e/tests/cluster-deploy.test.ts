@@ -17,6 +17,7 @@ import { Stack, screenshot, type Proc } from '../support/stack';
 import { TestRegistry, WEB_PORT } from '../support/registry';
 import { TEST_LABEL, podman, startTestEngine } from '../support/podman';
 import type { PodmanService } from '@peerway/node-agent/runtime';
+import { until as untilTruthy } from '../../signaling-server/test/cluster-fixtures';
 
 /** A node offline this long loses its replicas (the server's --reschedule-after). */
 const RESCHEDULE_AFTER = '3s';
@@ -43,19 +44,8 @@ async function api(method: string, path: string, body?: unknown) {
   return { status: res.status, json: (await res.json()) as any };
 }
 
-async function until<T>(
-  fn: () => Promise<T | false | null | undefined>,
-  what: string,
-  ms = 60_000,
-) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The shared poll (signaling-server/test/cluster-fixtures.ts), with this file's patience. */
+const until = <T>(fn: () => T | Promise<T>, what: string, ms = 60_000) => untilTruthy(fn, what, ms);
 
 /** The deployment's running replica, once there is one (on `node` when given). */
 const runningReplica = (name: string, node?: string, ms?: number) =>

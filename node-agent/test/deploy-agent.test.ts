@@ -22,6 +22,7 @@ import { TestRegistry, WEB_PORT } from '../../e2e/support/registry';
 import { TEST_LABEL, startTestEngine } from '../../e2e/support/podman';
 import { DockerRuntime, type ContainerRecord, type PodmanService } from '../src/runtime';
 import { Fixture, readAll, type AgentProcess } from './helpers';
+import { until as untilTruthy } from '../../signaling-server/test/cluster-fixtures';
 
 const execFileP = promisify(execFile);
 const AGENT_BIN = join(import.meta.dirname, '../bin/peerway-agent.js');
@@ -66,20 +67,8 @@ function spec(name: string, more: Record<string, unknown> = {}) {
 
 const uniqueName = () => `d${runId.slice(1)}-${++names}`;
 
-/** Polls `fn` until it returns something truthy. */
-async function until<T>(
-  fn: () => Promise<T | false | null | undefined>,
-  what: string,
-  ms = 30_000,
-) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The shared poll (signaling-server/test/cluster-fixtures.ts), with this file's patience. */
+const until = <T>(fn: () => T | Promise<T>, what: string, ms = 30_000) => untilTruthy(fn, what, ms);
 
 /** The replicas of a deployment once one is in `state`. */
 const replicaIn = (name: string, state: string, ms?: number) =>

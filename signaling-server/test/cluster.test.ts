@@ -16,6 +16,7 @@ import {
   withServer,
 } from './helpers';
 import type { PeerwayServer } from '../src/server';
+import { until as untilTruthy } from './cluster-fixtures';
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
 let a: Awaited<ReturnType<typeof withServer>>;
@@ -38,19 +39,8 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function until<T>(
-  fn: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 5000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** The shared poll (signaling-server/test/cluster-fixtures.ts), with this file's patience. */
+const until = <T>(fn: () => T | Promise<T>, what: string, ms = 5000) => untilTruthy(fn, what, ms);
 
 /** A user, a service name, and an access token for it. */
 async function owner(server: PeerwayServer) {
