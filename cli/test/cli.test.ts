@@ -20,9 +20,14 @@ let token = '';
 let node: ClusterAgent;
 let beat: ReturnType<typeof setInterval>;
 
-function peerway(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((res) =>
-    execFile(
+/** Runs `peerway`; `onOut` sees stdout as it comes (to act on a line it printed). */
+function peerway(
+  args: string[],
+  env: Record<string, string> = {},
+  onOut: (soFar: string) => void = () => {},
+) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
+    const child = execFile(
       process.execPath,
       [BIN, ...args],
       {
@@ -30,8 +35,10 @@ function peerway(args: string[], env: Record<string, string> = {}) {
       },
       (err, stdout, stderr) =>
         res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
+    );
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => onOut((out += d.toString())));
+  });
 }
 
 beforeAll(async () => {
@@ -92,13 +99,17 @@ it('logs in, lists the node with its resources, plans, deploys, shows and undepl
 
   // deploy follows the rollout: the node hears its new set and reports the
   // replica's states; the CLI prints each and exits 0 once it runs
-  const rollout = peerway(['deploy', spec, '--timeout', '60']);
+  let sawPulling: () => void = () => {};
+  const printedPulling = new Promise<void>((r) => (sawPulling = r));
+  const rollout = peerway(['deploy', spec, '--timeout', '60'], {}, (out) => {
+    if (/: pulling /.test(out)) sawPulling();
+  });
   const [assigned] = await node.setWhere((l) => l.length === 1, 30_000);
   expect(assigned!.deployment).toBe('cli-web');
   const list = await peerway(['deployments']);
   expect(list.stdout).toMatch(/cli-web\s+0\/1/);
   node.status(assigned!.id, 'pulling', { reason: 'pulling 127.0.0.1:5000/web:1' });
-  await new Promise((r) => setTimeout(r, 1500));
+  await printedPulling; // the CLI showed the state before the node moves on
   node.status(assigned!.id, 'running');
   node.announce('cli-web');
   const done = await rollout;
