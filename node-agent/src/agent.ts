@@ -1,12 +1,14 @@
 /**
  * The node agent: keeps its server connection, verifies each session's
- * access token itself, answers the browser's WebRTC offer (werift), and
- * serves the tunnel from the declared upstreams only.
+ * access token itself, answers the browser's WebRTC offer (the protocol's
+ * Answerer over one of ./engine), and serves the tunnel from the declared
+ * upstreams only.
  */
 import {
+  Answerer,
   PeerwayError,
   TunnelMux,
-  RELAY_HOLD_MS,
+  type FrameChannel,
   type IceCandidate,
   type ServerToAgent,
   type ServiceAnnouncement,
@@ -19,7 +21,7 @@ import {
   type TokenAccess,
 } from '@peerway/protocol/node';
 import type { CryptoKey } from 'jose';
-import { STATS_REPORT_DELAYS_MS, TUNNEL_LABEL, type AllocationAssignment } from '@peerway/protocol';
+import { TUNNEL_LABEL, type AllocationAssignment } from '@peerway/protocol';
 import type { Logger } from 'pino';
 import { ServerConnection } from './connection';
 import { LoadMeter } from './load';
@@ -38,8 +40,6 @@ const EARLY_CANDIDATES_TTL_MS = 15_000;
 
 /** Most concurrent sessions one agent serves. */
 export const MAX_SESSIONS = 200;
-/** A session whose data channel is not open by then is dropped. */
-const SESSION_SETUP_TIMEOUT_MS = 30_000;
 
 export interface AgentOptions {
   serverUrl: string;
@@ -66,6 +66,8 @@ export interface AgentOptions {
   onUpstream?: (service: string, state: UpstreamState, first: boolean) => void;
   /** The server's whole desired set of replicas for this node (the cluster). */
   onAllocations?: (allocations: AllocationAssignment[]) => void;
+  /** A job lease or cancel for this node as a worker (`run --jobs`). */
+  onJobMessage?: (m: Extract<ServerToAgent, { type: 'job-lease' | 'job-cancel' }>) => void;
 }
 
 /** A deployment this node serves: one of its replicas runs healthy here (see ./deploy). */
@@ -82,10 +84,9 @@ interface Session {
   id: string;
   service: string;
   rtc: AnswerSession;
+  /** The session's steps from the offer on (answer, candidates, setup limit, stats). */
+  answerer: Answerer;
   mux: TunnelMux | null;
-  pending: IceCandidate[];
-  remoteSet: boolean;
-  timer: NodeJS.Timeout;
 }
 
 export class Agent {
@@ -291,8 +292,7 @@ export class Agent {
       case 'candidate': {
         const s = this.sessions.get(m.sessionId);
         if (!s) return this.holdEarly(m.sessionId, m.candidate);
-        if (!s.remoteSet) s.pending.push(m.candidate);
-        else void this.addCandidate(s, m.candidate);
+        s.answerer.candidate(m.candidate);
         return;
       }
       case 'session-close': {
@@ -307,6 +307,11 @@ export class Agent {
       case 'allocations':
         // the cluster: replicas the server wants this node to run (src/deploy/)
         this.o.onAllocations?.(m.allocations);
+        return;
+      case 'job-lease':
+      case 'job-cancel':
+        // jobs: work for this node as a worker (src/jobs/)
+        this.o.onJobMessage?.(m);
         return;
       default: {
         const never: never = m;
@@ -406,107 +411,56 @@ export class Agent {
     // The client's wish, when this node has that engine (see ./engine).
     const engine = this.engines.find((e) => e.name === m.engine) ?? this.engine;
     const rtc = engine.answerer(m.iceServers, TUNNEL_LABEL);
-    const s: Session = {
-      id: m.sessionId,
-      service: m.service,
-      rtc,
-      mux: null,
-      pending: [],
-      remoteSet: false,
-      timer: setTimeout(() => {
-        if (!s.mux) this.endSession(s, 'the data channel did not open in time', true);
-      }, SESSION_SETUP_TIMEOUT_MS),
-    };
+    const answerer = new Answerer({
+      sessionId: m.sessionId,
+      engine: engine.name,
+      peer: rtc,
+      send: (msg) => this.conn.send(msg),
+      on: {
+        answered: (answerMs) =>
+          this.o.log.debug(
+            { session: m.sessionId, checkMs: started - received, answerMs },
+            'answered',
+          ),
+        connected: (channel) => this.serve(s, channel, upstream),
+        ended: (reason, cause) => {
+          if (cause)
+            this.o.log.warn({ err: cause.message, session: m.sessionId }, 'session setup failed');
+          this.endSession(s, reason, true);
+        },
+        badCandidate: (err) => this.o.log.debug({ err: err.message }, 'bad ICE candidate ignored'),
+      },
+    });
+    const s: Session = { id: m.sessionId, service: m.service, rtc, answerer, mux: null };
     this.sessions.set(s.id, s);
-    s.pending.push(...this.takeEarly(s.id));
+    for (const c of this.takeEarly(s.id)) answerer.candidate(c);
     const started = performance.now();
-    rtc.onChannel((channel) => {
-      const mux = new TunnelMux(channel, {
-        role: 'server',
-        onProtocolError: (id, reason) =>
-          this.o.log.debug({ session: s.id, stream: id, reason }, 'tunnel protocol error'),
-      });
-      s.mux = mux;
-      // the peer's address for X-Forwarded-For, once ICE has picked a pair
-      const peer = { address: rtc.remoteAddress() };
-      mux.onRequest((req) => {
-        peer.address ??= rtc.remoteAddress();
-        upstream
-          .handleRequest(req, peer)
-          .catch((err: unknown) => this.o.log.warn({ err }, 'request failed'));
-      });
-      mux.onWebSocket((inc) => upstream.handleWebSocket(inc, peer));
-      mux.onClose(() => this.endSession(s, 'the data channel closed', true));
-      const setupMs = performance.now() - started;
-      const report = () =>
-        void rtc.stats().then((stats) => {
-          if (stats && this.sessions.has(s.id))
-            this.conn.send({
-              type: 'session-stats',
-              sessionId: s.id,
-              stats: { ...stats, setupMs, engine: engine.name },
-            });
-        });
-      // once at open, and again after ICE has settled on its final pair
-      report();
-      for (const ms of STATS_REPORT_DELAYS_MS) setTimeout(report, ms).unref();
-    });
-    rtc.onEnd((state) => this.endSession(s, `peer connection ${state}`, true));
-    // Trickle ICE: the answer goes out at once and each candidate follows as
-    // the engine finds it. Direct first: relay candidates wait until
-    // RELAY_HOLD_MS after the answer, so a direct pair wins where one exists.
-    let answeredAt = Number.POSITIVE_INFINITY;
-    const held: IceCandidate[] = [];
-    rtc.onCandidate((c) => {
-      if (!this.sessions.has(s.id)) return;
-      const candidate: IceCandidate = {
-        candidate: c.candidate,
-        sdpMid: c.sdpMid,
-        sdpMLineIndex: 0,
-      };
-      const send = () => {
-        if (this.sessions.has(s.id))
-          this.conn.send({ type: 'candidate', sessionId: s.id, candidate });
-      };
-      if (answeredAt === Number.POSITIVE_INFINITY) return void held.push(candidate); // before the answer
-      const wait = answeredAt + RELAY_HOLD_MS - performance.now();
-      if (/ typ relay( |$)/.test(c.candidate) && wait > 0) setTimeout(send, wait).unref();
-      else send();
-    });
-    const answer = await rtc.answer(m.offer);
-    s.remoteSet = true;
-    // Not one after another: werift resolves an mDNS host candidate (what
-    // Chromium sends for its LAN address) for up to 10 s, and the answer
-    // must not wait for that.
-    for (const c of s.pending.splice(0)) void this.addCandidate(s, c);
-    if (!this.sessions.has(s.id)) return;
-    this.conn.send({ type: 'answer', sessionId: s.id, sdp: answer, engine: engine.name });
-    answeredAt = performance.now();
-    this.o.log.debug(
-      { session: s.id, checkMs: started - received, answerMs: answeredAt - started },
-      'answered',
-    );
-    // Candidates found before the answer went out follow it (relay ones held back as above).
-    for (const c of held.splice(0)) {
-      const send = () =>
-        this.sessions.has(s.id) &&
-        this.conn.send({ type: 'candidate', sessionId: s.id, candidate: c });
-      if (/ typ relay( |$)/.test(c?.candidate ?? '')) setTimeout(send, RELAY_HOLD_MS).unref();
-      else send();
-    }
+    void answerer.start(m.offer);
   }
 
-  private async addCandidate(s: Session, c: IceCandidate): Promise<void> {
-    try {
-      await s.rtc.addRemoteCandidate(c);
-    } catch (err) {
-      this.o.log.debug({ err: (err as Error).message }, 'bad ICE candidate ignored');
-    }
+  /** The session's data channel is open: its streams go to the upstream. */
+  private serve(s: Session, channel: FrameChannel, upstream: Upstream): void {
+    const mux = new TunnelMux(channel, {
+      role: 'server',
+      onProtocolError: (id, reason) =>
+        this.o.log.debug({ session: s.id, stream: id, reason }, 'tunnel protocol error'),
+    });
+    s.mux = mux;
+    // the peer's address for X-Forwarded-For, once ICE has picked a pair
+    const peer = { address: s.rtc.remoteAddress() };
+    mux.onRequest((req) => {
+      peer.address ??= s.rtc.remoteAddress();
+      upstream
+        .handleRequest(req, peer)
+        .catch((err: unknown) => this.o.log.warn({ err }, 'request failed'));
+    });
+    mux.onWebSocket((inc) => upstream.handleWebSocket(inc, peer));
+    mux.onClose(() => this.endSession(s, 'the data channel closed', true));
   }
 
   private endSession(s: Session, reason: string, tellServer: boolean): void {
     if (!this.sessions.delete(s.id)) return;
-    clearTimeout(s.timer);
+    s.answerer.close();
     this.txTotal += s.mux?.bytesSent ?? 0;
     this.rxTotal += s.mux?.bytesReceived ?? 0;
     s.mux?.close(reason);

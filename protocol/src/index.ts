@@ -7,4 +7,5 @@ export * from './stats';
 export * from './session';
 export * from './redirect';
 export * from './deploy';
+export * from './jobs';
 export * from './server-url';

@@ -15,6 +15,15 @@ import { b64url, errorCode, id, sdp, serviceName, shortText, token } from './sig
 import { makeParser, typesOf } from './signaling-parse';
 import { DeploymentSpecSchema, REPLICA_STATES } from './deploy/spec';
 import { NodeResourcesSchema } from './deploy/resources';
+import { JOB_TYPES, JobRequirementsSchema, MAX_JOB_TIMEOUT_S } from './jobs/spec';
+import { MAX_WORKER_CONCURRENCY, WorkerCapabilitiesSchema } from './jobs/worker';
+
+/** A lease's inline input is at most this (JSON bytes); a larger one is fetched over HTTP. */
+export const MAX_LEASE_INLINE_INPUT_BYTES = 32 * 1024;
+/** A `job-result`'s inline output is at most this; a larger one is uploaded over HTTP first. */
+export const MAX_RESULT_INLINE_OUTPUT_BYTES = 48 * 1024;
+
+const jobRef = { id, attempt: z.number().int().min(1).max(1000) };
 
 /** What an agent says about one service. Never the upstream address. */
 export const ServiceAnnouncementSchema = z.object({
@@ -95,6 +104,45 @@ export const AgentToServerSchema = z.discriminatedUnion('type', [
     type: z.literal('allocation-status'),
     allocations: z.array(AllocationReportSchema).max(256),
   }),
+  /** The node takes jobs with these connectors (null: it stops taking jobs). */
+  z.object({ type: z.literal('worker'), capabilities: WorkerCapabilitiesSchema.nullable() }),
+  /** Its free job slots now (level-triggered: replaces the last count). */
+  z.object({
+    type: z.literal('job-pull'),
+    free: z.number().int().min(0).max(MAX_WORKER_CONCURRENCY),
+  }),
+  /** Keeps these leases alive; sent at a third of the lease time. */
+  z.object({
+    type: z.literal('job-heartbeat'),
+    leases: z.array(z.object(jobRef)).max(MAX_WORKER_CONCURRENCY),
+  }),
+  /** The connector began the work (leased → running). */
+  z.object({ type: z.literal('job-started'), ...jobRef }),
+  z.object({
+    type: z.literal('job-progress'),
+    ...jobRef,
+    value: z.number().finite().optional(),
+    max: z.number().finite().optional(),
+    message: shortText.optional(),
+  }),
+  /**
+   * The attempt succeeded. `output` inline when it is small; otherwise the
+   * agent uploaded it (PUT /api/agent/jobs/:id/output) and says so. Files
+   * are uploaded before this message.
+   */
+  z.object({
+    type: z.literal('job-result'),
+    ...jobRef,
+    output: z.unknown().optional(),
+    outputUploaded: z.boolean().default(false),
+  }),
+  /** The attempt failed; `retryable: false` sends it to the dead letter at once. */
+  z.object({
+    type: z.literal('job-failed'),
+    ...jobRef,
+    error: shortText,
+    retryable: z.boolean().default(true),
+  }),
   AnswerMessageSchema,
   CandidateMessageSchema,
   z.object({
@@ -160,6 +208,25 @@ export const ServerToAgentSchema = z.discriminatedUnion('type', [
     /** The client's wish (see `open`): answer with this engine if the node has it. */
     engine: EngineNameSchema.optional(),
   }),
+  /**
+   * A job for one of the worker's free slots. `input` is inline when small,
+   * else fetched with the lease token (GET /api/agent/jobs/:id/input). The
+   * token authorizes this attempt's HTTP uploads only, and dies with it.
+   */
+  z.object({
+    type: z.literal('job-lease'),
+    ...jobRef,
+    jobType: z.enum(JOB_TYPES),
+    input: z.unknown().optional(),
+    inputUrl: z.string().max(512).optional(),
+    requirements: JobRequirementsSchema,
+    timeoutS: z.number().int().min(1).max(MAX_JOB_TIMEOUT_S),
+    /** The lease lapses this long after the last heartbeat. */
+    leaseMs: z.number().int().positive(),
+    leaseToken: token,
+  }),
+  /** Stop this attempt now: cancelled by the submitter, timed out, or its lease lost. */
+  z.object({ type: z.literal('job-cancel'), ...jobRef, reason: shortText }),
   CandidateMessageSchema,
   z.object({ type: z.literal('session-close'), sessionId: id, reason: shortText }),
   z.object({ type: z.literal('error'), code: errorCode, message: shortText }),

@@ -140,6 +140,14 @@ export class AgentConnection implements LocalAgent {
           if (changed.some((name) => this.announced.some((s) => s.name === name)))
             await this.evaluateServices();
         });
+      case 'worker':
+      case 'job-pull':
+      case 'job-heartbeat':
+      case 'job-started':
+      case 'job-progress':
+      case 'job-result':
+      case 'job-failed':
+        throw new PeerwayError('bad_message', 'this server does not take jobs yet');
       default: {
         const never: never = m;
         throw new PeerwayError('bad_message', `unhandled ${(never as { type: string }).type}`);

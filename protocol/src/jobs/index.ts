@@ -1,0 +1,4 @@
+export * from './spec';
+export * from './inputs';
+export * from './worker';
+export * from './view';
