@@ -9,6 +9,7 @@ import type {
   ReplicaState,
   ServerToAgent,
 } from '@peerway/protocol';
+import type { NodeIdentity } from '@peerway/protocol/node';
 import { FakeAgent } from './helpers';
 import type { PeerwayServer } from '../src/server';
 
@@ -45,8 +46,9 @@ type Allocations = Extract<ServerToAgent, { type: 'allocations' }>;
 
 /** An agent that reports resources and receives its desired set of replicas. */
 export class ClusterAgent extends FakeAgent {
-  constructor(server: PeerwayServer) {
-    super(server);
+  /** `identity`: the node's key pair (a new one unless given, e.g. for the same node again). */
+  constructor(server: PeerwayServer, identity?: NodeIdentity) {
+    super(server, identity);
   }
 
   /** Connects claimed by `token`'s user, reports `resources`, and returns its first set. */

@@ -164,11 +164,31 @@ export class Deployments {
   private async pass(): Promise<void> {
     for (const d of await this.deps.store.listDeployments()) {
       if (this.stopped) return;
+      await this.syncAccess(d).catch((err: unknown) =>
+        this.deps.log.warn({ err, deployment: d.name }, 'could not set a service access'),
+      );
       await this.reconcileDeployment(d.name).catch((err: unknown) =>
         this.deps.log.warn({ err, deployment: d.name }, 'could not reconcile a deployment'),
       );
     }
     this.deps.afterPass?.();
+  }
+
+  /**
+   * Gives the deployment's service the access its spec says. `apply` writes
+   * the spec and then the access, two writes: a server killed between them
+   * leaves the service with the old access (a spec turned private still
+   * served publicly), which the next pass of any instance mends here.
+   */
+  private async syncAccess(d: DeploymentRecord): Promise<void> {
+    const svc = await this.deps.store.getService(d.name);
+    if (!svc || svc.ownerId !== d.ownerId || svc.access === d.spec.access) return;
+    await this.deps.store.setServiceAccess(d.name, d.spec.access);
+    this.deps.log.info(
+      { deployment: d.name, from: svc.access, to: d.spec.access },
+      "service access set to the deployment's",
+    );
+    this.deps.servingChanged(d.name);
   }
 
   // ---------------------------------------------------------------------------
