@@ -13,7 +13,9 @@
  *
  * No imports (a classic script, its own build entry, nothing shared with
  * the bundle) and no validation beyond JSON: the bundle validates every
- * message it replays; this only reads `session` for its own ref.
+ * message it replays; this only reads `session` for its own ref. What it
+ * copies ("must match" below, the engine names, the messages it sends)
+ * ./early.test.ts checks against the originals by running it.
  */
 
 /** What the bundle takes over; a type only, erased from both builds. */
