@@ -19,6 +19,7 @@ import type {
 } from '@peerway/protocol';
 import { shortIdOf } from '@peerway/protocol/node';
 import {
+  MAX_DEPLOYMENT_EVENTS,
   NameTakenError,
   PlanConflictError,
   type AllocationRecord,
@@ -32,7 +33,7 @@ import type { Logger } from '../logger';
 import type { Clock } from '../ws/clock';
 import { clampNodeReport } from './node-report';
 import { needsNewContainers, reconcile, type NodeState, type Reconciliation } from './reconcile';
-import { FailureCounter, isDown, restartDelay } from './restart';
+import { exitCodeIn, failureCounts, isDown, restartedEvent } from './restart';
 import { deploymentServingRight } from './serving';
 import type { Plan } from './scheduler';
 import { deploymentView, pendingView, planView } from './views';
@@ -87,7 +88,7 @@ const STATE_EVENT: Record<ReplicaState, string> = {
 };
 
 export class Deployments {
-  private readonly failures = new FailureCounter();
+  /** Exit codes as agents reported them (the store keeps them only in the reason's words). */
   private readonly exitCodes = new Map<string, number>();
   /** When this instance saw each node go offline. */
   private readonly offlineSince = new Map<string, number>();
@@ -164,7 +165,7 @@ export class Deployments {
   private async pass(): Promise<void> {
     for (const d of await this.deps.store.listDeployments()) {
       if (this.stopped) return;
-      await this.syncAccess(d).catch((err: unknown) =>
+      await this.syncAccess(d.name).catch((err: unknown) =>
         this.deps.log.warn({ err, deployment: d.name }, 'could not set a service access'),
       );
       await this.reconcileDeployment(d.name).catch((err: unknown) =>
@@ -179,16 +180,25 @@ export class Deployments {
    * the spec and then the access, two writes: a server killed between them
    * leaves the service with the old access (a spec turned private still
    * served publicly), which the next pass of any instance mends here.
+   *
+   * An `apply` may run at the same time (writing the spec P, then the
+   * access A): the service is read before the spec, and the spec read
+   * again after the write, so the last write is always the newest spec's
+   * access — A comes after this write, or P came before the second read.
    */
-  private async syncAccess(d: DeploymentRecord): Promise<void> {
-    const svc = await this.deps.store.getService(d.name);
-    if (!svc || svc.ownerId !== d.ownerId || svc.access === d.spec.access) return;
-    await this.deps.store.setServiceAccess(d.name, d.spec.access);
+  private async syncAccess(name: string): Promise<void> {
+    const { store } = this.deps;
+    const svc = await store.getService(name);
+    const d = await store.getDeployment(name);
+    if (!svc || !d || svc.ownerId !== d.ownerId || svc.access === d.spec.access) return;
+    await store.setServiceAccess(name, d.spec.access);
+    const now = await store.getDeployment(name);
+    if (now && now.version !== d.version) await store.setServiceAccess(name, now.spec.access);
     this.deps.log.info(
-      { deployment: d.name, from: svc.access, to: d.spec.access },
+      { deployment: name, from: svc.access, to: (now ?? d).spec.access },
       "service access set to the deployment's",
     );
-    this.deps.servingChanged(d.name);
+    this.deps.servingChanged(name);
   }
 
   // ---------------------------------------------------------------------------
@@ -239,6 +249,12 @@ export class Deployments {
       store.listAllocations(),
       store.deployableNodes(d.ownerId),
     ]);
+    const own = allocations.filter((a) => a.deployment === d.name && a.desired === 'run');
+    // the failure counts are read only when the restart policy may need them
+    const failures = own.some((a) => isDown(a.state) || a.state === 'unhealthy')
+      ? failureCounts(await store.listDeploymentEvents(d.name, MAX_DEPLOYMENT_EVENTS), now)
+      : new Map<string, number>();
+    const reasons = new Map(own.map((a) => [a.id, a.reason]));
     return reconcile({
       name: d.name,
       ownerId: d.ownerId,
@@ -248,8 +264,8 @@ export class Deployments {
       grants: new Set(grants),
       now,
       replace,
-      failuresOn: (nodeId) => this.failures.count(d.name, nodeId, now),
-      exitCode: (id) => this.exitCodes.get(id),
+      failuresOn: (nodeId) => failures.get(shortIdOf(nodeId)) ?? 0,
+      exitCode: (id) => this.exitCodes.get(id) ?? exitCodeIn(reasons.get(id) ?? null),
     });
   }
 
@@ -307,7 +323,7 @@ export class Deployments {
       const on = `node ${n.shortId}`;
       const e =
         n.why === 'restarted'
-          ? { kind: 'restarted', message: `replica ${n.replaces} restarted on ${on} as ${a.id}` }
+          ? restartedEvent(n.replaces ?? '?', n.shortId, a.id, n.cause ?? null)
           : n.why === 'rescheduled'
             ? {
                 kind: 'rescheduled',
@@ -447,7 +463,6 @@ export class Deployments {
     if (!d || d.ownerId !== userId) return false;
     const allocations = await store.listAllocations({ deployment: name });
     if (!(await store.deleteDeployment(name))) return false;
-    this.failures.forget(name);
     for (const a of allocations) this.exitCodes.delete(a.id);
     this.deps.deliver(new Set(allocations.map((a) => a.nodeId)));
     this.deps.servingChanged(name);
@@ -478,6 +493,7 @@ export class Deployments {
     const { store, clock, log } = this.deps;
     const serving = new Set<string>();
     const forget = new Map<string, string[]>();
+    let restart = false;
     for (const rep of reports) {
       const prev = await store.getAllocation(rep.id);
       if (!prev || prev.nodeId !== nodeId) {
@@ -513,13 +529,12 @@ export class Deployments {
         allocation: rec.id,
       });
       if ((prev.state === 'running') !== (rec.state === 'running')) serving.add(rec.deployment);
-      if (rec.desired === 'run' && isDown(rec.state)) {
-        const n = this.failures.record(rec.deployment, nodeId, now);
-        this.wake(now + restartDelay(n) + 1);
-      }
+      // the restart policy's pass decides (and wakes itself for the backoff)
+      if (rec.desired === 'run' && (isDown(rec.state) || rec.state === 'unhealthy')) restart = true;
     }
     for (const [name, ids] of forget) await this.forget(name, ids);
     for (const name of serving) this.deps.servingChanged(name);
+    if (restart) this.kick();
     return [...serving];
   }
 

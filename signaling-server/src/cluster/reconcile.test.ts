@@ -113,6 +113,31 @@ describe('reconcile', () => {
     expect(r.events[0]).toMatchObject({ kind: 'moved' });
   });
 
+  it('restarts a replica unhealthy for longer than three health intervals, with the reason', () => {
+    // spec(): health every 5 s, so the grace is 15 s
+    const young = alloc('n1', { state: 'unhealthy', since: NOW - 14_000, reason: 'HTTP 404' });
+    const wait = run([node('n1')], [young]);
+    expect(wait.place).toEqual([]);
+    expect(wait.nextRestartInMs).toBe(1000);
+    // past the grace: a failure like any other, restarted after its backoff (1 s)
+    const old = alloc('n1', { state: 'unhealthy', since: NOW - 16_000, reason: 'HTTP 404' });
+    const r = run([node('n1')], [old]);
+    expect(r.stop).toEqual([old.id]);
+    expect(r.place.map((p) => p.nodeId)).toEqual(['n1']);
+    expect(r.notes[0]).toMatchObject({
+      why: 'restarted',
+      replaces: old.id,
+      cause: 'it was unhealthy for 16 s (HTTP 404)',
+    });
+    // after earlier failures on the node it moves
+    const moved = run([node('n1'), node('n2')], [old], { failuresOn: () => 2 });
+    expect(moved.place.map((p) => p.nodeId)).toEqual(['n2']);
+    expect(moved.events[0]).toMatchObject({ kind: 'moved', allocation: old.id });
+    expect(moved.events[0]!.message).toContain('unhealthy for 16 s');
+    // restart: never leaves it unhealthy (only unrouted)
+    expect(run([node('n1')], [old], { spec: spec({ restart: 'never' }) }).place).toEqual([]);
+  });
+
   it('replaces every replica of an older spec', () => {
     const a = alloc('n1');
     const r = run([node('n1')], [a], { replace: new Set([a.id]) });

@@ -16,7 +16,7 @@ import {
 import type { DeploymentSpec, NodeResources, ReplicaResources } from '@peerway/protocol';
 import { shortIdOf } from '@peerway/protocol/node';
 import type { AllocationRecord } from '../store/store';
-import { decideRestart, isDown } from './restart';
+import { decideRestart, isDown, movedEvent, unhealthyGraceMs } from './restart';
 
 /** A stopped replica whose agent never said it is gone is forgotten after this long. */
 export const STOP_FORGET_MS = 2 * 60_000;
@@ -44,9 +44,12 @@ export interface ReconcileInput {
   now: number;
   /** This deployment's allocations that run an older spec: each is replaced. */
   replace?: ReadonlySet<string>;
-  /** Failures of this deployment on the node within the failure window (this instance's count). */
+  /**
+   * Earlier failures of this deployment on the node within the failure
+   * window (the store's `restarted` and `moved` events: `failureCounts`).
+   */
   failuresOn(nodeId: string): number;
-  /** The exit code an agent reported for the allocation, if this instance heard it. */
+  /** The exit code an agent reported for the allocation, if known. */
   exitCode(allocation: string): number | undefined;
 }
 
@@ -58,6 +61,8 @@ export interface PlaceNote {
   shortId: string;
   replaces: string | null;
   why: PlaceWhy;
+  /** For a restart: what was wrong with the replica it replaces, in words (null: it was down). */
+  cause?: string | null;
 }
 
 export interface ReconcileEvent {
@@ -119,24 +124,41 @@ export function reconcile(input: ReconcileInput): Reconciliation {
     if (!n || !n.online || now - a.since > STOP_FORGET_MS) remove.push(a.id);
   }
 
-  // The restart policy, for replicas that are down.
+  // The restart policy, for replicas that are down or unhealthy past the grace.
   const move = new Set<string>();
+  const cause = new Map<string, string>();
   const restartHere: AllocationRecord[] = [];
   let nextRestartInMs: number | null = null;
+  const soon = (ms: number) => (nextRestartInMs = Math.min(nextRestartInMs ?? Infinity, ms));
+  const graceMs = unhealthyGraceMs(spec);
   for (const a of own) {
-    if (a.desired !== 'run' || !isDown(a.state) || replace.has(a.id)) continue;
+    if (a.desired !== 'run' || replace.has(a.id)) continue;
+    if (!isDown(a.state) && a.state !== 'unhealthy') continue;
     if (!nodeById.get(a.nodeId)?.online) continue; // lost or not: presence decides first
+    let failedAt = a.since;
+    if (a.state === 'unhealthy') {
+      failedAt = a.since + graceMs;
+      if (spec.restart === 'never') continue;
+      if (now < failedAt) {
+        soon(failedAt - now);
+        continue;
+      }
+      cause.set(
+        a.id,
+        `it was unhealthy for ${Math.round((now - a.since) / 1000)} s${a.reason ? ` (${a.reason})` : ''}`,
+      );
+    }
     const d = decideRestart({
       policy: spec.restart,
-      state: a.state,
+      state: a.state === 'unhealthy' ? 'failed' : a.state,
       exitCode: input.exitCode(a.id),
-      failuresOnNode: Math.max(1, a.failures, input.failuresOn(a.nodeId)),
+      failuresOnNode: input.failuresOn(a.nodeId) + Math.max(1, a.failures),
     });
     if (d.action === 'move') move.add(a.id);
     else if (d.action === 'restart') {
-      const due = a.since + d.afterMs;
+      const due = failedAt + d.afterMs;
       if (now >= due) restartHere.push(a);
-      else nextRestartInMs = Math.min(nextRestartInMs ?? Infinity, due - now);
+      else soon(due - now);
     }
   }
 
@@ -193,11 +215,12 @@ export function reconcile(input: ReconcileInput): Reconciliation {
     } else {
       stop.push(s.allocation);
       events.push({
-        kind: s.reason === 'failed' ? 'moved' : 'stopped',
-        message:
-          s.reason === 'failed'
-            ? `replica ${s.allocation} failed repeatedly on node ${s.shortId}: it moves to another node`
-            : `replica ${s.allocation} on node ${s.shortId} stops: ${s.message}`,
+        ...(s.reason === 'failed'
+          ? movedEvent(s.allocation, s.shortId, cause.get(s.allocation) ?? null)
+          : {
+              kind: 'stopped',
+              message: `replica ${s.allocation} on node ${s.shortId} stops: ${s.message}`,
+            }),
         allocation: s.allocation,
       });
     }
@@ -213,7 +236,13 @@ export function reconcile(input: ReconcileInput): Reconciliation {
     if (stoppedByPlan.has(a.id)) continue;
     stop.push(a.id);
     place.push({ nodeId: a.nodeId, resources: a.resources });
-    notes.push({ nodeId: a.nodeId, shortId: short(a.nodeId), replaces: a.id, why: 'restarted' });
+    notes.push({
+      nodeId: a.nodeId,
+      shortId: short(a.nodeId),
+      replaces: a.id,
+      why: 'restarted',
+      cause: cause.get(a.id) ?? null,
+    });
   }
   for (const a of own) {
     if (!replace.has(a.id) || a.desired !== 'run') continue;

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
   FAILURE_WINDOW_MS,
-  FailureCounter,
   MOVE_AFTER_FAILURES,
   RESTART_MAX_DELAY_MS,
   decideRestart,
+  exitCodeIn,
+  failureCounts,
+  movedEvent,
   restartDelay,
+  restartedEvent,
+  unhealthyGraceMs,
 } from './restart';
 
 describe('restart policy', () => {
@@ -30,14 +34,33 @@ describe('restart policy', () => {
     ).toBe('move');
   });
 
-  it('counts failures per deployment and node within the window', () => {
-    const c = new FailureCounter();
-    expect(c.record('web', 'n1', 0)).toBe(1);
-    expect(c.record('web', 'n1', 1000)).toBe(2);
-    expect(c.record('web', 'n2', 1000)).toBe(1);
-    expect(c.count('api', 'n1', 1000)).toBe(0);
-    expect(c.count('web', 'n1', FAILURE_WINDOW_MS + 500)).toBe(1);
-    c.forget('web');
-    expect(c.count('web', 'n1', 1000)).toBe(0);
+  it('counts failures per node from the restarted and moved events within the window', () => {
+    const now = 10 * FAILURE_WINDOW_MS;
+    const at = (ago: number, e: { kind: string; message: string }) => ({ at: now - ago, ...e });
+    const counts = failureCounts(
+      [
+        at(FAILURE_WINDOW_MS + 1, restartedEvent('a0', '4f2a8b', 'a1', null)),
+        at(5000, restartedEvent('a1', '4f2a8b', 'a2', null)),
+        at(
+          3000,
+          restartedEvent('a2', '4f2a8b', 'a3', 'it was unhealthy for 3 s (GET /healthz: HTTP 404)'),
+        ),
+        at(1000, movedEvent('a3', '4f2a8b', 'it was unhealthy for 3 s (on node x: y)')),
+        at(900, restartedEvent('b1', 'c0ffee', 'b2', null)),
+        at(800, { kind: 'exited', message: 'replica b2 on node c0ffee is exited' }),
+        at(700, { kind: 'placed', message: 'replica b3 placed on node 4f2a8b' }),
+      ],
+      now,
+    );
+    expect(Object.fromEntries(counts)).toEqual({ '4f2a8b': 3, c0ffee: 1 });
+  });
+
+  it('waits three health intervals on an unhealthy replica, and reads exit codes from reasons', () => {
+    expect(unhealthyGraceMs({ health: { path: '/healthz', intervalS: 5, timeoutS: 2 } })).toBe(
+      15_000,
+    );
+    expect(exitCodeIn('the container exited with code 3; its last output: boom')).toBe(3);
+    expect(exitCodeIn('the container exited')).toBeUndefined();
+    expect(exitCodeIn(null)).toBeUndefined();
   });
 });

@@ -9,8 +9,16 @@
  * MOVE_AFTER_FAILURES failures on one node within FAILURE_WINDOW_MS the
  * replica moves: the scheduler places it elsewhere and avoids that node
  * where another fits (Nomad's reschedule penalty).
+ *
+ * A replica that stays `unhealthy` (its agent's health check failed several
+ * times in a row) for UNHEALTHY_RESTART_PROBES more intervals is a failure
+ * too: restarted with the same backoff, moved after the same count.
+ *
+ * The failure counts come from the store, so every server instance, and a
+ * restarted one, counts the same: each failure the policy acted on left a
+ * `restarted` or `moved` event naming its node (`failureCounts`).
  */
-import type { ReplicaState, RestartPolicy } from '@peerway/protocol';
+import type { DeploymentSpec, ReplicaState, RestartPolicy } from '@peerway/protocol';
 
 /** The wait before the first restart on a node; it doubles with each further failure there. */
 export const RESTART_BASE_DELAY_MS = 1000;
@@ -20,6 +28,13 @@ export const RESTART_MAX_DELAY_MS = 60_000;
 export const MOVE_AFTER_FAILURES = 3;
 /** Failures older than this are forgotten: a replica that ran fine for so long starts afresh. */
 export const FAILURE_WINDOW_MS = 10 * 60_000;
+/** Health-check intervals a replica may stay `unhealthy` before it counts as failed. */
+export const UNHEALTHY_RESTART_PROBES = 3;
+
+/** How long a replica of `spec` may stay unhealthy before the restart policy acts on it. */
+export function unhealthyGraceMs(spec: Pick<DeploymentSpec, 'health'>): number {
+  return UNHEALTHY_RESTART_PROBES * spec.health.intervalS * 1000;
+}
 
 export type RestartDecision =
   /** The replica stays as it is (the policy says so); `why` in words. */
@@ -62,34 +77,49 @@ export function decideRestart(f: {
   return { action: 'restart', afterMs: restartDelay(f.failuresOnNode) };
 }
 
+/** The event of a restart on the node: `failureCounts` reads its node back from it. */
+export function restartedEvent(old: string, shortId: string, next: string, cause: string | null) {
+  return {
+    kind: 'restarted',
+    message: `replica ${old} restarted on node ${shortId} as ${next}${cause ? `: ${cause}` : ''}`,
+  };
+}
+
+/** The event of a move off a node after repeated failures there. */
+export function movedEvent(id: string, shortId: string, cause: string | null) {
+  return {
+    kind: 'moved',
+    message: `replica ${id} failed repeatedly on node ${shortId}${cause ? ` (the last time ${cause})` : ''}: it moves to another node`,
+  };
+}
+
+const FAILURE_NODE: Record<string, RegExp> = {
+  restarted: /^replica \S+ restarted on node (\S+) as /,
+  moved: /^replica \S+ failed repeatedly on node ([^\s:]+)/,
+};
+
 /**
- * Failures per deployment and node, within FAILURE_WINDOW_MS: what
- * `decideRestart` counts. Kept by the instance that hears the reports; an
- * instance that never heard them counts what the store says of the replica.
+ * Failures the restart policy acted on, per node short ID, within
+ * FAILURE_WINDOW_MS before `now`: one per `restarted` or `moved` event (of
+ * one deployment, as the store keeps them). The failure being decided now
+ * is not among them.
  */
-export class FailureCounter {
-  private readonly at = new Map<string, number[]>();
-
-  private key(deployment: string, nodeId: string): string {
-    return `${deployment}\u0000${nodeId}`;
+export function failureCounts(
+  events: readonly { at: number; kind: string; message: string }[],
+  now: number,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of events) {
+    const re = FAILURE_NODE[e.kind];
+    if (!re || now - e.at >= FAILURE_WINDOW_MS) continue;
+    const node = re.exec(e.message)?.[1];
+    if (node) out.set(node, (out.get(node) ?? 0) + 1);
   }
+  return out;
+}
 
-  /** One failure at `now`; returns how many there are now within the window. */
-  record(deployment: string, nodeId: string, now: number): number {
-    const k = this.key(deployment, nodeId);
-    const list = (this.at.get(k) ?? []).filter((t) => now - t < FAILURE_WINDOW_MS);
-    list.push(now);
-    this.at.set(k, list);
-    return list.length;
-  }
-
-  count(deployment: string, nodeId: string, now: number): number {
-    const list = this.at.get(this.key(deployment, nodeId)) ?? [];
-    return list.filter((t) => now - t < FAILURE_WINDOW_MS).length;
-  }
-
-  /** Forgets a deployment (deleted). */
-  forget(deployment: string): void {
-    for (const k of this.at.keys()) if (k.startsWith(`${deployment}\u0000`)) this.at.delete(k);
-  }
+/** The exit code in an agent's reason ("the container exited with code 3"), if it says one. */
+export function exitCodeIn(reason: string | null): number | undefined {
+  const m = reason ? /exited with code (\d+)/.exec(reason) : null;
+  return m ? Number(m[1]) : undefined;
 }
