@@ -68,6 +68,20 @@ export interface AgentOptions {
   onAllocations?: (allocations: AllocationAssignment[]) => void;
   /** A job lease or cancel for this node as a worker (`run --jobs`). */
   onJobMessage?: (m: Extract<ServerToAgent, { type: 'job-lease' | 'job-cancel' }>) => void;
+  /**
+   * The node as a worker (`run --jobs`, see ./jobs): told of each welcome
+   * and each dropped connection, given every lease and cancel. Without it
+   * (and without onJobMessage) a lease is refused: the node takes no jobs.
+   */
+  jobs?: AgentJobs;
+}
+
+/** What the agent needs of its jobs worker (./jobs/worker.ts). */
+export interface AgentJobs {
+  connected(): Promise<void> | void;
+  disconnected(): void;
+  message(m: Extract<ServerToAgent, { type: 'job-lease' | 'job-cancel' }>): void;
+  stop(): void;
 }
 
 /** A deployment this node serves: one of its replicas runs healthy here (see ./deploy). */
@@ -150,7 +164,10 @@ export class Agent {
         o.onRemoved?.();
       },
       onState: (s, d) => o.log.info({ state: s, detail: d }, 'server connection'),
-      ...(o.onConnection ? { onEvent: o.onConnection } : {}),
+      onEvent: (e) => {
+        if (e.state === 'down') o.jobs?.disconnected();
+        o.onConnection?.(e);
+      },
       log: o.log.child({ module: 'connection' }),
     });
   }
@@ -251,6 +268,7 @@ export class Agent {
   }
 
   stop(): void {
+    this.o.jobs?.stop();
     this.conn.stop();
     this.health.stop();
     for (const s of [...this.sessions.values()]) this.endSession(s, 'agent stopping', false);
@@ -268,6 +286,7 @@ export class Agent {
         if (this.draining) this.conn.send({ type: 'drain', draining: true });
         this.o.onWelcome?.(m);
         this.o.onServices?.(m.services);
+        void this.o.jobs?.connected();
         return;
       case 'services-ack':
         this.o.onServices?.(m.services);
@@ -311,7 +330,16 @@ export class Agent {
       case 'job-lease':
       case 'job-cancel':
         // jobs: work for this node as a worker (src/jobs/)
-        this.o.onJobMessage?.(m);
+        if (this.o.jobs) this.o.jobs.message(m);
+        else if (this.o.onJobMessage) this.o.onJobMessage(m);
+        else if (m.type === 'job-lease')
+          this.conn.send({
+            type: 'job-failed',
+            id: m.id,
+            attempt: m.attempt,
+            error: 'this node takes no jobs (it runs without --jobs)',
+            retryable: true,
+          });
         return;
       default: {
         const never: never = m;
