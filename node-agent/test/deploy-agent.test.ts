@@ -6,7 +6,8 @@
  * from scratch. A deployment is assigned, pulled, run, reported and served
  * through the tunnel; removed from the set, it is stopped; an image from a
  * registry the owner did not allow fails with the hint; a restarted agent
- * adopts its container instead of starting another. Every container
+ * adopts its container instead of starting another; a replica whose health
+ * check keeps failing is restarted by the server in a new container. Every container
  * carries `peerway.test=<run id>`, and exactly those are removed at the end.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import Dockerode from 'dockerode';
 import { connectTunnel } from '@peerway/node-agent/client';
 import type { PeerwayServer } from '@peerway/signaling-server';
 import { TestRegistry, WEB_PORT } from '../../e2e/support/registry';
-import { TEST_LABEL, startTestEngine } from '../../e2e/support/podman';
+import { TEST_LABEL, podman, startTestEngine } from '../../e2e/support/podman';
 import { DockerRuntime, type ContainerRecord, type PodmanService } from '../src/runtime';
 import { Fixture, readAll, type AgentProcess } from './helpers';
 import { until as untilTruthy } from '../../signaling-server/test/cluster-fixtures';
@@ -64,6 +65,9 @@ function spec(name: string, more: Record<string, unknown> = {}) {
     ...more,
   };
 }
+
+/** The patience of the steps of the unhealthy-restart test, which waits on several rounds of probes. */
+const SLOW_MS = 90_000;
 
 const uniqueName = () => `d${runId.slice(1)}-${++names}`;
 
@@ -228,4 +232,50 @@ describe('deployments on a real agent', () => {
     await until(async () => (await containersOf(name)).length === 0, 'the container removed');
     await agent.kill();
   });
+
+  it(
+    'a replica that stays unhealthy is restarted on its node in a new container, the reason in the events',
+    async () => {
+      const agent = await startAgent();
+      const node = /as node ([0-9a-f]{6})/.exec(agent.stdout)![1]!;
+      const name = uniqueName();
+      expect((await api('POST', '/api/deployments', spec(name))).status).toBe(201);
+      const before = (await replicaIn(name, 'running', SLOW_MS)).replicas[0];
+      const [c] = await containersOf(name);
+      // its health file gone: GET /healthz answers 404 from now on
+      await podman(['exec', c!.id, '/bin/busybox', 'rm', '/www/healthz']);
+      await replicaIn(name, 'unhealthy', SLOW_MS);
+      // unhealthy for 3 intervals (3 s), then restarted after its backoff (1 s)
+      const d = await until(
+        async () => {
+          const j = (await api('GET', `/api/deployments/${name}`)).json;
+          const r = j.replicas?.find((x: any) => x.desired === 'run' && x.state === 'running');
+          return r && r.id !== before.id && { j, r };
+        },
+        'a new replica running',
+        SLOW_MS,
+      );
+      expect(d.r.node).toBe(node);
+      const restarted = d.j.events.find((e: any) => e.kind === 'restarted');
+      expect(restarted.message).toContain(
+        `replica ${before.id} restarted on node ${node} as ${d.r.id}`,
+      );
+      expect(restarted.message).toMatch(
+        /unhealthy for \d+ s \(GET \/healthz failed 3 times in a row .*HTTP 404/,
+      );
+      // the old container goes, the new one runs the image afresh (its /healthz is there)
+      await until(async () => {
+        const now = await containersOf(name);
+        return (
+          now.length === 1 &&
+          now[0]!.id !== c!.id &&
+          now[0]!.labels['peerway.allocation'] === d.r.id
+        );
+      }, 'only the new container');
+      expect((await api('DELETE', `/api/deployments/${name}`)).status).toBe(200);
+      await until(async () => (await containersOf(name)).length === 0, 'the container removed');
+      await agent.kill();
+    },
+    4 * SLOW_MS,
+  );
 });
