@@ -1,7 +1,8 @@
 /**
  * `peerway`: a cluster owner's command line against the server's API —
  * `login`, `nodes`, `deploy FILE [--dry-run]`, `deployments`, `deployment
- * NAME`, `undeploy NAME`; each takes `--json` (the API's answer as it is).
+ * NAME`, `undeploy NAME`, and `jobs` (submit, list, show, cancel, retry:
+ * ./jobs.ts); each takes `--json` (the API's answer as it is).
  * The server and token come from `peerway login` (saved in
  * $PEERWAY_HOME/cli.json, mode 0600), or PEERWAY_SERVER and PEERWAY_TOKEN.
  * Its own package (@peerway/cli): a laptop that deploys needs none of the
@@ -13,6 +14,7 @@ import { extname, join } from 'node:path';
 import { PeerwayError, formatBytes, formatCpu, parseServerUrl } from '@peerway/protocol';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
+import { jobsCommand } from './jobs';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 /** Where `login` keeps the server and token: the agent's home (PEERWAY_HOME, ~/.peerway). */
@@ -129,7 +131,7 @@ interface DeploymentJson {
 }
 
 const program = new Command('peerway')
-  .description('Deploy containers to your Peerway nodes and see what runs where')
+  .description('Deploy containers and submit jobs to your Peerway nodes, and see what runs where')
   .version(VERSION, '-V, --version', 'print the version')
   .addHelpText(
     'after',
@@ -337,6 +339,17 @@ program
     const { json } = await api('DELETE', `/api/deployments/${encodeURIComponent(name)}`);
     print(opts, json, () => [`Deleted ${name}: its nodes stop its containers.`]);
   });
+
+program.addCommand(
+  jobsCommand({
+    api,
+    login,
+    error: (m) => new CliError(m),
+    print,
+    table,
+    out: (t) => console.log(t),
+  }),
+);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   // our own refusals and the protocol's (a bad URL) are said in words; anything else is a bug
