@@ -81,6 +81,24 @@ function serverOptions(cmd: Command): Command {
         '--allowed-host <name>',
         "another Host name the gateway answers on, repeatable (PEERWAY_ALLOWED_HOSTS); the public URL's host and loopback always are, other names get 421",
       ).argParser(collect),
+    )
+    .addOption(
+      new Option(
+        '--job-lease <duration>',
+        "a job's lease lapses this long after its worker's last heartbeat, and the job goes back to the queue (PEERWAY_JOB_LEASE; default 30s)",
+      ),
+    )
+    .addOption(
+      new Option(
+        '--job-files-dir <dir>',
+        "where jobs' files are kept (PEERWAY_JOB_FILES_DIR; default <data-dir>/job-files)",
+      ),
+    )
+    .addOption(
+      new Option(
+        '--job-files-max <size>',
+        "what one job's files may take together, e.g. 256MiB (the default) (PEERWAY_JOB_FILES_MAX)",
+      ),
     );
 }
 
@@ -151,6 +169,9 @@ function config(opts: Record<string, unknown>) {
     openSignup: opts.openSignup as boolean | undefined,
     metricsToken: opts.metricsToken as string,
     allowedHosts: opts.allowedHost as string[],
+    jobLease: opts.jobLease as string,
+    jobFilesDir: opts.jobFilesDir as string,
+    jobFilesMax: opts.jobFilesMax as string,
   };
   const merged = { ...env } as Record<string, unknown>;
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;

@@ -11,9 +11,9 @@
  * invite or `users create`), the public URL's host may not be a service
  * origin, and only configured Host names get the gateway (./http/hosts.ts).
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { PeerwayError, isValidServiceName } from '@peerway/protocol';
+import { PeerwayError, SIZE_UNITS_HELP, isValidServiceName, parseSize } from '@peerway/protocol';
 
 export const DEFAULTS = {
   port: 8080,
@@ -26,6 +26,10 @@ export const DEFAULTS = {
   rescheduleAfterMs: 30_000,
   turnCredentialTtlS: 600,
   openSignup: false,
+  /** A job's lease lapses this long after its worker's last heartbeat. */
+  jobLeaseMs: 30_000,
+  /** What one job's files may take on disk together. */
+  jobFilesMaxBytes: 256 * 1024 ** 2,
 } as const;
 
 /** pino levels, plus `silent`. */
@@ -56,6 +60,12 @@ export interface RawServerConfig {
   /** More Host names the gateway answers on (besides the public URL's host and loopback). */
   allowedHosts?: string[] | string;
   logLevel?: string;
+  /** `--job-lease`: a duration such as 30s; a plain number is seconds. */
+  jobLease?: string | number;
+  /** `--job-files-dir`: where jobs' files are kept (default `<data dir>/job-files`). */
+  jobFilesDir?: string;
+  /** `--job-files-max`: a size such as 256MiB, per job. */
+  jobFilesMax?: string | number;
 }
 
 const list = z
@@ -135,6 +145,23 @@ const Schema = z
           .transform((h) => h.toLowerCase().replace(/^\[|\]$/g, '')),
       ),
     ),
+    jobLease: duration.optional(),
+    jobFilesDir: z.string().optional(),
+    jobFilesMax: z
+      .union([z.number(), z.string()])
+      .transform((v, ctx) => {
+        const r = parseSize(v);
+        if (!r.ok || r.value < 1) {
+          ctx.issues.push({
+            code: 'custom',
+            input: v,
+            message: `${JSON.stringify(v)} is not a size: say e.g. 256MiB (${SIZE_UNITS_HELP})`,
+          });
+          return z.NEVER;
+        }
+        return r.value;
+      })
+      .optional(),
     /** Unset: keep the logger's own default (PEERWAY_LOG_LEVEL, else info; silent under vitest). */
     logLevel: z.enum(LOG_LEVELS).optional(),
   })
@@ -151,9 +178,18 @@ const Schema = z
     path: ['heartbeatIntervalMs'],
   });
 
-export type ServerConfig = Omit<z.output<typeof Schema>, 'publicUrl' | 'rescheduleAfter'> & {
+export type ServerConfig = Omit<
+  z.output<typeof Schema>,
+  'publicUrl' | 'rescheduleAfter' | 'jobLease' | 'jobFilesDir' | 'jobFilesMax'
+> & {
   /** A node offline this long is lost and its replicas go elsewhere (`--reschedule-after`). */
   rescheduleAfterMs: number;
+  /** A job's lease lapses this long after its worker's last heartbeat (`--job-lease`). */
+  jobLeaseMs: number;
+  /** Where jobs' files are kept (`--job-files-dir`). */
+  jobFilesDir: string;
+  /** What one job's files may take together, in bytes (`--job-files-max`). */
+  jobFilesMaxBytes: number;
   /** Where browsers and agents reach this server; without a trailing slash. */
   publicUrl: string;
   /** True when publicUrl was derived from the port (it follows the actual port after listen). */
@@ -181,10 +217,13 @@ export function parseConfig(raw: RawServerConfig): ServerConfig {
       'bad_request',
       `invalid server option publicUrl: its host ${gatewayHost} is itself a service origin under the base domain ${c.baseDomain} (a service named "${service}" would be served where the gateway is): give the gateway a host outside *.${c.baseDomain} (e.g. ${c.baseDomain} itself), or another --base-domain`,
     );
-  const { rescheduleAfter, ...rest } = c;
+  const { rescheduleAfter, jobLease, jobFilesDir, jobFilesMax, ...rest } = c;
   return {
     ...rest,
     rescheduleAfterMs: rescheduleAfter ?? DEFAULTS.rescheduleAfterMs,
+    jobLeaseMs: jobLease ?? DEFAULTS.jobLeaseMs,
+    jobFilesDir: resolve(jobFilesDir ?? join(c.dataDir, 'job-files')),
+    jobFilesMaxBytes: jobFilesMax ?? DEFAULTS.jobFilesMaxBytes,
     dataDir: resolve(c.dataDir),
     publicUrl: (c.publicUrl ?? `http://localhost:${c.port}`).replace(/\/+$/, ''),
     publicUrlDerived: c.publicUrl === undefined,
@@ -221,5 +260,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RawServerConfig {
     metricsToken: env.PEERWAY_METRICS_TOKEN,
     allowedHosts: env.PEERWAY_ALLOWED_HOSTS,
     logLevel: env.PEERWAY_LOG_LEVEL,
+    jobLease: env.PEERWAY_JOB_LEASE,
+    jobFilesDir: env.PEERWAY_JOB_FILES_DIR,
+    jobFilesMax: env.PEERWAY_JOB_FILES_MAX,
   };
 }

@@ -26,6 +26,10 @@ import { TurnMonitor } from './turn/monitor';
 import { Gauge } from 'prom-client';
 import { systemClock, type Clock } from './ws/clock';
 import { startPurge } from './nodes/purge';
+import { JobBroker, jobStoreOf } from './jobs/broker';
+import { JobsApi } from './jobs/api';
+import { JobFiles } from './jobs/files';
+import { LocalJobSignals, RedisJobSignals } from './jobs/signals';
 
 const log = logger('server');
 
@@ -110,6 +114,22 @@ export async function startPeerwayServer(
   else config = { ...config, port };
 
   const clock = opts.clock;
+  // The jobs broker, when the store keeps jobs; agents' job messages go to it.
+  const jobStore = jobStoreOf(store);
+  const jobFiles = new JobFiles(config.jobFilesDir, config.jobFilesMaxBytes);
+  const jobs = jobStore
+    ? new JobBroker({
+        store: jobStore,
+        clock: opts.clock ?? systemClock,
+        log: logger('jobs'),
+        signals: config.redisUrl
+          ? new RedisJobSignals(config.redisUrl, logger('jobs'))
+          : new LocalJobSignals(),
+        files: jobFiles,
+        leaseMs: config.jobLeaseMs,
+        publicUrl: config.publicUrl,
+      })
+    : null;
   const auth = new Auth(store, keys, config, {
     ...(clock ? { now: () => clock.now() } : {}),
     ...(opts.signinLimits ? { signinLimits: opts.signinLimits } : {}),
@@ -135,8 +155,13 @@ export async function startPeerwayServer(
     hostAllowed: knownHostCheck(config),
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    ...(jobs ? { jobs } : {}),
   });
   await signaling.ready;
+  if (jobs) {
+    await jobs.start();
+    jobs.registerMetrics(signaling.metrics.registry);
+  }
   // Rows from keys nobody claimed, and expired one-time values, do not pile up.
   const stopPurge = startPurge({
     store,
@@ -170,6 +195,16 @@ export async function startPeerwayServer(
     onNodeRemoved: (id) => signaling.onNodeRemoved(id),
     onServiceChanged: (name) => signaling.onServiceChanged(name),
     deployments: signaling.deployments,
+    ...(jobs && jobStore
+      ? {
+          jobs: {
+            broker: jobs,
+            api: new JobsApi(jobStore, jobs, opts.clock ?? systemClock),
+            store: jobStore,
+            files: jobFiles,
+          },
+        }
+      : {}),
     adminStats: async () => {
       const st = signaling.stats();
       return { ...st, turn: { ...st.turn, ...(await turn.status()) } };
@@ -196,6 +231,7 @@ export async function startPeerwayServer(
     close() {
       closing ??= (async () => {
         stopPurge();
+        await jobs?.stop();
         await signaling.close();
         await turn.close();
         httpServer.closeAllConnections();

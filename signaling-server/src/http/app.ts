@@ -27,6 +27,12 @@ import { metricsRoutes } from './routes/metrics';
 import { nodeRoutes } from './routes/nodes';
 import { serviceRoutes } from './routes/services';
 import { tokenRoutes } from './routes/tokens';
+import { jobRoutes, parsesOwnBody } from './routes/jobs';
+import { jobGrantRoutes } from './routes/job-grants';
+import type { JobBroker } from '../jobs/broker';
+import type { JobsApi } from '../jobs/api';
+import type { JobFiles } from '../jobs/files';
+import type { JobStore } from '../store/jobs';
 
 export type { PresenceView } from './views';
 
@@ -56,6 +62,13 @@ export interface HttpDeps {
   onServiceChanged?(name: string): void;
   /** The cluster's server side (ws/index.ts makes it); without it, no deployment routes. */
   deployments?: Deployments;
+  /** The jobs broker and API (../jobs/); without them, no job routes. */
+  jobs?: {
+    broker: JobBroker;
+    api: JobsApi;
+    store: JobStore & Store;
+    files: JobFiles;
+  };
   /** Extra read-only figures for the admin view. */
   adminStats(): unknown;
 }
@@ -85,7 +98,11 @@ export function createApp(deps: HttpDeps): express.Express {
     res.setHeader('X-Frame-Options', 'DENY');
     next();
   });
-  app.use(express.json({ limit: '64kb' }));
+  // The jobs routes read their own (larger) bodies: ./routes/jobs.ts.
+  const json = express.json({ limit: '64kb' });
+  app.use((req: Request, res: Response, next: NextFunction) =>
+    parsesOwnBody(req) ? next() : json(req, res, next),
+  );
   // Who is calling (req.user): bearer first, then the session cookie.
   app.use(identifyCaller(auth, session));
 
@@ -114,6 +131,15 @@ export function createApp(deps: HttpDeps): express.Express {
     eventRoutes({ views, adminStats }),
     adminRoutes({ store, views, presence, adminStats }),
     ...(deps.deployments ? [deploymentRoutes({ deployments: deps.deployments })] : []),
+    ...(deps.jobs
+      ? [
+          jobRoutes(deps.jobs),
+          jobGrantRoutes({
+            store: deps.jobs.store,
+            grantsChanged: (id) => deps.jobs!.broker.grantsChanged(id),
+          }),
+        ]
+      : []),
   ];
   for (const mount of routes) mount(app);
 

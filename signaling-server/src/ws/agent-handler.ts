@@ -2,7 +2,7 @@
  * One agent connection: challenge → auth (signed proof) → welcome, then
  * heartbeats, service announcements, its half of session signaling, and the
  * cluster's messages (its resources, its replicas' states; its desired set
- * of replicas sent to it).
+ * of replicas sent to it), and its job messages, which go to the jobs broker.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -23,6 +23,7 @@ import { CloseCode } from './peer';
 import type { Broker, LocalAgent } from './broker';
 import type { SignalingContext } from './context';
 import { serviceOrigin } from '../web/service-origin';
+import type { JobAgentMessage } from '../jobs/broker';
 
 /** How long an agent has to answer the challenge. */
 export const AUTH_TIMEOUT_MS = 10_000;
@@ -41,6 +42,11 @@ export interface AgentDeployments {
   assignments(nodeId: string): Promise<AllocationAssignment[]>;
   /** null when `service` is no deployment, else whether the node runs a healthy replica of it. */
   mayServe(nodeId: string, service: string): Promise<boolean | null>;
+}
+
+/** What an agent connection asks of the jobs broker: it takes every job message. */
+export interface AgentJobs {
+  agentMessage(conn: AgentConnection, m: JobAgentMessage): Promise<void>;
 }
 
 /** This instance's table of authenticated agents (it tells the cluster of them). */
@@ -84,6 +90,8 @@ export class AgentConnection implements LocalAgent {
     private readonly broker: Pick<Broker, 'fromAgent'>,
     private readonly registry: AgentRegistry,
     private readonly deployments: AgentDeployments,
+    /** The jobs broker (jobs/broker.ts); without it the job messages are refused. */
+    private readonly jobs?: AgentJobs,
   ) {}
 
   start(): void {
@@ -146,8 +154,12 @@ export class AgentConnection implements LocalAgent {
       case 'job-started':
       case 'job-progress':
       case 'job-result':
-      case 'job-failed':
-        throw new PeerwayError('bad_message', 'this server does not take jobs yet');
+      case 'job-failed': {
+        const jobs = this.jobs;
+        if (!jobs) throw new PeerwayError('bad_message', 'this server does not take jobs');
+        // In order: a pull right after `worker` finds the worker registered.
+        return this.inOrder(() => jobs.agentMessage(this, m));
+      }
       default: {
         const never: never = m;
         throw new PeerwayError('bad_message', `unhandled ${(never as { type: string }).type}`);

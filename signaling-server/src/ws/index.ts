@@ -21,7 +21,7 @@ import {
 } from '@peerway/protocol';
 import type { Store, User } from '../store/store';
 import type { Logger } from '../logger';
-import { AgentConnection, type AgentRegistry } from './agent-handler';
+import { AgentConnection, type AgentJobs, type AgentRegistry } from './agent-handler';
 import { Broker, type ClientPeer } from './broker';
 import { systemClock, type Clock } from './clock';
 import type { SignalingConfig, SignalingContext } from './context';
@@ -54,6 +54,8 @@ export interface SignalingDeps {
    * allow-list, against DNS rebinding); without it every Host is taken.
    */
   hostAllowed?(host: string | undefined): boolean;
+  /** The jobs broker agents' job messages go to; without it they are refused. */
+  jobs?: AgentJobs;
 }
 
 /** Unanswered ws pings in a row after which a socket counts as dead (one per ping interval). */
@@ -304,7 +306,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
           },
           clock,
         );
-        new AgentConnection(peer, ctx, broker, registry, deployments).start();
+        new AgentConnection(peer, ctx, broker, registry, deployments, deps.jobs).start();
       } else {
         const peer: ClientPeer = new Peer<ClientToServer, ServerToClient>(
           ws,
