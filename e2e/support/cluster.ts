@@ -201,8 +201,10 @@ export async function startDeployNode(
   registry: TestRegistry,
   name: string,
   extraArgs: string[] = [],
+  /** An earlier node's PEERWAY_HOME: the same node (identity) starts again. */
+  home?: string,
 ): Promise<DeployNode> {
-  const p = await stack.agent(token, [], undefined, [
+  const p = await stack.agent(token, [], home, [
     '--name',
     name,
     '--deployments',
@@ -212,8 +214,9 @@ export async function startDeployNode(
     `${TEST_LABEL}=${registry.runId}`,
     ...extraArgs,
   ]);
-  const shortId = (await p.waitFor(/as node ([0-9a-f]{6})/))[1]!;
-  await p.waitFor(/Connected to/);
+  // generous: on a loaded machine an agent's start (tsx, Podman's API service) can take tens of seconds
+  const shortId = (await p.waitFor(/as node ([0-9a-f]{6})/, 120_000))[1]!;
+  await p.waitFor(/Connected to/, 120_000);
   return Object.assign(p, { name, shortId });
 }
 
