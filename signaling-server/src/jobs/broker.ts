@@ -269,12 +269,15 @@ export class JobBroker {
     this.remote.delete(link.nodeId);
     if (!this.watched.has(link)) {
       this.watched.add(link);
-      // Its leases stay until they lapse: an agent that reconnects in time
-      // (here or through another instance) keeps them with its heartbeats.
+      // The agent aborts what it runs when its connection drops, so the
+      // attempts leased through this connection end now, as lost, and their
+      // jobs go back at once (a lease the broker lost track of still lapses).
       link.peer.ws.once('close', () => {
-        if (this.workers.get(link.nodeId)?.link !== link) return;
+        const gone = this.workers.get(link.nodeId);
+        if (gone?.link !== link) return;
         this.workers.delete(link.nodeId);
         this.deps.signals.publish({ t: 'worker-gone', nodeId: link.nodeId });
+        void this.loseAll(gone);
       });
     }
     this.deps.signals.publish({ t: 'worker', info: this.info(w) });
@@ -286,6 +289,25 @@ export class JobBroker {
       },
       'worker registered',
     );
+  }
+
+  private async loseAll(w: LocalWorker): Promise<void> {
+    const now = this.deps.clock.now();
+    for (const [id, attempt] of [...w.held]) {
+      try {
+        const job = await this.deps.store.getJob(id);
+        if (job && job.leaseNodeId === w.link.nodeId)
+          await this.finish(job, attempt, {
+            outcome: 'lost',
+            error: "the worker's connection closed while it held the job",
+            retryable: true,
+            retryAt: now,
+          });
+      } catch (err) {
+        this.deps.log.warn({ err, job: id }, 'could not end the attempt of a closed worker');
+      }
+    }
+    w.held.clear();
   }
 
   private withdraw(link: WorkerLink): void {
