@@ -55,6 +55,7 @@ import {
   specFromStore,
   specToStore,
 } from './checks';
+import { JOBS_MIGRATION, SqliteJobStore } from './jobs-sqlite';
 
 /** Versioned migrations; each runs once, in order, in a transaction. */
 const MIGRATIONS: string[] = [
@@ -113,6 +114,8 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (node_id, user_id));
    CREATE INDEX deploy_grants_user ON deploy_grants(user_id);
    ALTER TABLE nodes ADD COLUMN resources TEXT;`,
+  // 4: jobs, their attempts and files, job grants
+  JOBS_MIGRATION,
 ];
 
 interface UserRow {
@@ -228,16 +231,17 @@ const toService = (r: ServiceRow): ServiceRecord => ({
   createdAt: r.created_at,
 });
 
-export class SqliteStore implements Store {
-  private readonly db: Database.Database;
+function openDatabase(dataDir: string | ':memory:'): Database.Database {
+  if (dataDir === ':memory:') return new Database(':memory:');
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return new Database(join(dataDir, 'peerway.db'));
+}
 
+/** The jobs methods come from SqliteJobStore (./jobs-sqlite.ts). */
+export class SqliteStore extends SqliteJobStore implements Store {
   /** Opens (creating) `<dataDir>/peerway.db`; `':memory:'` for a throwaway store. */
   constructor(dataDir: string | ':memory:') {
-    if (dataDir === ':memory:') this.db = new Database(':memory:');
-    else {
-      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-      this.db = new Database(join(dataDir, 'peerway.db'));
-    }
+    super(openDatabase(dataDir));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
