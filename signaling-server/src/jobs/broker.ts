@@ -50,6 +50,11 @@ export const WORKER_BEAT_MS = 5000;
 const REMOTE_WORKER_STALE_MS = 3 * WORKER_BEAT_MS;
 /** A worker's node record (owner, grants, resources) is read again after this long. */
 const WORKER_REFRESH_MS = 5000;
+/**
+ * Idle workers woken for one waiting job. More than one, since a woken
+ * worker may take a better job than this one (then the next one gets it).
+ */
+const WAKE_PER_JOB = 2;
 /** Leases and overdue attempts handled per sweep. */
 const SWEEP_BATCH = 100;
 
@@ -130,6 +135,7 @@ export class JobBroker {
   private sweepTimer: unknown = null;
   private beatTimer: unknown = null;
   private sweeping = false;
+  private wakeTurn = 0;
 
   constructor(private readonly deps: JobBrokerDeps) {
     this.metrics = createJobMetrics(deps.store);
@@ -532,11 +538,19 @@ export class JobBroker {
       if (this.keys.size > 10_000) this.keys.clear();
       this.keys.set(key, group);
     }
-    for (const w of this.workers.values()) {
+    // A few of the idle workers that could take it, not all of them: one
+    // job woke every idle worker into a store call before (a herd with 100
+    // workers). The start rotates, so the work spreads over them.
+    const list = [...this.workers.values()];
+    const start = list.length > 0 ? this.wakeTurn++ % list.length : 0;
+    let woken = 0;
+    for (let i = 0; i < list.length && woken < WAKE_PER_JOB; i++) {
+      const w = list[(start + i) % list.length]!;
       if (w.free <= 0 || !mayRunFor(w, submitterId)) continue;
       if (unmetRequirement(group.type, group.requirements, w.profile, group.image) !== null)
         continue;
       this.pump(w);
+      woken++;
     }
   }
 
