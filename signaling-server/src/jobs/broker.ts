@@ -189,6 +189,8 @@ export class JobBroker {
             'bad_message',
             'send `worker` with your capabilities before `job-pull`',
           );
+        // Its resources may have been reported after `worker`.
+        if (w.profile.resources === null) await this.refresh(w);
         w.free = Math.max(0, Math.min(m.free, w.capabilities.concurrency - w.held.size));
         this.pump(w);
         return;
