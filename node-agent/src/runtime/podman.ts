@@ -13,6 +13,12 @@
  * cgroups). A machine whose owner wrote a containers.conf keeps its own
  * settings. Containers outlive the service (conmon supervises them), so an
  * agent that restarts finds them again.
+ *
+ * A service the agent started ends with the agent: on `stop()`, and on the
+ * process's exit however it comes (`process.exit` after SIGINT/SIGTERM, an
+ * error, the end of the program). A `kill -9` of the agent runs no code,
+ * so its service lives on; the next run finds it answering on the socket
+ * and uses it, as one it did not start (and so leaves it running).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync, statSync } from 'node:fs';
@@ -108,14 +114,26 @@ export async function startPodmanService(opts: {
   ];
   opts.log?.info({ podman, args }, 'starting podman system service');
   const child = spawn(podman, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  await listening(child, socketPath);
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  // 'exit' handlers run synchronously: a signal is all there is time for
+  const endWithUs = () => {
+    if (alive()) child.kill('SIGTERM');
+  };
+  process.once('exit', endWithUs);
+  try {
+    await listening(child, socketPath);
+  } catch (err) {
+    process.off('exit', endWithUs);
+    throw err;
+  }
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', () => process.off('exit', endWithUs));
   child.stderr?.resume();
   return {
     socketPath,
     started: true,
     stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (!alive()) return;
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
       await exited;
