@@ -75,8 +75,6 @@ async function startAgent(home?: string): Promise<AgentProcess> {
 /** How soon after the agent's exit its service must be gone. */
 const ENDS_WITHIN_MS = 4000;
 
-const gone = (pid: number, what: string) => until(() => !running(pid), what, 20_000);
-
 describe("the agent's own Podman service", () => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`ends with the agent on ${signal}`, async () => {
