@@ -60,13 +60,13 @@ it('reads back a stored spec only if it still validates; a report that no longer
   }
 });
 
-it('moves a schema-2 database to schema 3 and keeps what it held', async () => {
+it('moves a schema-2 database to the current schema (4) and keeps what it held', async () => {
   const store = await freshStore();
   try {
     await store.upsertNode({ id: 'n1', shortId: 'aaa111', name: 'one', now: 1 });
     await store.redis.hset('pw:meta', 'schema', '2');
     await store.migrate();
-    expect(await store.redis.hget('pw:meta', 'schema')).toBe('3');
+    expect(await store.redis.hget('pw:meta', 'schema')).toBe('4');
     expect(await store.getNode('n1')).toMatchObject({ name: 'one', resources: null });
   } finally {
     await store.close();

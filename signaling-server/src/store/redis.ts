@@ -72,6 +72,7 @@ import {
   specFromStore,
   specToStore,
 } from './checks';
+import { RedisJobStore } from './jobs-redis';
 
 const P = 'pw:';
 
@@ -344,11 +345,10 @@ const toService = (h: Record<string, string>): ServiceRecord => ({
 });
 const empty = (h: Record<string, string>) => Object.keys(h).length === 0;
 
-export class RedisStore implements Store {
-  readonly redis: Redis;
-
+/** The jobs methods (schema 4) come from RedisJobStore (./jobs-redis.ts), which documents its keys. */
+export class RedisStore extends RedisJobStore implements Store {
   constructor(url: string) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+    super(new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false }));
   }
 
   async migrate(): Promise<void> {
@@ -364,6 +364,10 @@ export class RedisStore implements Store {
       // 3: deployments, allocations, events, deploy grants, node resources:
       // new keys only, nothing earlier changes shape.
       await this.redis.hset(`${P}meta`, 'schema', '3');
+    }
+    if ((await this.redis.hget(`${P}meta`, 'schema')) === '3') {
+      // 4: jobs, their queues and indexes, job grants: new keys only.
+      await this.redis.hset(`${P}meta`, 'schema', '4');
     }
   }
   async close(): Promise<void> {

@@ -10,6 +10,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import type { JobStore } from './jobs';
 import {
   PeerwayError,
   type DeploymentSpec,
@@ -232,7 +233,8 @@ export function newAllocationId(): string {
   return randomBytes(8).toString('hex');
 }
 
-export interface Store {
+/** The whole store: what is below, and the jobs part (./jobs.ts). */
+export interface Store extends JobStore {
   /** Applies pending schema migrations (versioned, idempotent). */
   migrate(): Promise<void>;
   close(): Promise<void>;
