@@ -149,12 +149,13 @@ it('two replicas on three nodes: kill -9 the node serving the page, the page goe
   const spareNode = nodes.find((n) => !firstNodes.includes(n.shortId))!.shortId;
   const dead = nodes.find((n) => n.shortId === servingNode)!;
 
+  // a reload of the shell page would show here
+  const navigations: string[] = [];
+  page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()));
   const { killedAt, removed } = await killNode(dead, runId);
   expect(removed).toBe(1);
 
-  // the page, without a reload, gets answers from a container on another node
-  const navigations: string[] = [];
-  page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()));
+  // the page gets answers from a container on another node
   const back = await until(
     async () => {
       const map = await containerNode();
