@@ -23,13 +23,14 @@ export default defineConfig({
             'scripts/**/*.test.ts',
             // the web-client modules that run in Node as they are
             'web-client/src/shell/cookies.test.ts',
+            'web-client/src/shell/early.test.ts',
             'web-client/src/sw/*.test.ts',
             'web-client/src/shim/*.test.ts',
           ],
           exclude: [
             '**/node_modules/**',
             'web-client/src/*.test.ts',
-            'web-client/src/!(sw|shim)/**/!(cookies).test.ts',
+            'web-client/src/!(sw|shim)/**/!(cookies|early).test.ts',
           ],
           environment: 'node',
         },
