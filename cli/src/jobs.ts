@@ -58,9 +58,9 @@ function orFail<T>(kit: CliKit, r: Parsed<T>): T {
 const readInput = (file: string) => readFileSync(file === '-' ? 0 : file, 'utf8');
 
 /**
- * Follows job `id` until it finishes: its state now, then each event, one
- * line each (none with `quiet`). Resolves to the job as it ended (null when
- * `timeoutMs` ran out first, with the last state seen).
+ * Follows job `id` until it finishes: its state now, then each event of its
+ * stream, one line each (none with `quiet`). Resolves to the job as it
+ * ended, or as it is when `timeoutMs` ran out first (`finished: false`).
  */
 async function follow(
   kit: CliKit,
@@ -72,10 +72,16 @@ async function follow(
   const get = async () => (await kit.api<JobView>('GET', jobPath(id))).json;
   const stop = new AbortController();
   const timer = timeoutMs !== undefined ? setTimeout(() => stop.abort(), timeoutMs) : null;
-  let last = '';
-  const say = (line: string, key: string) => {
-    if (quiet || key === last) return;
-    last = key;
+  // The stream starts with the job's state as the server read it once it
+  // subscribed, then every change: nothing falls between the GET and the
+  // stream. Its first state may repeat the GET's; a state line is printed
+  // once per attempt, and never one older than the last one printed.
+  const seen = new Set<string>();
+  let lastAt = 0;
+  const say = (line: string, key: string, at: number) => {
+    if (quiet || seen.has(key) || at < lastAt) return;
+    seen.add(key);
+    lastAt = at;
     kit.out(line);
   };
   const sayState = (j: JobView) =>
@@ -89,6 +95,7 @@ async function follow(
         ...(j.error !== undefined && j.state !== 'succeeded' ? { reason: j.error } : {}),
       }),
       `${j.state}/${j.attempts.length}`,
+      j.updatedAt,
     );
   try {
     let job = await get();
@@ -102,17 +109,13 @@ async function follow(
         if (err instanceof SseOpenError) throw kit.error(err.message);
         throw kit.error(`cannot follow ${id}: ${(err as Error).message}`);
       }
-      // what happened before the stream opened is read once more, so nothing falls between
-      job = await get();
-      sayState(job);
-      if (exitFor(job.state) !== null) break;
       let ended = false;
       for await (const raw of events) {
         const e = jobEvent(raw);
         if (!e) continue;
-        if (e.type === 'progress') say(eventLine(e), `p${JSON.stringify(e)}`);
+        if (e.type === 'progress') say(eventLine(e), `p${JSON.stringify(e)}`, e.at);
         else {
-          say(eventLine(e), `${e.state}/${e.attempt ?? 0}`);
+          say(eventLine(e), `${e.state}/${e.attempt ?? 0}`, e.at);
           if (exitFor(e.state) !== null) {
             ended = true;
             break;
