@@ -266,7 +266,7 @@ describe('kill -9 mid-deploy', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pw-kill-'));
     dirs.push(dir);
     await killLoop({ dir });
-  }, 240_000);
+  }, 480_000);
 
   it('leaves a Redis store whole, and a restart converges', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pw-kill-redis-'));
@@ -277,7 +277,7 @@ describe('kill -9 mid-deploy', () => {
     } finally {
       await redis.stop();
     }
-  }, 240_000);
+  }, 480_000);
 });
 
 it('a spec written without its service access (killed between the two writes) gets it on the next pass', async () => {
