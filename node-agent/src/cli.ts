@@ -36,6 +36,7 @@ import {
   type DeployFlags,
 } from './deploy/settings';
 import { clearRunDeploy, readRunDeploy, writeRunDeploy } from './deploy/run-settings';
+import { describeJobSettings, jobSettings, type JobFlags } from './jobs/settings';
 
 const log = pino(
   {
@@ -265,7 +266,7 @@ program
   .option('--deploy-memory <size>', 'at most this much memory for deployments (4GiB, 512MiB)')
   .option(
     '--label <key=value>',
-    'a label of this node that deployments can ask for (region=home), repeatable',
+    'a label of this node that deployments and jobs can ask for (region=home), repeatable',
     (v: string, prev: string[] = []) => [...prev, v],
   )
   .option(
@@ -276,6 +277,13 @@ program
   .option(
     '--container-label <key=value>',
     'one more label on every container this node runs, repeatable',
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
+  .option('--jobs', 'take jobs from the server (a worker); without it, none')
+  .option('--job-concurrency <n>', 'jobs run at once (default 1, or jobs.concurrency)')
+  .option(
+    '--connector <name[=value]>',
+    'a connector jobs run with, repeatable: simulation, http=SERVICE[,SERVICE], comfyui=URL, container=IMAGE[,IMAGE] (registry/name:* for any tag); without it, those in config.json',
     (v: string, prev: string[] = []) => [...prev, v],
   )
   .action(
@@ -289,7 +297,8 @@ program
         engine?: string;
         service?: string[];
         containerLabel?: string[];
-      } & DeployFlags,
+      } & DeployFlags &
+        JobFlags,
     ) => {
       const cfg = loadConfig();
       const server = needServer(cfg, opts.server);
@@ -297,6 +306,7 @@ program
       if (opts.token) checkTokenForm(opts.token);
       const services = opts.service ? opts.service.map(parseServiceFlag) : cfg.services;
       const deploy = deploySettings(cfg, opts);
+      const jobs = jobSettings(cfg, opts);
       const containerLabels = parseLabelFlags(opts.containerLabel ?? [], '--container-label');
       for (const k of Object.keys(containerLabels))
         if (['peerway.node', 'peerway.deployment', 'peerway.allocation'].includes(k))
@@ -310,10 +320,11 @@ program
         );
       const identity = loadOrCreateIdentity();
       const name = opts.name ?? cfg.name;
-      const [{ Agent }, { selectEngines }, { DeployNode }] = await Promise.all([
+      const [{ Agent }, { selectEngines }, { DeployNode }, jobsModule] = await Promise.all([
         import('./agent'),
         import('./engine'),
         import('./deploy'),
+        import('./jobs'),
       ]);
       let agent: Agent | null = null as Agent | null;
       const deployNode = await DeployNode.open({
@@ -340,6 +351,19 @@ program
             : `  ✗ ${runtimeWords}: this node refuses every replica until a container engine runs (Podman or Docker)`,
         );
       }
+      const jobsNode = jobs.enabled
+        ? await jobsModule.openJobsNode({
+            settings: jobs,
+            services,
+            serverUrl: server,
+            node: identity.shortId,
+            stateDir: homeDir(),
+            send: (m) => agent?.conn.send(m),
+            resources: () => deployNode.reporter.current,
+            log,
+          })
+        : null;
+      if (jobs.enabled) console.log(`Jobs: ${describeJobSettings(jobs)}`);
       try {
         writeRunDeploy(homeDir(), deploy, runtimeWords);
       } catch (err) {
@@ -421,6 +445,7 @@ program
             );
         },
         onAllocations: (list) => void deployNode.allocations(list),
+        ...(jobsNode ? { jobs: jobsNode } : {}),
         onWelcome: (w) => {
           void deployNode.connected();
           const away = reporter.connected();

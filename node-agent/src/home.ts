@@ -28,6 +28,7 @@ import {
   type NodeIdentity,
 } from '@peerway/protocol/node';
 import { DeployConfigShape } from './deploy/settings';
+import { JobsConfigSchema } from './jobs/settings';
 
 export function homeDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.PEERWAY_HOME ?? join(homedir(), '.peerway');
@@ -182,6 +183,8 @@ export const AgentConfigSchema = z.object({
   services: z.array(ServiceConfigSchema).max(64).default([]),
   /** Deployments: on/off, the offer's caps, labels, allowed registries (./deploy/settings). */
   ...DeployConfigShape,
+  /** Jobs: on/off, concurrency, the connectors and their settings (./jobs/settings). */
+  jobs: JobsConfigSchema,
 });
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 export type RawAgentConfig = z.input<typeof AgentConfigSchema>;

@@ -14,6 +14,10 @@ import type { Connector } from './connectors/types';
 import { ServerLeaseHttp, type LeaseHttp } from './lease-http';
 import type { JobSettings } from './settings';
 import { Worker } from './worker';
+import { ComfyUiConnector } from './connectors/comfyui';
+import { ContainerConnector } from './connectors/container';
+import { openRuntime, type OpenedRuntime } from '../runtime/podman';
+import { dockerFor } from '../runtime/podman';
 
 export * from './settings';
 export { Worker } from './worker';
@@ -22,6 +26,8 @@ export { JobError } from './errors';
 export type { Connector, JobContext, JobFile, JobOutcome } from './connectors/types';
 export { SimulationConnector } from './connectors/simulation';
 export { HttpConnector } from './connectors/http';
+export { ComfyUiConnector } from './connectors/comfyui';
+export { ContainerConnector } from './connectors/container';
 
 /** Makes what the container and comfyui connectors need, only when they are configured. */
 export interface ConnectorFactories {
@@ -73,6 +79,8 @@ export interface JobsNodeOptions {
   resources: () => NodeResources | null;
   log: Logger;
   http?: LeaseHttp;
+  /** Called once the worker stopped (closes what opening it started). */
+  onStop?: () => Promise<void> | void;
 }
 
 /** The worker side of one running agent, as the agent sees it. */
@@ -105,5 +113,59 @@ export class JobsNode implements AgentJobs {
   stop(): void {
     this.worker.stop();
     for (const c of this.o.connectors) void c.close?.();
+    void this.o.onStop?.();
   }
+}
+
+export interface OpenJobsNodeOptions {
+  settings: JobSettings;
+  services: readonly Pick<ServiceConfig, 'name' | 'target'>[];
+  serverUrl: string;
+  /** This node's short ID (the container connector's labels). */
+  node: string;
+  /** The agent's home: a Podman service of its own lives there (shared with deployments). */
+  stateDir: string;
+  send: (m: AgentToServer) => void;
+  resources: () => NodeResources | null;
+  log: Logger;
+}
+
+/**
+ * The connectors of `settings` and the worker, for `peerway-agent run
+ * --jobs`. The container connector opens the container engine (the one
+ * deployments use, or Podman's service started in the agent's home);
+ * without one it refuses to start, in words.
+ */
+export async function openJobsNode(o: OpenJobsNodeOptions): Promise<JobsNode> {
+  let opened: OpenedRuntime | null = null;
+  const connectors = await buildConnectors(o.settings, o.services, {
+    comfyui: (s) => new ComfyUiConnector({ url: s.url }),
+    container: async (s) => {
+      opened = await openRuntime({
+        stateDir: o.stateDir,
+        allowedRegistries: s.registries,
+        log: o.log.child({ module: 'runtime' }),
+      });
+      if (!opened.runtime)
+        throw new PeerwayError(
+          'bad_request',
+          `the container connector needs a container engine: ${opened.detection.ok ? 'none found' : opened.detection.reason}`,
+        );
+      return new ContainerConnector({
+        settings: s,
+        runtime: opened.runtime,
+        docker: dockerFor(opened.where),
+        node: o.node,
+      });
+    },
+  });
+  return new JobsNode({
+    settings: o.settings,
+    connectors,
+    serverUrl: o.serverUrl,
+    send: o.send,
+    resources: o.resources,
+    log: o.log,
+    onStop: () => (opened as OpenedRuntime | null)?.close(),
+  });
 }
