@@ -26,7 +26,7 @@ import { TurnMonitor } from './turn/monitor';
 import { Gauge } from 'prom-client';
 import { systemClock, type Clock } from './ws/clock';
 import { startPurge } from './nodes/purge';
-import { JobBroker, jobStoreOf } from './jobs/broker';
+import { JobBroker } from './jobs/broker';
 import { JobsApi } from './jobs/api';
 import { JobFiles } from './jobs/files';
 import { LocalJobSignals, RedisJobSignals } from './jobs/signals';
@@ -114,22 +114,19 @@ export async function startPeerwayServer(
   else config = { ...config, port };
 
   const clock = opts.clock;
-  // The jobs broker, when the store keeps jobs; agents' job messages go to it.
-  const jobStore = jobStoreOf(store);
+  // The jobs broker: agents' job messages go to it, the jobs API acts through it.
   const jobFiles = new JobFiles(config.jobFilesDir, config.jobFilesMaxBytes);
-  const jobs = jobStore
-    ? new JobBroker({
-        store: jobStore,
-        clock: opts.clock ?? systemClock,
-        log: logger('jobs'),
-        signals: config.redisUrl
-          ? new RedisJobSignals(config.redisUrl, logger('jobs'))
-          : new LocalJobSignals(),
-        files: jobFiles,
-        leaseMs: config.jobLeaseMs,
-        publicUrl: config.publicUrl,
-      })
-    : null;
+  const jobs = new JobBroker({
+    store,
+    clock: opts.clock ?? systemClock,
+    log: logger('jobs'),
+    signals: config.redisUrl
+      ? new RedisJobSignals(config.redisUrl, logger('jobs'))
+      : new LocalJobSignals(),
+    files: jobFiles,
+    leaseMs: config.jobLeaseMs,
+    publicUrl: config.publicUrl,
+  });
   const auth = new Auth(store, keys, config, {
     ...(clock ? { now: () => clock.now() } : {}),
     ...(opts.signinLimits ? { signinLimits: opts.signinLimits } : {}),
@@ -155,13 +152,11 @@ export async function startPeerwayServer(
     hostAllowed: knownHostCheck(config),
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
-    ...(jobs ? { jobs } : {}),
+    jobs,
   });
   await signaling.ready;
-  if (jobs) {
-    await jobs.start();
-    jobs.registerMetrics(signaling.metrics.registry);
-  }
+  await jobs.start();
+  jobs.registerMetrics(signaling.metrics.registry);
   // Rows from keys nobody claimed, and expired one-time values, do not pile up.
   const stopPurge = startPurge({
     store,
@@ -195,16 +190,12 @@ export async function startPeerwayServer(
     onNodeRemoved: (id) => signaling.onNodeRemoved(id),
     onServiceChanged: (name) => signaling.onServiceChanged(name),
     deployments: signaling.deployments,
-    ...(jobs && jobStore
-      ? {
-          jobs: {
-            broker: jobs,
-            api: new JobsApi(jobStore, jobs, opts.clock ?? systemClock),
-            store: jobStore,
-            files: jobFiles,
-          },
-        }
-      : {}),
+    jobs: {
+      broker: jobs,
+      api: new JobsApi(store, jobs, opts.clock ?? systemClock),
+      store,
+      files: jobFiles,
+    },
     adminStats: async () => {
       const st = signaling.stats();
       return { ...st, turn: { ...st.turn, ...(await turn.status()) } };
@@ -231,7 +222,7 @@ export async function startPeerwayServer(
     close() {
       closing ??= (async () => {
         stopPurge();
-        await jobs?.stop();
+        await jobs.stop();
         await signaling.close();
         await turn.close();
         httpServer.closeAllConnections();

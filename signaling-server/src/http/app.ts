@@ -32,7 +32,6 @@ import { jobGrantRoutes } from './routes/job-grants';
 import type { JobBroker } from '../jobs/broker';
 import type { JobsApi } from '../jobs/api';
 import type { JobFiles } from '../jobs/files';
-import type { JobStore } from '../store/jobs';
 
 export type { PresenceView } from './views';
 
@@ -66,7 +65,7 @@ export interface HttpDeps {
   jobs?: {
     broker: JobBroker;
     api: JobsApi;
-    store: JobStore & Store;
+    store: Store;
     files: JobFiles;
   };
   /** Extra read-only figures for the admin view. */

@@ -88,13 +88,6 @@ export interface WorkerLink {
 /** What the store must do for the broker. */
 export type BrokerStore = JobStore & Pick<Store, 'getNode'>;
 
-/** The store's jobs part, if this store has one. */
-export function jobStoreOf<S extends object>(store: S): (S & JobStore) | null {
-  return typeof (store as Partial<JobStore>).leaseJob === 'function'
-    ? (store as S & JobStore)
-    : null;
-}
-
 export interface JobBrokerDeps {
   store: BrokerStore;
   clock: Clock;

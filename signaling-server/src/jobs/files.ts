@@ -57,7 +57,7 @@ export class JobFiles {
         `file name ${JSON.stringify(name).slice(0, 140)}: letters, digits, ".", "_", "-" (up to 128, not starting with ".")`,
       );
     const folder = this.folder(jobId);
-    await mkdir(folder, { recursive: true });
+    await mkdir(folder, { recursive: true, mode: 0o700 });
     const path = join(folder, name);
     const before = await stat(path).then(
       (s) => s.size,
@@ -101,7 +101,7 @@ export class JobFiles {
   /** Keeps an attempt's uploaded output (JSON text) until its `job-result`. */
   async saveOutput(jobId: string, attempt: number, json: string): Promise<void> {
     const folder = this.folder(jobId);
-    await mkdir(folder, { recursive: true });
+    await mkdir(folder, { recursive: true, mode: 0o700 });
     await writeFile(join(folder, `.output-${attempt}.json`), json, { mode: 0o600 });
   }
 
