@@ -62,6 +62,16 @@ export const JOBS_MIGRATION = `
     bytes INTEGER NOT NULL, content_type TEXT NOT NULL, PRIMARY KEY (job_id, name));
   CREATE TABLE job_grants (node_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (node_id, user_id));`;
 
+/** The statements a lease runs (exported so a test can check their query plans). */
+export const LEASE_SQL = {
+  due: `SELECT * FROM jobs INDEXED BY jobs_retry WHERE state = 'failed' AND retry_at <= ? LIMIT 1000`,
+  allGroups: 'SELECT submitter_id, key FROM job_groups',
+  groups:
+    'SELECT submitter_id, key FROM job_groups WHERE submitter_id IN (SELECT value FROM json_each(?))',
+  head: `SELECT * FROM jobs INDEXED BY jobs_queue
+    WHERE state = 'queued' AND submitter_id = ? AND key = ? ORDER BY priority DESC, seq LIMIT 1`,
+};
+
 interface JobRow {
   seq: number;
   id: string;
@@ -203,9 +213,7 @@ export class SqliteJobStore implements JobStore {
 
   /** `failed` jobs whose retryAt has come go back to their place in the queue. */
   private promoteDue(now: number): void {
-    const due = this.db
-      .prepare("SELECT * FROM jobs WHERE state = 'failed' AND retry_at <= ? LIMIT 1000")
-      .all(now) as JobRow[];
+    const due = this.db.prepare(LEASE_SQL.due).all(now) as JobRow[];
     for (const r of due) this.move(r, 'queued', now, { retry_at: null });
   }
 
@@ -282,22 +290,14 @@ export class SqliteJobStore implements JobStore {
         this.promoteDue(req.now);
         const groups = (
           req.submitters === '*'
-            ? this.db.prepare('SELECT submitter_id, key FROM job_groups').all()
-            : this.db
-                .prepare(
-                  'SELECT submitter_id, key FROM job_groups WHERE submitter_id IN (SELECT value FROM json_each(?))',
-                )
-                .all(JSON.stringify(req.submitters))
+            ? this.db.prepare(LEASE_SQL.allGroups).all()
+            : this.db.prepare(LEASE_SQL.groups).all(JSON.stringify(req.submitters))
         ) as { submitter_id: string; key: string }[];
         const ok = eligibleKeys(
           groups.map((g) => g.key),
           req.profile,
         );
-        const head = this.db.prepare(
-          `SELECT * FROM jobs INDEXED BY jobs_queue
-           WHERE state = 'queued' AND submitter_id = ? AND key = ?
-           ORDER BY priority DESC, seq LIMIT 1`,
-        );
+        const head = this.db.prepare(LEASE_SQL.head);
         let best: JobRow | undefined;
         for (const g of groups) {
           if (!ok.has(g.key)) continue;
