@@ -269,6 +269,24 @@ describe('leasing', () => {
   });
 });
 
+describe('admins', () => {
+  it("see and cancel anyone's job, and list everyone's with ?all=1 (others only their own)", async () => {
+    const alice = await makeUser(S);
+    const admin = await makeUser(S, true);
+    const job = (await submit(alice.token, { type: 'comfyui', input: { workflow: {} } })).json;
+    expect((await api(S, 'GET', `/api/jobs/${job.id}`, { token: admin.token })).status).toBe(200);
+    const all = await api(S, 'GET', '/api/jobs?all=1&type=comfyui&state=queued', {
+      token: admin.token,
+    });
+    expect(all.json.jobs.map((j: any) => j.id)).toContain(job.id);
+    const mine = await api(S, 'GET', '/api/jobs?all=1', { token: alice.token });
+    expect(mine.json.jobs.map((j: any) => j.id)).toEqual([job.id]);
+    expect((await api(S, 'GET', '/api/jobs?state=nope', { token: alice.token })).status).toBe(400);
+    const c = await api(S, 'POST', `/api/jobs/${job.id}/cancel`, { token: admin.token });
+    expect(c.json.state).toBe('cancelled');
+  });
+});
+
 describe('events and the agent side of a lease', () => {
   it('streams state and progress events from the current state until the job is final', async () => {
     const { token } = await makeUser(S);

@@ -80,6 +80,24 @@ describe('jobs across two instances', () => {
     });
   });
 
+  it('ignores garbage on the jobs channel and keeps brokering', async () => {
+    const { Redis } = await import('ioredis');
+    const r = new Redis(redis.url(7));
+    for (const text of [
+      'not json',
+      '{"from":"x","s":{"t":"event","id":1}}',
+      '{"from":"x","s":{"t":"waiting"}}',
+    ])
+      await r.publish('peerway:7:jobs', text);
+    await r.quit();
+    const { token } = await makeUser(A);
+    const w = new TestWorker(B);
+    workers.push(w);
+    await w.join(token, { free: 1 });
+    const job = await api(A, 'POST', '/api/jobs', { token, body: { type: 'simulation' } });
+    expect((await w.lease()).id).toBe(job.json.id);
+  });
+
   it('stops an attempt on B when it is cancelled through A', async () => {
     const { token } = await makeUser(A);
     const w = new TestWorker(B);
