@@ -141,7 +141,8 @@ return 1`;
 /**
  * ARGV: prefix, now, nodeId, leaseExpiresAt, leaseTokenHash, then the
  * eligible groups as submitter, key pairs. Promotes due retries, takes the
- * lowest-scored head among the groups, starts its next attempt. The job ID, or false.
+ * lowest-scored head among the groups, starts its next attempt. The
+ * job's hash (HGETALL's field, value list), or false.
  */
 const LEASE = `${PRELUDE}
 local now, node, exp, tok = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -164,7 +165,7 @@ redis.call('HSET', jk, 'leaseNodeId', node, 'leaseExpiresAt', exp, 'leaseTokenHa
 redis.call('HDEL', jk, 'progress')
 redis.call('ZADD', P .. 'jobs:leases', exp, best)
 redis.call('ZADD', P .. 'jobs:deadlines', deadline, best)
-return best`;
+return redis.call('HGETALL', jk)`;
 
 /** ARGV: prefix, id, attempt, nodeId, until. */
 const RENEW = `${PRELUDE}
@@ -436,15 +437,18 @@ export class RedisJobStore implements JobStore {
     );
     const eligible = groups.filter(([, k]) => ok.has(k)).flat();
     if (eligible.length === 0) return null;
-    const id = (await this.run(
+    const flat = (await this.run(
       LEASE,
       req.now,
       req.nodeId,
       req.now + req.leaseMs,
       req.leaseTokenHash,
       ...eligible,
-    )) as string | null;
-    return id ? this.getJob(id) : null;
+    )) as string[] | null;
+    if (!flat) return null;
+    const h: Record<string, string> = {};
+    for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+    return toJob(h);
   }
 
   async renewLease(id: string, attempt: number, nodeId: string, until: number): Promise<boolean> {
