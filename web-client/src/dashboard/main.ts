@@ -1,7 +1,7 @@
 /**
  * The dashboard on the gateway origin: my nodes (with their services,
- * access, load and resources), deployments, public nodes, adding a node
- * from a claim link, tokens and the admin view of signaling and TURN.
+ * access, load and resources), deployments, jobs and workers, public nodes,
+ * adding a node from a claim link, tokens and the admin view of signaling and TURN.
  * Plain DOM, no framework: a handful of views, each a function that renders
  * into <main> and returns its cleanup. This module fills the router's table
  * and draws the header; views import the router, never this module.
@@ -13,9 +13,11 @@ import { setRoutes, start } from './router';
 import { addNodeView } from './views/add-node';
 import { adminView } from './views/admin';
 import { deploymentView, deploymentsView } from './views/deployments';
+import { jobView, jobsView } from './views/jobs';
 import { nodesView } from './views/nodes';
 import { publicView } from './views/public';
 import { tokensView } from './views/tokens';
+import { workersView } from './views/workers';
 
 setRoutes([
   { path: '/', title: 'My nodes', view: nodesView },
@@ -27,6 +29,9 @@ setRoutes([
     view: deploymentView,
     nav: '/deployments',
   },
+  { path: '/jobs', title: 'Jobs', view: jobsView },
+  { path: '/jobs/:id', title: 'Job', view: jobView, nav: '/jobs' },
+  { path: '/workers', title: 'Workers', view: workersView, nav: '/jobs' },
   { path: '/public', title: 'Public nodes', view: publicView },
   { path: '/tokens', title: 'Access tokens', view: tokensView },
   { path: '/admin', title: 'Admin', view: adminView },
