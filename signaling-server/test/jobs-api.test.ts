@@ -269,6 +269,27 @@ describe('leasing', () => {
   });
 });
 
+describe('listing', () => {
+  it('lists newest first in pages, filtered by state and type', async () => {
+    const { token } = await makeUser(S);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push((await submit(token, { type: 'comfyui', input: { workflow: {} } })).json.id);
+    await submit(token, { type: 'simulation' });
+    const first = await api(S, 'GET', '/api/jobs?type=comfyui&limit=2', { token });
+    expect(first.json.jobs.map((j: any) => j.id)).toEqual([ids[2], ids[1]]);
+    expect(first.json.next).toEqual(expect.any(Number));
+    const rest = await api(S, 'GET', `/api/jobs?type=comfyui&limit=2&before=${first.json.next}`, {
+      token,
+    });
+    expect(rest.json.jobs.map((j: any) => j.id)).toEqual([ids[0]]);
+    expect(rest.json.next).toBeUndefined();
+    await api(S, 'POST', `/api/jobs/${ids[1]}/cancel`, { token });
+    const cancelled = await api(S, 'GET', '/api/jobs?state=cancelled', { token });
+    expect(cancelled.json.jobs.map((j: any) => j.id)).toEqual([ids[1]]);
+  });
+});
+
 describe('admins', () => {
   it("see and cancel anyone's job, and list everyone's with ?all=1 (others only their own)", async () => {
     const alice = await makeUser(S);
