@@ -1,6 +1,6 @@
 /** The job store contract on a real redis-server (Debian), started by the test. */
-import { afterAll, beforeAll } from 'vitest';
-import { runJobStoreContract } from '../src/store/jobs-contract';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runJobStoreContract, testJob, testProfile } from '../src/store/jobs-contract';
 import { RedisStore } from '../src/store/redis';
 import { startRedis } from './helpers';
 
@@ -28,3 +28,24 @@ runJobStoreContract(
     return s;
   },
 );
+
+it('runs its scripts again after Redis forgot them (a restart, SCRIPT FLUSH)', async () => {
+  const s = new RedisStore(redis.url(++db));
+  try {
+    await s.redis.flushdb();
+    await s.migrate();
+    await s.submitJob(testJob('a', 'u1'));
+    await s.redis.script('FLUSH');
+    const j = await s.leaseJob({
+      nodeId: 'n1',
+      submitters: ['u1'],
+      profile: testProfile(),
+      now: Date.now(),
+      leaseMs: 1000,
+      leaseTokenHash: 'h',
+    });
+    expect(j).toMatchObject({ id: 'a', state: 'leased', leaseNodeId: 'n1' });
+  } finally {
+    await s.close();
+  }
+});
