@@ -32,6 +32,7 @@ const FAST_HEALTH: HealthSpec = {
   timeoutMs: 1_000,
   startPeriodMs: 1_000,
   unhealthyAfter: 3,
+  startIntervalMs: 100,
 };
 
 function get(port: number, path = '/'): Promise<{ status: number; body: string }> {

@@ -82,6 +82,7 @@ export function healthOf(spec: DeploymentSpec): HealthSpec {
     timeoutMs: Math.round(spec.health.timeoutS * 1000),
     startPeriodMs: DEFAULT_HEALTH.startPeriodMs,
     unhealthyAfter: DEFAULT_HEALTH.unhealthyAfter,
+    startIntervalMs: DEFAULT_HEALTH.startIntervalMs,
   };
 }
 

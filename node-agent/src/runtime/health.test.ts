@@ -9,6 +9,7 @@ const SPEC: HealthSpec = {
   timeoutMs: 500,
   startPeriodMs: 5_000,
   unhealthyAfter: 3,
+  startIntervalMs: 1_000,
 };
 const PASS: ProbeResult = { ok: true, status: 200 };
 const FAIL: ProbeResult = { ok: false, reason: 'HTTP 503' };
@@ -34,6 +35,22 @@ describe('health monitor', () => {
     monitor.start();
     await vi.advanceTimersByTimeAsync(2_000);
     expect(changes).toEqual(['running: GET /healthz answered HTTP 200 after 2000 ms']);
+    monitor.stop();
+  });
+
+  it('probes at the start interval until the first pass, then at the interval', async () => {
+    const { monitor, changes, probes } = scripted([FAIL, FAIL, PASS], {
+      ...SPEC,
+      startIntervalMs: 100,
+    });
+    monitor.start();
+    await vi.advanceTimersByTimeAsync(200);
+    expect(changes).toEqual(['running: GET /healthz answered HTTP 200 after 200 ms']);
+    expect(probes()).toBe(3);
+    await vi.advanceTimersByTimeAsync(900);
+    expect(probes()).toBe(3);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(probes()).toBe(4);
     monitor.stop();
   });
 

@@ -19,6 +19,12 @@ export interface HealthSpec {
   startPeriodMs: number;
   /** Failed probes in a row that make a replica unhealthy. */
   unhealthyAfter: number;
+  /**
+   * The wait between probes until the first one passes (Docker's
+   * --health-start-interval): an app that listens a moment after its
+   * first probe is seen then, not a whole interval later.
+   */
+  startIntervalMs: number;
 }
 
 export const DEFAULT_HEALTH: HealthSpec = {
@@ -27,6 +33,7 @@ export const DEFAULT_HEALTH: HealthSpec = {
   timeoutMs: 2_000,
   startPeriodMs: 30_000,
   unhealthyAfter: 3,
+  startIntervalMs: 250,
 };
 
 /** A passed probe's `status` is the HTTP status, or 0 for a TCP connect. */
@@ -129,7 +136,7 @@ export class HealthMonitor {
     this.timers = opts.timers ?? REAL_TIMERS;
   }
 
-  /** Probes now, then every interval after each probe ends. */
+  /** Probes now, then every interval after each probe ends (the start interval until one passes). */
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
@@ -148,7 +155,9 @@ export class HealthMonitor {
     const result = await this.opts.probe();
     if (this.stopped) return;
     this.observe(result);
-    this.handle = this.timers.setTimeout(() => void this.tick(), this.opts.spec.intervalMs);
+    const { intervalMs, startIntervalMs } = this.opts.spec;
+    const wait = this.state === 'starting' ? Math.min(intervalMs, startIntervalMs) : intervalMs;
+    this.handle = this.timers.setTimeout(() => void this.tick(), wait);
   }
 
   private observe(result: ProbeResult): void {
