@@ -114,11 +114,15 @@ describe('the container connector over Podman', () => {
       stderr: 'err-line\n',
     });
     const files = Object.fromEntries(out.files!.map((f) => [f.name, f]));
-    expect(Object.keys(files).sort()).toEqual(['deep/er/copy.dat', 'greeting.txt', 'stdin.txt']);
+    expect(Object.keys(files).sort()).toEqual(['deep__er__copy.dat', 'greeting.txt', 'stdin.txt']);
     expect(files['stdin.txt']!.data.toString()).toBe('from stdin\n');
     expect(files['greeting.txt']!.data.toString()).toBe('hello from env\n');
     expect(files['greeting.txt']!.contentType).toMatch(/^text\/plain/);
-    expect([...files['deep/er/copy.dat']!.data]).toEqual([0, 1, 2, 255]);
+    expect([...files['deep__er__copy.dat']!.data]).toEqual([0, 1, 2, 255]);
+    expect((out.output as { files: unknown[] }).files).toContainEqual({
+      path: 'deep/er/copy.dat',
+      name: 'deep__er__copy.dat',
+    });
     expect(await left()).toBe(0);
   });
 

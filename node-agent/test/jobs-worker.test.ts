@@ -185,13 +185,16 @@ describe('the jobs worker', () => {
     expect(JSON.parse(up!.body.toString())).toEqual({ big });
   });
 
-  it('refuses an inputUrl on another origin: the lease token stays home', async () => {
+  it('fetches an input from its own server only, whatever inputUrl names', async () => {
     const id = jobId();
+    const token = `tok-${randomBytes(8).toString('hex')}`;
+    server.inputs.set(id, { token, input: { output: 'fetched at home' } });
     const from = server.inbox.length;
-    server.send(lease({ id, input: undefined, inputUrl: 'http://127.0.0.2:9/steal' }));
-    expect(await server.next('job-failed', (m) => m.id === id, { from })).toMatchObject({
-      retryable: false,
-      error: expect.stringMatching(/not this node's server/),
+    server.send(
+      lease({ id, input: undefined, inputUrl: 'http://127.0.0.2:9/steal', leaseToken: token }),
+    );
+    expect(await server.next('job-result', (m) => m.id === id, { from })).toMatchObject({
+      output: 'fetched at home',
     });
   });
 

@@ -2,8 +2,9 @@
  * The server's job endpoints for an agent, authorized by one attempt's
  * lease token (a bearer token valid for that attempt only): the input of a
  * lease too big for its message, the output too big for `job-result`, and
- * the files a job made. The token goes only to the agent's own server: an
- * `inputUrl` on another origin is refused, never followed.
+ * the files a job made. The token goes only to the server the agent
+ * connects to (its URL, not the server's public URL, which may name the
+ * same server otherwise): a lease's `inputUrl` is never followed.
  */
 import { MAX_JOB_INPUT_BYTES } from '@peerway/protocol';
 import { JobError } from './errors';
@@ -14,7 +15,7 @@ export const LEASE_HTTP_TIMEOUT_MS = 60_000;
 
 export interface LeaseHttp {
   /** The input of a lease sent without it (inline: never asked). */
-  input(id: string, token: string, inputUrl?: string): Promise<unknown>;
+  input(id: string, token: string): Promise<unknown>;
   output(id: string, token: string, output: unknown): Promise<void>;
   file(id: string, token: string, file: JobFile): Promise<void>;
 }
@@ -34,22 +35,11 @@ export class ServerLeaseHttp implements LeaseHttp {
     return `${this.origin}/api/agent/jobs/${encodeURIComponent(id)}/${rest}`;
   }
 
-  async input(id: string, token: string, inputUrl?: string): Promise<unknown> {
-    let url = this.url(id, 'input');
-    if (inputUrl !== undefined) {
-      let u: URL;
-      try {
-        u = new URL(inputUrl, this.origin);
-      } catch {
-        throw new JobError(`the lease's inputUrl "${inputUrl}" is not a URL`, false);
-      }
-      if (u.origin !== this.origin)
-        throw new JobError(
-          `the lease's inputUrl is on ${u.origin}, not this node's server ${this.origin}: the lease token is not sent there`,
-          false,
-        );
-      url = u.toString();
-    }
+  async input(id: string, token: string): Promise<unknown> {
+    // always this node's own server, whatever the lease's inputUrl names: the
+    // server may know itself by another name (its public URL), and the token
+    // goes nowhere else
+    const url = this.url(id, 'input');
     const res = await this.request(url, { method: 'GET', headers: auth(token) }, 'fetch its input');
     const text = await res.text();
     if (Buffer.byteLength(text) > MAX_JOB_INPUT_BYTES)
@@ -75,7 +65,7 @@ export class ServerLeaseHttp implements LeaseHttp {
 
   async file(id: string, token: string, file: JobFile): Promise<void> {
     await this.request(
-      this.url(id, `files/${file.name.split('/').map(encodeURIComponent).join('/')}`),
+      this.url(id, `files/${encodeURIComponent(file.name)}`),
       {
         method: 'PUT',
         headers: { ...auth(token), 'content-type': file.contentType },

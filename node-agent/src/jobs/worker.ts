@@ -32,7 +32,12 @@ import {
 import type { Logger } from 'pino';
 import { JobError, abortReason } from './errors';
 import type { LeaseHttp } from './lease-http';
-import type { Connector, JobOutcome, JobProgressReport } from './connectors/types';
+import {
+  JOB_FILE_NAME_RE,
+  type Connector,
+  type JobOutcome,
+  type JobProgressReport,
+} from './connectors/types';
 
 export type JobLease = Extract<ServerToAgent, { type: 'job-lease' }>;
 export type JobServerMessage = Extract<ServerToAgent, { type: 'job-lease' | 'job-cancel' }>;
@@ -225,7 +230,7 @@ export class Worker {
     log: Logger,
   ): Promise<JobOutcome> {
     let input: unknown = m.input;
-    if (input === undefined) input = await this.o.http.input(m.id, m.leaseToken, m.inputUrl);
+    if (input === undefined) input = await this.o.http.input(m.id, m.leaseToken);
     const parsed = parseJobInput(m.jobType, input);
     if (!parsed.ok)
       throw new JobError(
@@ -287,6 +292,15 @@ export class Worker {
         `its output is ${bytes} bytes of JSON, more than the ${MAX_JOB_OUTPUT_BYTES} allowed`,
         false,
       );
+    const names = new Set<string>();
+    for (const f of outcome.files ?? []) {
+      if (!JOB_FILE_NAME_RE.test(f.name) || names.has(f.name))
+        throw new JobError(
+          `its connector named a file "${f.name.slice(0, 140)}", which is no upload name`,
+          false,
+        );
+      names.add(f.name);
+    }
     for (const f of outcome.files ?? []) {
       if (r.abort.signal.aborted) throw new JobError(abortReason(r.abort.signal), true);
       await this.o.http.file(m.id, r.token, f);

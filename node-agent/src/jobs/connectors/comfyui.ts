@@ -18,7 +18,13 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { MAX_CONNECTOR_MODELS, type ComfyUiInput, type WorkerConnector } from '@peerway/protocol';
 import { JobError, abortReason } from '../errors';
-import type { Connector, JobContext, JobFile, JobOutcome } from './types';
+import {
+  uploadNames,
+  type Connector,
+  type JobContext,
+  type JobFile,
+  type JobOutcome,
+} from './types';
 
 /** The model folders reported as models (ComfyUI's folder names). */
 export const COMFY_MODEL_FOLDERS = [
@@ -308,7 +314,11 @@ export class ComfyUiConnector implements Connector {
         const data = Buffer.from(await r.arrayBuffer());
         if (data.length > MAX_COMFY_IMAGE_BYTES)
           throw new JobError(`image ${img.filename} is over ${MAX_COMFY_IMAGE_BYTES} bytes`, false);
-        const file = fileName(img, images.length);
+        const file = fileName(
+          img,
+          images.length,
+          images.map((x) => x.file),
+        );
         images.push({ ...img, node, file });
         files.push({
           name: file,
@@ -334,14 +344,8 @@ export class ComfyUiConnector implements Connector {
   }
 }
 
-/** A plain file name for an output image (its subfolder kept as a folder). */
-function fileName(img: ImageRef, index: number): string {
-  const clean = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_');
-  const base = clean(img.filename) || `image-${index}.png`;
-  const sub = (img.subfolder ?? '')
-    .split(/[\\/]+/)
-    .filter(Boolean)
-    .map(clean)
-    .join('/');
-  return sub ? `${sub}/${base}` : base;
+/** An output image's upload name: its subfolder and file name, flat and distinct from `taken`. */
+function fileName(img: ImageRef, index: number, taken: string[]): string {
+  const path = `${img.subfolder ?? ''}/${img.filename}`.replace(/\\/g, '/');
+  return uploadNames([...taken, path || `image-${index + 1}.png`]).at(-1)!;
 }

@@ -6,7 +6,8 @@
  * the per-job CPU and memory limits, an init process, no privileges; the
  * job's files are unpacked under `/in` before it starts, its stdin is
  * written to it, and once it exits what it left in `/out` comes back as
- * the job's files (bounded in bytes), with its exit code and its stdout
+ * the job's files (bounded in bytes; `files` in the output pairs each
+ * path under /out with its upload name), with its exit code and its stdout
  * and stderr (each bounded; `truncated` says when cut). The container is
  * removed after, whatever happened; an aborted job's is killed.
  *
@@ -25,7 +26,13 @@ import { LABEL_NODE } from '../../runtime/types';
 import { JobError, abortReason } from '../errors';
 import type { ContainerConnectorSettings } from '../settings';
 import { TarTooLarge, packTar, unpackTar } from './tar';
-import type { Connector, JobContext, JobFile, JobOutcome } from './types';
+import {
+  uploadNames,
+  type Connector,
+  type JobContext,
+  type JobFile,
+  type JobOutcome,
+} from './types';
 
 /** The label naming the job a container runs for (with `peerway.node`). */
 export const LABEL_JOB = 'peerway.job';
@@ -220,7 +227,7 @@ export class ContainerConnector implements Connector {
           stderr: logs.stderr.text(),
           ...(logs.stdout.truncated ? { stdoutTruncated: true } : {}),
           ...(logs.stderr.truncated ? { stderrTruncated: true } : {}),
-          files: files.map((f) => f.name),
+          files: files.map((f) => ({ path: f.path, name: f.name })),
         },
         files,
       };
@@ -258,7 +265,7 @@ export class ContainerConnector implements Connector {
   }
 
   /** The files under /out, bounded in total bytes. */
-  private async out(c: Dockerode.Container): Promise<JobFile[]> {
+  private async out(c: Dockerode.Container): Promise<(JobFile & { path: string })[]> {
     const max = this.o.settings.maxOutBytes;
     let stream: NodeJS.ReadableStream;
     try {
@@ -268,11 +275,16 @@ export class ContainerConnector implements Connector {
       throw err;
     }
     try {
-      const files = await unpackTar(stream as AsyncIterable<Buffer>, max);
-      return files
+      const files = (await unpackTar(stream as AsyncIterable<Buffer>, max))
         .map((f) => ({ ...f, name: f.name.replace(/^\.?\/?out\//, '') }))
-        .filter((f) => f.name && !f.name.split('/').some((x) => x === '..' || x === ''))
-        .map((f) => ({ name: f.name, contentType: contentType(f.name), data: f.data }));
+        .filter((f) => f.name && !f.name.split('/').some((x) => x === '..' || x === ''));
+      const names = uploadNames(files.map((f) => f.name));
+      return files.map((f, i) => ({
+        name: names[i]!,
+        path: f.name,
+        contentType: contentType(f.name),
+        data: f.data,
+      }));
     } catch (err) {
       if (err instanceof TarTooLarge)
         throw new JobError(

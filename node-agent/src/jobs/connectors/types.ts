@@ -8,9 +8,39 @@
 import type { JobRequirements, JobType, WorkerConnector } from '@peerway/protocol';
 import type { Logger } from 'pino';
 
+/**
+ * The names the server keeps a job's files under (PUT
+ * /api/agent/jobs/:id/files/:name): one flat name, letters, digits, "._-",
+ * up to 128, not starting with "." (the server's JOB_FILE_NAME_RE; the
+ * protocol does not export it yet).
+ */
+export const JOB_FILE_NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Flat, distinct upload names for these paths ("deep/er/x.txt" →
+ * "deep__er__x.txt"; other characters → "_"; a clash or an over-long name
+ * gets a number).
+ */
+export function uploadNames(paths: readonly string[]): string[] {
+  const used = new Set<string>();
+  return paths.map((p, i) => {
+    let base = p
+      .split('/')
+      .filter(Boolean)
+      .map((seg) => seg.replace(/[^A-Za-z0-9._-]+/g, '_'))
+      .join('__')
+      .replace(/^\./, '_');
+    if (!base) base = `file-${i + 1}`;
+    let name = base.slice(0, 128);
+    for (let n = 2; used.has(name); n++) name = `${base.slice(0, 120)}-${n}`;
+    used.add(name);
+    return name;
+  });
+}
+
 /** A file a job made, uploaded with the lease token before its result. */
 export interface JobFile {
-  /** A plain name (letters, digits, "._-"; "/" between folders). */
+  /** Its upload name (see uploadNames). */
   name: string;
   contentType: string;
   data: Buffer;
