@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { JobView } from '@peerway/protocol';
 import {
+  FollowedLines,
   OUTPUT_LINES_SHOWN,
   endLine,
   eventLine,
@@ -100,5 +101,23 @@ describe('jobs-format', () => {
       ),
     ).toBe('j1 is dead after 3 attempts: boom');
     expect(endLine(job({ state: 'cancelled' }))).toBe('j1 was cancelled');
+  });
+
+  it('prints a followed job’s state once per attempt, and never one older than the last', () => {
+    const lines = new FollowedLines();
+    const state = (state: JobView['state'], at: number, attempt?: number) =>
+      lines.take({ type: 'state', state, at, ...(attempt ? { attempt } : {}) });
+    // the GET said leased; the stream, opened a moment later, starts with the queued it read first
+    expect(state('leased', 20, 1)).toBe(true);
+    expect(state('queued', 10)).toBe(false);
+    expect(state('leased', 20, 1)).toBe(false);
+    expect(state('running', 30, 1)).toBe(true);
+    const p = { type: 'progress' as const, attempt: 1, at: 31, value: 1, max: 2 };
+    expect(lines.take(p)).toBe(true);
+    expect(lines.take({ ...p })).toBe(false);
+    expect(lines.take({ ...p, at: 32, value: 2 })).toBe(true);
+    // a failed attempt, then the next one leased: new lines
+    expect(state('failed', 40, 1)).toBe(true);
+    expect(state('leased', 50, 2)).toBe(true);
   });
 });

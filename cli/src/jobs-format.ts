@@ -142,3 +142,24 @@ export function endLine(j: JobView): string {
       return `${j.id} is ${j.state}`;
   }
 }
+
+/**
+ * Which lines of a followed job to print: a state once per attempt (the
+ * stream starts with the state the server read when it subscribed, which
+ * may repeat the one printed before it opened), and nothing older than the
+ * last line printed.
+ */
+export class FollowedLines {
+  private readonly seen = new Set<string>();
+  private lastAt = 0;
+
+  /** Whether to print the line of `e`; remembers it when so. */
+  take(e: JobEvent): boolean {
+    const key =
+      e.type === 'state' ? `${e.state}/${e.attempt ?? 0}` : `progress/${JSON.stringify(e)}`;
+    if (this.seen.has(key) || e.at < this.lastAt) return false;
+    this.seen.add(key);
+    this.lastAt = e.at;
+    return true;
+  }
+}

@@ -8,7 +8,13 @@
 import { Command } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { FINAL_JOB_STATES, JOB_STATES, JOB_TYPES, type JobView } from '@peerway/protocol';
+import {
+  FINAL_JOB_STATES,
+  JOB_STATES,
+  JOB_TYPES,
+  type JobEvent,
+  type JobView,
+} from '@peerway/protocol';
 import {
   JOB_EXIT,
   describeError,
@@ -19,7 +25,7 @@ import {
   type Parsed,
   type SubmitFlags,
 } from './jobs-args';
-import { absolute, endLine, eventLine, jobLines, listRows } from './jobs-format';
+import { FollowedLines, absolute, endLine, eventLine, jobLines, listRows } from './jobs-format';
 import { SseOpenError, jobEvent, openSse, type SseEvent } from './jobs-sse';
 
 export interface Login {
@@ -72,34 +78,22 @@ async function follow(
   const get = async () => (await kit.api<JobView>('GET', jobPath(id))).json;
   const stop = new AbortController();
   const timer = timeoutMs !== undefined ? setTimeout(() => stop.abort(), timeoutMs) : null;
-  // The stream starts with the job's state as the server read it once it
-  // subscribed, then every change: nothing falls between the GET and the
-  // stream. Its first state may repeat the GET's; a state line is printed
-  // once per attempt, and never one older than the last one printed.
-  const seen = new Set<string>();
-  let lastAt = 0;
-  const say = (line: string, key: string, at: number) => {
-    if (quiet || seen.has(key) || at < lastAt) return;
-    seen.add(key);
-    lastAt = at;
-    kit.out(line);
+  const lines = new FollowedLines();
+  const say = (e: JobEvent) => {
+    if (lines.take(e) && !quiet) kit.out(eventLine(e));
   };
-  const sayState = (j: JobView) =>
-    say(
-      eventLine({
-        type: 'state',
-        state: j.state,
-        at: j.updatedAt,
-        ...(j.attempts.length ? { attempt: j.attempts.length } : {}),
-        ...(j.node !== undefined && j.state !== 'queued' ? { node: j.node } : {}),
-        ...(j.error !== undefined && j.state !== 'succeeded' ? { reason: j.error } : {}),
-      }),
-      `${j.state}/${j.attempts.length}`,
-      j.updatedAt,
-    );
+  /** The job's state as the event its stream would send. */
+  const stateOf = (j: JobView): JobEvent => ({
+    type: 'state',
+    state: j.state,
+    at: j.updatedAt,
+    ...(j.attempts.length ? { attempt: j.attempts.at(-1)!.attempt } : {}),
+    ...(j.node !== undefined && j.state !== 'queued' ? { node: j.node } : {}),
+    ...(j.error !== undefined && j.state !== 'succeeded' ? { reason: j.error } : {}),
+  });
   try {
     let job = await get();
-    sayState(job);
+    say(stateOf(job));
     while (exitFor(job.state) === null && !stop.signal.aborted) {
       let events: AsyncIterable<SseEvent>;
       try {
@@ -113,13 +107,10 @@ async function follow(
       for await (const raw of events) {
         const e = jobEvent(raw);
         if (!e) continue;
-        if (e.type === 'progress') say(eventLine(e), `p${JSON.stringify(e)}`, e.at);
-        else {
-          say(eventLine(e), `${e.state}/${e.attempt ?? 0}`, e.at);
-          if (exitFor(e.state) !== null) {
-            ended = true;
-            break;
-          }
+        say(e);
+        if (e.type === 'state' && exitFor(e.state) !== null) {
+          ended = true;
+          break;
         }
       }
       if (stop.signal.aborted) break;
