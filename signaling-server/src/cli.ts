@@ -61,7 +61,7 @@ function serverOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--reschedule-after <duration>',
-        "a node offline this long is lost and its deployments' replicas are placed on other nodes, e.g. 30s (the default), 500ms, 2m",
+        "a node offline this long is lost and its deployments' replicas are placed on other nodes, e.g. 10s (the default), 500ms, 2m",
       ),
     )
     .addOption(

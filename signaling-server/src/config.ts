@@ -23,7 +23,7 @@ export const DEFAULTS = {
   presenceTimeoutMs: 30_000,
   heartbeatIntervalMs: 10_000,
   /** A node offline this long is lost: its replicas are placed on other nodes. */
-  rescheduleAfterMs: 30_000,
+  rescheduleAfterMs: 10_000,
   turnCredentialTtlS: 600,
   openSignup: false,
   /** A job's lease lapses this long after its worker's last heartbeat. */

@@ -27,7 +27,7 @@ import { reconcile, type NodeState, type Reconciliation } from './reconcile';
 import { exitCodeIn, failureCounts, isDown, restartedEvent } from './restart';
 
 /** The default grace before a lost node's replicas are placed elsewhere (`--reschedule-after`). */
-export const DEFAULT_RESCHEDULE_AFTER_MS = 30_000;
+export const DEFAULT_RESCHEDULE_AFTER_MS = 10_000;
 /** Attempts at applying one deployment's plan when other writers keep getting ahead. */
 export const MAX_PLAN_ATTEMPTS = 5;
 /** The loop's period: a quarter of the grace, within these bounds. */
