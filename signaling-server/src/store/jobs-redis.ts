@@ -62,6 +62,7 @@ import {
 
 const P = 'pw:';
 const SHAS = new Map<string, string>();
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 const num = (v: string | undefined): number | undefined =>
   v === undefined ? undefined : Number(v);
@@ -371,14 +372,13 @@ export class RedisJobStore implements JobStore {
     const pipe = this.redis.pipeline();
     for (const [s, k] of groups) pipe.zcard(`${P}jobq:${s}|${k}`);
     const res = (await pipe.exec()) ?? [];
-    return groups
-      .map(([submitterId, key], i) => ({ submitterId, key, count: Number(res[i]?.[1] ?? 0) }))
-      .filter((g) => g.count > 0)
-      .sort((a, b) =>
-        a.submitterId === b.submitterId
-          ? a.key.localeCompare(b.key)
-          : a.submitterId.localeCompare(b.submitterId),
-      );
+    return (
+      groups
+        .map(([submitterId, key], i) => ({ submitterId, key, count: Number(res[i]?.[1] ?? 0) }))
+        .filter((g) => g.count > 0)
+        // by code unit, as SQLite's ORDER BY sorts text
+        .sort((a, b) => cmp(a.submitterId, b.submitterId) || cmp(a.key, b.key))
+    );
   }
 
   async addJobFile(id: string, attempt: number, file: JobFileRecord): Promise<boolean> {
