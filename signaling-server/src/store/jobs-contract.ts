@@ -8,6 +8,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   JOB_DEFAULTS,
+  MAX_JOB_PRIORITY,
   type JobRequirements,
   type JobType,
   type NodeResources,
@@ -152,6 +153,14 @@ export function runJobStoreContract(
       await store.submitJob(testJob('e', 'u2', { priority: 10 }));
       await store.submitJob(testJob('f', 'u1', { priority: 0, requirements: { labels: {} } }));
       expect(await leaseAll()).toEqual(['b', 'e', 'a', 'c', 'f', 'd']);
+      // the extremes keep their order (Redis scores stay exact doubles)
+      expect((MAX_JOB_PRIORITY * 2 + 1) * 2 ** 32 - 1).toBeLessThanOrEqual(Number.MAX_SAFE_INTEGER);
+      await store.submitJob(testJob('lo1', 'u1', { priority: -MAX_JOB_PRIORITY }));
+      await store.submitJob(testJob('lo2', 'u1', { priority: -MAX_JOB_PRIORITY }));
+      await store.submitJob(testJob('hi1', 'u1', { priority: MAX_JOB_PRIORITY }));
+      await store.submitJob(testJob('hi2', 'u1', { priority: MAX_JOB_PRIORITY }));
+      await store.submitJob(testJob('near', 'u1', { priority: MAX_JOB_PRIORITY - 1 }));
+      expect(await leaseAll()).toEqual(['hi1', 'hi2', 'near', 'lo1', 'lo2']);
     });
 
     it('starts attempt 1 leased to the node', async () => {
