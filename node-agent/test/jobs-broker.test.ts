@@ -195,4 +195,38 @@ describe('the agent as a worker of the real broker', () => {
     expect(done.error).toMatch(/simulated failure/);
     expect(agent.proc.exitCode).toBeNull();
   });
+
+  it('re-runs a job elsewhere when its worker is killed with -9 mid-job', async () => {
+    const second = await f.agent({
+      serverUrl: base,
+      token,
+      services: [],
+      waitFor: /Connected to/,
+      extraArgs: ['--jobs', '--connector', 'simulation'],
+    });
+    const idOf = (a: AgentProcess) => /Node ([0-9a-f]{6}) /.exec(a.stdout)![1]!;
+    const byNode = new Map([
+      [idOf(agent), agent],
+      [idOf(second), second],
+    ]);
+    await expect
+      .poll(async () => ((await call('GET', '/api/workers')).json.workers ?? []).length, {
+        timeout: 20_000,
+      })
+      .toBe(2);
+    const sub = await call('POST', '/api/jobs', {
+      type: 'simulation',
+      input: { delayMs: 3_000, output: 'survived' },
+    });
+    const running = await until(sub.json.id, ['running']);
+    const first = running.attempts[0].node as string;
+    const victim = byNode.get(first)!;
+    victim.proc.kill('SIGKILL');
+    const done = await until(sub.json.id, ['succeeded', 'dead'], 40_000);
+    expect(done.state).toBe('succeeded');
+    expect(done.output).toBe('survived');
+    expect(done.attempts).toHaveLength(2);
+    expect(done.attempts[0]).toMatchObject({ node: first, outcome: 'lost' });
+    expect(done.attempts[1].node).not.toBe(first);
+  });
 });
