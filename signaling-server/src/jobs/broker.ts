@@ -12,7 +12,7 @@
  * (./signals.ts); a periodic pull of idle workers makes good a lost signal.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   FINAL_JOB_STATES,
   MAX_JOB_OUTPUT_BYTES,
@@ -37,7 +37,9 @@ import type { Store } from '../store/store';
 import type { Logger } from '../logger';
 import type { Clock } from '../ws/clock';
 import type { JobFiles } from './files';
-import { leaseTokenHash, newLeaseToken } from './lease-token';
+import { leasedJob, newLeaseToken } from './lease-token';
+import { sweepFaults } from './faults';
+import { unmetWarnings } from './warnings';
 import { createJobMetrics, type JobMetrics } from './metrics';
 import type { JobSignal, JobSignals, WorkerInfo } from './signals';
 import { mayRunFor } from './views';
@@ -55,8 +57,6 @@ const WORKER_REFRESH_MS = 5000;
  * worker may take a better job than this one (then the next one gets it).
  */
 const WAKE_PER_JOB = 2;
-/** Leases and overdue attempts handled per sweep. */
-const SWEEP_BATCH = 100;
 
 /** The messages of the agent channel the broker takes. */
 export type JobAgentMessage = Extract<
@@ -552,37 +552,12 @@ export class JobBroker {
   // -------------------------------------------------------------------------
   // the server's own decisions: lapsed leases, timeouts
 
-  /** One pass over lapsed leases and overdue attempts (every instance runs it; the store picks one). */
+  /** One pass over lapsed leases and overdue attempts (./faults.ts); never two at once. */
   async sweep(): Promise<void> {
     if (this.sweeping) return;
     this.sweeping = true;
-    const { store, clock } = this.deps;
     try {
-      const now = clock.now();
-      for (const x of await store.expiredLeases(now, SWEEP_BATCH)) {
-        const job = await store.getJob(x.id);
-        if (!job) continue;
-        const rec = await this.finish(job, x.attempt, {
-          outcome: 'lost',
-          error: 'the lease lapsed: the worker went silent or its connection closed',
-          retryable: true,
-          retryAt: now,
-        });
-        if (rec && job.leaseNodeId)
-          this.cancelOn(job.leaseNodeId, job.id, x.attempt, 'the lease lapsed');
-      }
-      for (const x of await store.overdueAttempts(now, SWEEP_BATCH)) {
-        const job = await store.getJob(x.id);
-        if (!job) continue;
-        const rec = await this.finish(job, x.attempt, {
-          outcome: 'timeout',
-          error: `the attempt ran past its timeout of ${job.timeoutS} s`,
-          retryable: true,
-          retryAt: now + backoffDelayMs(job.backoff, x.attempt),
-        });
-        if (rec && job.leaseNodeId)
-          this.cancelOn(job.leaseNodeId, job.id, x.attempt, `timed out after ${job.timeoutS} s`);
-      }
+      await sweepFaults(this.deps.store, this.deps.clock.now(), this);
     } catch (err) {
       this.deps.log.warn({ err }, 'jobs sweep failed');
     } finally {
@@ -699,23 +674,9 @@ export class JobBroker {
     return () => this.events.off(id, fn);
   }
 
-  // -------------------------------------------------------------------------
-  // lease tokens (the agent's HTTP calls)
-
   /** The job whose current attempt this lease token is for; a 401 otherwise. */
-  async leasedJob(id: string, token: string | undefined): Promise<JobRecord> {
-    const job = token ? await this.deps.store.getJob(id) : null;
-    const ok =
-      job !== null &&
-      (job.state === 'leased' || job.state === 'running') &&
-      job.leaseTokenHash !== undefined &&
-      timingSafeEqual(Buffer.from(job.leaseTokenHash), Buffer.from(leaseTokenHash(token!)));
-    if (!ok)
-      throw new PeerwayError(
-        'unauthorized',
-        `this lease token is not valid for job ${id} now: a lease token works only for the attempt it was sent with, while it runs`,
-      );
-    return job;
+  leasedJob(id: string, token: string | undefined): Promise<JobRecord> {
+    return leasedJob(this.deps.store, id, token);
   }
 
   /** What the submitter should know at submit: why no known worker can take it now. */
@@ -725,23 +686,7 @@ export class JobBroker {
     req: JobRequirements,
     image: string | undefined,
   ): string[] {
-    const workers = this.workerInfos().filter((w) => mayRunFor(w, submitterId));
-    if (workers.length === 0)
-      return [
-        'no worker that may run your jobs is online (your own nodes, nodes shared with you for jobs, and the public pool run them: start one with `peerway-agent run --jobs`); the job waits for one',
-      ];
-    const reasons = workers.map((w) => ({
-      node: w.shortId,
-      why: unmetRequirement(type, req, { connectors: w.connectors, resources: w.resources }, image),
-    }));
-    if (reasons.some((r) => r.why === null)) return [];
-    const list = reasons
-      .slice(0, 5)
-      .map((r) => `node ${r.node} ${r.why}`)
-      .join('; ');
-    return [
-      `no worker online meets its requirements now (${list}${reasons.length > 5 ? '; …' : ''}); the job waits for one`,
-    ];
+    return unmetWarnings(this.workerInfos(), submitterId, type, req, image);
   }
 }
 
