@@ -8,16 +8,20 @@
  * refused, 2 --wait-timeout), warnings on stderr, --strict, the server's
  * errors with their paths and flags, list, show with files and --download,
  * cancel, retry, show --follow, --json, and another user's job unseen.
+ * Last, the real agent (`peerway-agent run --jobs --connector simulation`)
+ * as the worker: submit --wait from the CLI to its result.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { makeUser, withServer } from '../../signaling-server/test/helpers';
+import { api, makeUser, withServer } from '../../signaling-server/test/helpers';
+import { until } from '../../signaling-server/test/cluster-fixtures';
 import { TestWorker, type Lease } from '../../signaling-server/test/jobs-fixtures';
 
 const BIN = resolve(import.meta.dirname, '../bin/peerway.js');
+const AGENT_BIN = resolve(import.meta.dirname, '../../node-agent/bin/peerway-agent.js');
 const home = mkdtempSync(join(tmpdir(), 'pw-cli-jobs-'));
 let srv: Awaited<ReturnType<typeof withServer>>;
 let token = '';
@@ -257,4 +261,61 @@ it('refuses bad flags and bad jobs in words, naming the flag', async () => {
   expect(theirs.code).toBe(1);
   expect(theirs.stderr).toContain(`you have no job ${id}`);
   expect((await peerway(['jobs', 'cancel', id])).code).toBe(0);
+}, 180_000);
+
+it('runs a job on the real agent (peerway-agent run --jobs) from submit --wait to its output', async () => {
+  const other = await makeUser(srv.server);
+  const agentHome = mkdtempSync(join(tmpdir(), 'pw-cli-jobs-agent-'));
+  const agent = spawn(
+    process.execPath,
+    [
+      AGENT_BIN,
+      'run',
+      '--server',
+      srv.server.url,
+      '--token',
+      other.token,
+      '--jobs',
+      '--connector',
+      'simulation',
+    ],
+    {
+      env: { ...process.env, PEERWAY_HOME: agentHome, PEERWAY_LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    },
+  );
+  try {
+    await until(
+      async () =>
+        (await api(srv.server, 'GET', '/api/workers', { token: other.token })).json.workers.length,
+      'the agent to be a worker',
+      60_000,
+    );
+    const r = await peerway(
+      [
+        'jobs',
+        'submit',
+        '--type',
+        'simulation',
+        '--input',
+        '{"delayMs": 600, "progressSteps": 2, "output": {"answer": 42}}',
+        '--wait',
+      ],
+      () => {},
+      other.token,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/running {2}attempt 1 on [0-9a-f]{6}/);
+    expect(r.stdout).toMatch(/progress {2}/);
+    expect(r.stdout).toMatch(/succeeded on [0-9a-f]{6}/);
+    const id = idOf(r.stdout);
+    const show = await peerway(['jobs', 'show', id, '--json'], () => {}, other.token);
+    expect(JSON.parse(show.stdout)).toMatchObject({ state: 'succeeded', output: { answer: 42 } });
+  } finally {
+    const exited = new Promise((r) => agent.once('exit', r));
+    agent.kill('SIGTERM');
+    await exited;
+    rmSync(agentHome, { recursive: true, force: true });
+  }
 }, 180_000);
