@@ -26,6 +26,9 @@ const PAGE_SIZE = 200;
 /** History rows shown before "Show more". */
 const HISTORY_PAGE = 50;
 
+/** JSON as it is indented, wrapped anywhere rather than wider than the screen. */
+const PRE_STYLE = 'white-space: pre-wrap; overflow-wrap: anywhere';
+
 const RUNNING: readonly JobState[] = ['leased', 'running'];
 
 const jobPath = (id: string) => `/api/jobs/${encodeURIComponent(id)}`;
@@ -600,14 +603,14 @@ function jobDetail(j: JobView, live: readonly JobEvent[]): HTMLElement[] {
           'section',
           { 'aria-labelledby': 'output-title' },
           h('h2', { id: 'output-title' }, 'Output'),
-          h('pre', { class: 'wrap', 'data-output': '' }, JSON.stringify(j.output, null, 2)),
+          h('pre', { style: PRE_STYLE, 'data-output': '' }, JSON.stringify(j.output, null, 2)),
         )
       : h('span'),
     h(
       'details',
       {},
       h('summary', {}, 'Input'),
-      h('pre', { class: 'wrap' }, JSON.stringify(j.input ?? null, null, 2)),
+      h('pre', { style: PRE_STYLE }, JSON.stringify(j.input ?? null, null, 2)),
     ),
   ];
 }
