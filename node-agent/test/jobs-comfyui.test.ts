@@ -54,6 +54,17 @@ describe('the comfyui connector', () => {
     expect(d.models.sort()).toEqual([...comfy.checkpoints, ...comfy.loras].sort());
   });
 
+  it('reads the checkpoints from /object_info when ComfyUI has no /models', async () => {
+    const old = new ComfyUiStandIn({ withoutModelsEndpoint: true });
+    await old.start();
+    try {
+      const d = await new ComfyUiConnector({ url: old.url }).describe();
+      expect(d.models.sort()).toEqual([...old.checkpoints].sort());
+    } finally {
+      await old.close();
+    }
+  });
+
   it('queues a workflow, follows its progress and fetches its images', async () => {
     const { c, progress } = ctx();
     const out = await connector.run(input(txt2imgWorkflow({ steps: 5, batch: 2 })), c);
