@@ -150,6 +150,20 @@ describe('leasing', () => {
     w.close();
   });
 
+  it('leases nothing to a draining node until it stops draining', async () => {
+    const { token } = await makeUser(S);
+    const w = await worker().join(token);
+    w.send({ type: 'drain', draining: true });
+    w.pull(1);
+    const job = (await submit(token, { type: 'simulation' })).json;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(w.pendingLeases()).toBe(0);
+    w.send({ type: 'drain', draining: false });
+    w.pull(1);
+    expect((await w.lease()).id).toBe(job.id);
+    w.close();
+  });
+
   it('gives a job only to a worker that meets its requirements, and says why none does', async () => {
     const { token } = await makeUser(S);
     const home = await worker().join(token, {

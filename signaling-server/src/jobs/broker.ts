@@ -78,6 +78,8 @@ export interface WorkerLink {
   readonly nodeId: string;
   readonly shortId: string;
   readonly name: string;
+  /** The node is draining (`drain`): it takes no new jobs and finishes what it holds. */
+  readonly draining?: boolean;
   readonly peer: {
     send(m: ServerToAgent): void;
     readonly closed: boolean;
@@ -343,7 +345,12 @@ export class JobBroker {
       try {
         do {
           w.again = false;
-          while (w.free > 0 && !w.link.peer.closed && this.workers.get(w.link.nodeId) === w) {
+          while (
+            w.free > 0 &&
+            !w.link.draining &&
+            !w.link.peer.closed &&
+            this.workers.get(w.link.nodeId) === w
+          ) {
             if (this.deps.clock.now() - w.refreshedAt > WORKER_REFRESH_MS) await this.refresh(w);
             const submitters = this.submittersOf(w);
             if (submitters !== '*' && submitters.length === 0) break;
