@@ -507,11 +507,27 @@ program
       process.on('SIGTERM', () => {
         if (running.isDraining) return stop();
         const timeoutS = Number(opts.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT_S);
+        const replicas = deployNode.replicas;
         console.log(
-          `Draining: no new sessions; ${running.activeSessions} open, stopping when they end (at most ${timeoutS} s; signal again to stop now).`,
+          `Draining: no new sessions; ${running.activeSessions} open, stopping when they end` +
+            (replicas > 0
+              ? `; ${replicas} replica${replicas === 1 ? '' : 's'} moving to other nodes first`
+              : '') +
+            ` (at most ${timeoutS} s; signal again to stop now).`,
         );
-        void running.drain(timeoutS * 1000).then(({ left }) => {
-          console.log(left ? `Drain timeout: closing ${left} sessions.` : 'Drained.');
+        // Sessions end, and the server replaces this node's replicas
+        // elsewhere before it stops them here (make before break).
+        void Promise.all([
+          running.drain(timeoutS * 1000),
+          deployNode.whenEmpty(timeoutS * 1000),
+        ]).then(([{ left }, kept]) => {
+          const why = [
+            left ? `closing ${left} sessions` : '',
+            kept
+              ? `${kept} replicas could not move (their containers stay; the server places them elsewhere once this node is lost)`
+              : '',
+          ].filter(Boolean);
+          console.log(why.length ? `Drain timeout: ${why.join('; ')}.` : 'Drained.');
           stop();
         });
       });

@@ -246,6 +246,40 @@ describe('deployments', () => {
     expect(kinds).toEqual(expect.arrayContaining(['node-lost', 'rescheduled']));
   });
 
+  it('a draining node’s replica moves: its replacement runs elsewhere before it stops', async () => {
+    const { token } = await makeUser(server);
+    const { a: n1 } = await agent(token);
+    const name = uniqueName();
+    expect((await deploy(token, spec(name))).status).toBe(201);
+    const [old] = await n1.setWhere((l) => l.length === 1);
+    n1.status(old!.id, 'running');
+    const { a: n2 } = await agent(token);
+    // nothing moves while n1 is not draining
+    expect((await get(token, name)).json.replicas.map((x: any) => x.node)).toEqual([
+      n1.identity.shortId,
+    ]);
+
+    n1.send({ type: 'drain', draining: true });
+    const [repl] = await n2.setWhere((l) => l.length === 1);
+    // the replacement is placed, the old one still wanted on n1 until it runs
+    const during = (await get(token, name)).json;
+    expect(during.replicas.map((x: any) => x.node).sort()).toEqual(
+      [n1.identity.shortId, n2.identity.shortId].sort(),
+    );
+    expect(during.replicas.find((x: any) => x.id === old!.id).desired).toBe('run');
+    n2.status(repl!.id, 'running');
+    await n1.setWhere((l) => l.length === 0);
+    const d = (await get(token, name)).json;
+    expect(d.replicas.filter((x: any) => x.desired === 'run').map((x: any) => x.id)).toEqual([
+      repl!.id,
+    ]);
+    expect(d.events.map((e: any) => e.message)).toEqual(
+      expect.arrayContaining([
+        `replica ${old!.id} on node ${n1.identity.shortId} stops: its node is draining, and the replicas run on other nodes`,
+      ]),
+    );
+  });
+
   it('restarts an exited replica on its node after a backoff', async () => {
     const { token } = await makeUser(server);
     const { a: n1 } = await agent(token);

@@ -95,9 +95,37 @@ export class DeployNode {
     this.reconciler.reportAll();
   }
 
+  /** Replicas in the server's last set: what a drain waits to see moved. */
+  private held = 0;
+  private emptyWaiters: (() => void)[] = [];
+
   /** The server's whole desired set. */
   allocations(list: readonly AllocationAssignment[]): Promise<void> {
+    this.held = list.length;
+    if (this.held === 0) for (const w of this.emptyWaiters.splice(0)) w();
     return this.reconciler.apply(list);
+  }
+
+  /** Replicas the server wants here now. */
+  get replicas(): number {
+    return this.held;
+  }
+
+  /**
+   * Resolves once the server's set for this node is empty (a draining
+   * node's replicas run elsewhere and it stopped them here), or after
+   * `timeoutMs`; with the replicas still wanted here then.
+   */
+  whenEmpty(timeoutMs: number): Promise<number> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve(this.held);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      if (this.held === 0) done();
+      else this.emptyWaiters.push(done);
+    });
   }
 
   /** Leaves the containers running (the next run adopts them) and stops what this opened. */

@@ -40,6 +40,8 @@ export interface DeploymentsDeps {
   log: Logger;
   /** Online anywhere in the cluster of server instances. */
   isOnline(nodeId: string): boolean;
+  /** Its agent is draining (wherever it is connected): its replicas move off it. */
+  isDraining?(nodeId: string): boolean;
   rescheduleAfterMs: number;
   /** Sends each node its (new) desired set, wherever it is connected. */
   deliver(nodeIds: Iterable<string>): void;
@@ -191,6 +193,7 @@ export class ReconcileLoop {
       resources: n.resources,
       online,
       lost,
+      draining: online && (this.deps.isDraining?.(n.id) ?? false),
     };
   }
 

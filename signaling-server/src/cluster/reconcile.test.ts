@@ -68,6 +68,38 @@ const run = (nodes: NodeState[], allocations: AllocationRecord[], over = {}) =>
   });
 
 describe('reconcile', () => {
+  it('moves a draining node’s replica: the replacement first, the old one stopped once it runs', () => {
+    const old = alloc('n1');
+    const nodes = [node('n1', { draining: true }), node('n2')];
+    // first pass: a replacement on n2, the old replica keeps running
+    const first = run(nodes, [old]);
+    expect(first.place.map((p) => p.nodeId)).toEqual(['n2']);
+    expect(first.stop).toEqual([]);
+    // the replacement starts: still nothing stops
+    const starting = alloc('n2', { state: 'starting' });
+    expect(run(nodes, [old, starting]).stop).toEqual([]);
+    expect(run(nodes, [old, starting]).place).toEqual([]);
+    // it runs: the draining node's replica stops, with its reason
+    const up = { ...starting, state: 'running' as const };
+    const done = run(nodes, [old, up]);
+    expect(done.stop).toEqual([old.id]);
+    expect(done.place).toEqual([]);
+    expect(done.events.map((e) => e.message)).toEqual([
+      `replica ${old.id} on node n10000 stops: its node is draining, and the replicas run on other nodes`,
+    ]);
+  });
+
+  it('keeps a draining node’s replica where no other node can take it, and places nothing new there', () => {
+    const old = alloc('n1');
+    const r = run([node('n1', { draining: true })], [old]);
+    expect(r.stop).toEqual([]);
+    expect(r.remove).toEqual([]);
+    expect(r.place).toEqual([]);
+    expect(r.pending.join(' ')).toMatch(/no node/);
+    // nor does a draining node take a new deployment's replica
+    expect(run([node('n1', { draining: true })], []).place).toEqual([]);
+  });
+
   it('keeps a replica on a node offline within the grace, and places nothing new there', () => {
     const a = alloc('n1');
     const r = run([node('n1', { online: false }), node('n2')], [a], {

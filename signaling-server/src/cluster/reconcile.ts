@@ -30,6 +30,12 @@ export interface NodeState {
   online: boolean;
   /** Offline past the grace period (`--reschedule-after`): its replicas go elsewhere. */
   lost: boolean;
+  /**
+   * Its agent is draining (stopping on SIGTERM): it takes no new replica,
+   * and each one it holds is replaced elsewhere first, then stopped once
+   * the deployment has its replicas running on other nodes.
+   */
+  draining?: boolean;
 }
 
 export interface ReconcileInput {
@@ -110,6 +116,10 @@ export function reconcile(input: ReconcileInput): Reconciliation {
   const replace = input.replace ?? new Set<string>();
   const nodeById = new Map(input.nodes.map((n) => [n.id, n]));
   const short = (id: string) => nodeById.get(id)?.shortId ?? shortIdOf(id);
+  const drainingNode = (id: string) => {
+    const n = nodeById.get(id);
+    return n?.draining === true && n.online;
+  };
   const events: ReconcileEvent[] = [];
   const remove: string[] = [];
   const stop: string[] = [];
@@ -135,6 +145,7 @@ export function reconcile(input: ReconcileInput): Reconciliation {
     if (a.desired !== 'run' || replace.has(a.id)) continue;
     if (!isDown(a.state) && a.state !== 'unhealthy') continue;
     if (!nodeById.get(a.nodeId)?.online) continue; // lost or not: presence decides first
+    if (drainingNode(a.nodeId)) continue; // replaced elsewhere, not restarted there
     let failedAt = a.since;
     if (a.state === 'unhealthy') {
       failedAt = a.since + graceMs;
@@ -169,6 +180,9 @@ export function reconcile(input: ReconcileInput): Reconciliation {
   const allocations: Allocation[] = [];
   for (const a of running) {
     if (replace.has(a.id)) continue;
+    // this deployment's replicas on a draining node: the scheduler places
+    // their replacements as if they were gone (they stop further down)
+    if (a.deployment === name && drainingNode(a.nodeId)) continue;
     const h = held.get(a.nodeId) ?? ZERO;
     held.set(a.nodeId, {
       cpuMillis: h.cpuMillis + a.resources.cpuMillis,
@@ -193,7 +207,7 @@ export function reconcile(input: ReconcileInput): Reconciliation {
       id: n.id,
       shortId: n.shortId,
       owner: n.ownerId,
-      online: n.online || grace,
+      online: (n.online && !n.draining) || grace,
       resources: grace && n.resources ? frozen(n.resources, held.get(n.id) ?? ZERO) : n.resources,
     };
   });
@@ -260,6 +274,33 @@ export function reconcile(input: ReconcileInput): Reconciliation {
       message: 'the spec changed: a new replica takes its place',
     });
     plan.changed = true;
+  }
+
+  // Make before break: a draining node's replicas stop once the deployment
+  // runs its replicas on other nodes (their replacements are running).
+  const runningElsewhere = own.filter(
+    (a) =>
+      a.desired === 'run' && !replace.has(a.id) && !drainingNode(a.nodeId) && a.state === 'running',
+  ).length;
+  if (runningElsewhere >= spec.replicas) {
+    for (const a of own) {
+      if (a.desired !== 'run' || !drainingNode(a.nodeId) || stop.includes(a.id)) continue;
+      stop.push(a.id);
+      const message = 'its node is draining, and the replicas run on other nodes';
+      events.push({
+        kind: 'stopped',
+        message: `replica ${a.id} on node ${short(a.nodeId)} stops: ${message}`,
+        allocation: a.id,
+      });
+      plan.stop.push({
+        allocation: a.id,
+        node: a.nodeId,
+        shortId: short(a.nodeId),
+        reason: 'draining',
+        message,
+      });
+      plan.changed = true;
+    }
   }
   return {
     plan,

@@ -95,7 +95,8 @@ export type StopReason =
   | 'ineligible'
   | 'max_per_node'
   | 'scale_down'
-  | 'updated';
+  | 'updated'
+  | 'draining';
 
 export interface Stopped {
   allocation: string;

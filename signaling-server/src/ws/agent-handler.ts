@@ -42,6 +42,8 @@ export interface AgentDeployments {
   assignments(nodeId: string): Promise<AllocationAssignment[]>;
   /** null when `service` is no deployment, else whether the node runs a healthy replica of it. */
   mayServe(nodeId: string, service: string): Promise<boolean | null>;
+  /** A pass of the reconciler soon (a node's drain changed). */
+  kick(): void;
 }
 
 /** What an agent connection asks of the jobs broker: it takes every job message. */
@@ -130,6 +132,8 @@ export class AgentConnection implements LocalAgent {
           this.ctx.log.info({ node: this.shortId, draining: m.draining }, 'agent drain changed');
         this.draining = m.draining;
         this.registry.updated(this);
+        // the cluster: a draining node's replicas are replaced elsewhere, then stopped
+        this.deployments.kick();
         return;
       case 'answer':
       case 'candidate':

@@ -204,6 +204,7 @@ export function attachSignaling(httpServer: Server, deps: SignalingDeps): Signal
     clock,
     log: log.child({ part: 'deployments' }),
     isOnline: (id) => presence.isOnline(id) || cluster.remoteAgent(id) !== undefined,
+    isDraining: (id) => agents.get(id)?.draining ?? cluster.remoteAgent(id)?.draining ?? false,
     rescheduleAfterMs: deps.config.rescheduleAfterMs ?? DEFAULT_RESCHEDULE_AFTER_MS,
     // Each node's set goes to its agent here, or to the instance holding it.
     deliver: (nodeIds) => {
