@@ -5,7 +5,7 @@
  * with exit 0 when the job succeeded, 1 when it ended dead or cancelled, 2
  * when `--wait-timeout` ran out first (JOB_EXIT).
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
@@ -59,6 +59,17 @@ function orFail<T>(kit: CliKit, r: Parsed<T>): T {
   if (!r.ok) throw kit.error(r.message);
   return r.value;
 }
+
+/** The flags of the list's next page. */
+const listMore = (o: { state?: string; type?: string; limit?: string }, next: number) =>
+  [
+    o.state !== undefined ? `--state ${o.state}` : '',
+    o.type !== undefined ? `--type ${o.type}` : '',
+    o.limit !== undefined ? `--limit ${o.limit}` : '',
+    `--before ${next}`,
+  ]
+    .filter(Boolean)
+    .join(' ');
 
 /** Reads `--input @FILE`: `-` is standard input. */
 const readInput = (file: string) => readFileSync(file === '-' ? 0 : file, 'utf8');
@@ -190,11 +201,19 @@ export function jobsCommand(kit: CliKit): Command {
     .requiredOption('--type <type>', `the connector that runs it: ${JOB_TYPES.join(', ')}`)
     .option('--input <json|@file>', 'its input: JSON, @FILE (a file of JSON) or @- (stdin)')
     .option('--priority <n>', 'higher runs first (default 0); FIFO within one priority')
-    .option('--require <label=value>', 'a node label the worker must have (repeat)', repeat, [])
+    .addOption(
+      new Option('--require <label=value>', 'a node label the worker must have (repeat)')
+        .argParser(repeat)
+        .default([], 'none'),
+    )
     .option('--gpu <n>', 'at least this many GPUs')
     .option('--memory <size>', 'at least this much memory on the node, e.g. 8GiB')
     .option('--service <name>', 'the node service an http job calls')
-    .option('--model <name>', 'a model the worker must have loaded (repeat)', repeat, [])
+    .addOption(
+      new Option('--model <name>', 'a model the worker must have loaded (repeat)')
+        .argParser(repeat)
+        .default([], 'none'),
+    )
     .option('--idempotency-key <key>', 'submitting with the same key again makes no second job')
     .option('--timeout <seconds>', 'how long one attempt may run (default 600)')
     .option('--max-attempts <n>', 'attempts before it is dead (default 3)')
@@ -247,29 +266,46 @@ export function jobsCommand(kit: CliKit): Command {
     .description('your jobs, newest first: state, node, attempts')
     .option('--state <state>', `only these: ${JOB_STATES.join(', ')}`)
     .option('--type <type>', `only this connector: ${JOB_TYPES.join(', ')}`)
-    .option('--limit <n>', 'at most this many')
+    .option('--limit <n>', 'at most this many (default 50, at most 200)')
+    .option('--before <cursor>', 'the next page: the cursor the last page ended with')
     .option('--json', 'the API’s answer as JSON')
-    .action(async (opts: { state?: string; type?: string; limit?: string; json?: boolean }) => {
-      const q = new URLSearchParams();
-      if (opts.state !== undefined) q.set('state', opts.state);
-      if (opts.type !== undefined) q.set('type', opts.type);
-      if (opts.limit !== undefined)
-        q.set('limit', String(orFail(kit, parseIntFlag('--limit', opts.limit))));
-      const { status, json } = await kit.api<{
-        jobs: JobView[];
-        error?: { message: string };
-      }>('GET', `/api/jobs${q.size ? `?${q}` : ''}`);
-      if (status === 400) throw kit.error(json.error?.message ?? 'refused');
-      kit.print(opts, json, () =>
-        json.jobs.length === 0
-          ? [
-              opts.state || opts.type
-                ? 'No jobs like that.'
-                : 'No jobs yet: `peerway jobs submit --type simulation --input {}`.',
-            ]
-          : kit.table(listRows(json.jobs)),
-      );
-    });
+    .action(
+      async (opts: {
+        state?: string;
+        type?: string;
+        limit?: string;
+        before?: string;
+        json?: boolean;
+      }) => {
+        const q = new URLSearchParams();
+        if (opts.state !== undefined) q.set('state', opts.state);
+        if (opts.type !== undefined) q.set('type', opts.type);
+        if (opts.limit !== undefined)
+          q.set('limit', String(orFail(kit, parseIntFlag('--limit', opts.limit))));
+        if (opts.before !== undefined)
+          q.set('before', String(orFail(kit, parseIntFlag('--before', opts.before))));
+        const { status, json } = await kit.api<{
+          jobs: JobView[];
+          next?: number;
+          error?: { message: string };
+        }>('GET', `/api/jobs${q.size ? `?${q}` : ''}`);
+        if (status === 400) throw kit.error(json.error?.message ?? 'refused');
+        kit.print(opts, json, () =>
+          json.jobs.length === 0
+            ? [
+                opts.state || opts.type
+                  ? 'No jobs like that.'
+                  : 'No jobs yet: `peerway jobs submit --type simulation --input {}`.',
+              ]
+            : [
+                ...kit.table(listRows(json.jobs)),
+                ...(json.next !== undefined
+                  ? [`(more: peerway jobs list ${listMore(opts, json.next)})`]
+                  : []),
+              ],
+        );
+      },
+    );
 
   jobs
     .command('show <id>')

@@ -261,6 +261,16 @@ it('refuses bad flags and bad jobs in words, naming the flag', async () => {
   expect(theirs.code).toBe(1);
   expect(theirs.stderr).toContain(`you have no job ${id}`);
   expect((await peerway(['jobs', 'cancel', id])).code).toBe(0);
+
+  // a page of the list ends with the command for the next one
+  const ids = (out: string) => [...out.matchAll(/^([0-9a-f]{16}) /gm)].map((m) => m[1]);
+  const first = await peerway(['jobs', 'list', '--limit', '2']);
+  expect(ids(first.stdout)).toHaveLength(2);
+  const more = /^\(more: peerway jobs list (.*)\)$/m.exec(first.stdout)![1]!.split(' ');
+  expect(more.slice(0, 3)).toEqual(['--limit', '2', '--before']);
+  const second = await peerway(['jobs', 'list', ...more]);
+  expect(ids(second.stdout)).toHaveLength(2);
+  expect(ids(second.stdout).filter((x) => ids(first.stdout).includes(x))).toEqual([]);
 }, 180_000);
 
 it('runs a job on the real agent (peerway-agent run --jobs) from submit --wait to its output', async () => {
