@@ -26,6 +26,9 @@ export const DASHBOARD_ROUTES = [
   '/add-node',
   '/deployments',
   '/deployments/:name',
+  '/jobs',
+  '/jobs/:id',
+  '/workers',
 ];
 
 let dashboardTemplate: string | null = null;
