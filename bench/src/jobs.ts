@@ -1,0 +1,517 @@
+/**
+ * Jobs, side by side on one redis-server in one run:
+ *
+ * 1. End to end (submit → a worker takes it → the submitter has the result)
+ *    with 1, 10 and 100 workers: Peerway's broker (the server process with
+ *    its store on the redis-server, workers speaking the agent protocol over
+ *    real WebSockets, the submitter on the HTTP API waiting on each job's
+ *    Server-Sent Events, as `peerway jobs submit --wait` does) against BullMQ
+ *    (Queue.add, Workers with a no-op processor, job.waitUntilFinished over
+ *    QueueEvents), both doing the same no-op jobs. Peerway's jobs are
+ *    matched on capabilities (the simulation connector); BullMQ's only by
+ *    queue name.
+ * 2. 1,000 workers connected to one instance: the server's RSS and a batch
+ *    run through them.
+ *
+ * Matching latency at 100,000 waiting jobs is bench/src/jobs-match.ts.
+ * Usage: tsx src/jobs.ts [--workers 1,10,100]; BENCH_JOBS (default 2000),
+ * BENCH_IN_FLIGHT (submitters' jobs in flight, default 30), BENCH_RUNS
+ * (default 3). Everything on loopback, bounded in count and time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, loadavg, cpus } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import WebSocket from 'ws';
+import { Queue, QueueEvents, Worker } from 'bullmq';
+import { encodeMessage, type ServerToAgent } from '@peerway/protocol';
+import { generateIdentity, signChallenge } from '@peerway/protocol/node';
+import { ROOT, stat } from './stack';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2)
+  args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1]!);
+const WORKERS = (args.get('workers') ?? '1,10,100').split(',').map(Number);
+const JOBS = Number(process.env.BENCH_JOBS ?? 2000);
+// the server allows 32 event streams per user at once (MAX_JOB_STREAMS_PER_USER)
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 30);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const MANY_WORKERS = Number(process.env.BENCH_MANY_WORKERS ?? 1000);
+/** Hard stop for the whole benchmark. */
+const DEADLINE = Date.now() + 30 * 60_000;
+const WAIT_MS = 120_000;
+
+const ticks = 100; // USER_HZ on Linux
+function procCpuS(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / ticks;
+}
+function procRss(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+/** CPU seconds the whole machine spent busy so far (all cores), to see how loaded the run was. */
+function machineBusyS(): number {
+  const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = f.map(Number);
+  return (n[0]! + n[1]! + n[2]! + n[5]! + n[6]! + n[7]!) / ticks;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+/** Runs `make(i)` for i < n with at most `width` at once. */
+async function pool(n: number, width: number, make: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, n) }, async () => {
+      while (next < n) await make(next++);
+    }),
+  );
+}
+
+function deadline(): void {
+  if (Date.now() > DEADLINE) throw new Error('jobs bench: past its 30 min deadline');
+}
+
+// ---------------------------------------------------------------------------
+// processes
+
+class Child {
+  constructor(readonly proc: ChildProcess) {}
+  get pid(): number {
+    return this.proc.pid!;
+  }
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const done = new Promise((r) => this.proc.once('exit', r));
+    this.proc.kill('SIGTERM');
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
+    await done;
+    clearTimeout(t);
+  }
+}
+
+async function startRedis(dir: string): Promise<{ child: Child; port: number }> {
+  const port = 21000 + Math.floor(Math.random() * 20000);
+  const proc = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.on('line', (l) => l.includes('Ready to accept connections') && resolve());
+    proc.once('exit', (c) => reject(new Error(`redis-server exited ${c}`)));
+  });
+  return { child: new Child(proc), port };
+}
+
+interface Server {
+  child: Child;
+  url: string;
+  ws: string;
+  token: string;
+}
+
+async function startServer(redisUrl: string): Promise<Server> {
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=peerway-source', join(ROOT, 'bench/src/jobs-server.ts')],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PEERWAY_REDIS_URL: redisUrl },
+    },
+  );
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).once('line', resolve);
+    proc.once('exit', (c) => reject(new Error(`jobs server exited ${c}`)));
+  });
+  const info = JSON.parse(line) as { url: string; token: string };
+  return {
+    child: new Child(proc),
+    url: info.url,
+    ws: info.url.replace('http', 'ws'),
+    token: info.token,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Peerway: simulated workers over the agent protocol, the submitter on the API
+
+const RESOURCES = {
+  capacity: {
+    cpuCores: 2,
+    memoryBytes: 4 * 1024 ** 3,
+    diskFreeBytes: 10 * 1024 ** 3,
+    gpus: [],
+    os: 'linux',
+    arch: 'x64',
+    runtime: null,
+  },
+  offer: { cpuCores: null, memoryBytes: null },
+  labels: {},
+  deployments: false,
+};
+
+/**
+ * One worker node: challenge → signed auth (claimed by the token's user) →
+ * resources, worker (the simulation connector, concurrency 1), a free slot;
+ * every lease is answered with its result at once (a no-op job) and the
+ * slot offered again.
+ */
+function connectWorker(server: Server): Promise<WebSocket> {
+  const id = generateIdentity();
+  const ws = new WebSocket(`${server.ws}/ws/agent`);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('worker handshake timed out')), 60_000);
+    ws.on('error', reject);
+    ws.on('message', (raw) => {
+      const m = JSON.parse(raw.toString()) as ServerToAgent;
+      if (m.type === 'challenge') {
+        const timestamp = Date.now();
+        ws.send(
+          encodeMessage({
+            type: 'auth',
+            nodeId: id.nodeId,
+            timestamp,
+            signature: signChallenge(id, m.serverUrl, m.nonce, timestamp),
+            name: 'sim',
+            version: 'bench',
+            token: server.token,
+            services: [],
+          }),
+        );
+      } else if (m.type === 'welcome') {
+        clearTimeout(t);
+        ws.send(encodeMessage({ type: 'resources', resources: RESOURCES }));
+        ws.send(
+          encodeMessage({
+            type: 'worker',
+            capabilities: {
+              concurrency: 1,
+              connectors: [{ type: 'simulation', services: [], models: [], images: [] }],
+            },
+          }),
+        );
+        ws.send(encodeMessage({ type: 'job-pull', free: 1 }));
+        resolve(ws);
+      } else if (m.type === 'job-lease') {
+        ws.send(
+          encodeMessage({
+            type: 'job-result',
+            id: m.id,
+            attempt: m.attempt,
+            output: { ok: true },
+            outputUploaded: false,
+          }),
+        );
+        ws.send(encodeMessage({ type: 'job-pull', free: 1 }));
+      }
+    });
+  });
+}
+
+/** Reads a job's SSE stream until it is final; resolves with its last state. */
+async function waitForJob(server: Server, id: string): Promise<string> {
+  const res = await fetch(`${server.url}/api/jobs/${id}/events`, {
+    headers: { authorization: `Bearer ${server.token}`, accept: 'text/event-stream' },
+    signal: AbortSignal.timeout(WAIT_MS),
+  });
+  if (!res.ok || !res.body) throw new Error(`events of ${id}: HTTP ${res.status}`);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  let state = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return state;
+      buf += value;
+      let end: number;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        const data = block
+          .split('\n')
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => l.slice(5).trim())
+          .join('\n');
+        if (!data) continue;
+        const e = JSON.parse(data) as { type: string; state?: string };
+        if (e.type === 'state' && e.state) {
+          state = e.state;
+          if (['succeeded', 'dead', 'cancelled'].includes(state)) return state;
+        }
+      }
+    }
+  } finally {
+    void reader.cancel().catch(() => {});
+  }
+}
+
+async function submit(server: Server): Promise<string> {
+  const res = await fetch(`${server.url}/api/jobs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'simulation', input: {}, maxAttempts: 1 }),
+  });
+  if (res.status !== 202 && res.status !== 201 && res.status !== 200)
+    throw new Error(`submit: HTTP ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+interface E2eRow {
+  system: 'peerway' | 'bullmq';
+  workers: number;
+  jobsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** CPU seconds per 1,000 jobs of the processes doing the work (server or bench process, redis). */
+  cpuSPer1000: number;
+}
+
+async function peerwayRun(
+  server: Server,
+  redisPid: number,
+  workers: WebSocket[],
+  jobs: number,
+): Promise<E2eRow> {
+  const lat: number[] = [];
+  let failed = 0;
+  const cpu0 = procCpuS(server.child.pid) + procCpuS(redisPid);
+  const t0 = performance.now();
+  await pool(jobs, IN_FLIGHT, async () => {
+    const s = performance.now();
+    const id = await submit(server);
+    const state = await waitForJob(server, id);
+    if (state !== 'succeeded') failed++;
+    lat.push(performance.now() - s);
+  });
+  const elapsedS = (performance.now() - t0) / 1000;
+  const cpu = procCpuS(server.child.pid) + procCpuS(redisPid) - cpu0;
+  if (failed > 0) throw new Error(`peerway: ${failed} of ${jobs} jobs did not succeed`);
+  return {
+    system: 'peerway',
+    workers: workers.length,
+    jobsPerSec: Math.round(jobs / elapsedS),
+    p50Ms: +percentile(lat, 50).toFixed(1),
+    p99Ms: +percentile(lat, 99).toFixed(1),
+    cpuSPer1000: +((cpu * 1000) / jobs).toFixed(2),
+  };
+}
+
+async function bullmqRun(
+  redisPort: number,
+  redisPid: number,
+  workerCount: number,
+  jobs: number,
+): Promise<E2eRow> {
+  const connection = { host: '127.0.0.1', port: redisPort, db: 1 };
+  const name = `bench-${workerCount}-${Date.now()}`;
+  const queue = new Queue(name, { connection });
+  const events = new QueueEvents(name, { connection });
+  await events.waitUntilReady();
+  const workers = Array.from(
+    { length: workerCount },
+    () => new Worker(name, async () => ({ ok: true }), { connection, concurrency: 1 }),
+  );
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  try {
+    const lat: number[] = [];
+    const cpu0 = process.cpuUsage();
+    const r0 = procCpuS(redisPid);
+    const t0 = performance.now();
+    await pool(jobs, IN_FLIGHT, async () => {
+      const s = performance.now();
+      const job = await queue.add('noop', {}, { attempts: 1 });
+      await job.waitUntilFinished(events, WAIT_MS);
+      lat.push(performance.now() - s);
+    });
+    const elapsedS = (performance.now() - t0) / 1000;
+    const own = process.cpuUsage(cpu0);
+    const cpu = (own.user + own.system) / 1e6 + procCpuS(redisPid) - r0;
+    return {
+      system: 'bullmq',
+      workers: workerCount,
+      jobsPerSec: Math.round(jobs / elapsedS),
+      p50Ms: +percentile(lat, 50).toFixed(1),
+      p99Ms: +percentile(lat, 99).toFixed(1),
+      cpuSPer1000: +((cpu * 1000) / jobs).toFixed(2),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    await queue.obliterate({ force: true }).catch(() => {});
+    await events.close();
+    await queue.close();
+  }
+}
+
+async function connectWorkers(server: Server, n: number): Promise<WebSocket[]> {
+  const out: WebSocket[] = [];
+  for (let i = 0; i < n; i += 100) {
+    out.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(100, n - i) }, () => connectWorker(server)),
+      )),
+    );
+  }
+  // every worker's slot is known to the server once GET /api/workers lists them all
+  for (let tries = 0; tries < 100; tries++) {
+    const res = await fetch(`${server.url}/api/workers`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
+    const body = (await res.json()) as { workers?: unknown[] } | unknown[];
+    const listed = Array.isArray(body) ? body.length : (body.workers?.length ?? 0);
+    if (listed >= n) return out;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`only some of ${n} workers were listed`);
+}
+
+// ---------------------------------------------------------------------------
+
+const dir = mkdtempSync(join(tmpdir(), 'pw-jobs-bench-'));
+const redis = await startRedis(dir);
+const redisUrl = `redis://127.0.0.1:${redis.port}/0`;
+const busy0 = machineBusyS();
+const wall0 = performance.now();
+const rows: E2eRow[] = [];
+let many: Record<string, number> | null = null;
+let server: Server | null = null;
+try {
+  for (const w of WORKERS) {
+    server = await startServer(redisUrl);
+    const workers = await connectWorkers(server, w);
+    await peerwayRun(server, redis.child.pid, workers, Math.min(100, JOBS)); // warm-up
+    await bullmqRun(redis.port, redis.child.pid, w, Math.min(100, JOBS)); // warm-up
+    for (let run = 0; run < RUNS; run++) {
+      deadline();
+      // alternate which goes first so a slow patch of the machine hits both
+      if (run % 2 === 0) {
+        rows.push(await peerwayRun(server, redis.child.pid, workers, JOBS));
+        rows.push(await bullmqRun(redis.port, redis.child.pid, w, JOBS));
+      } else {
+        rows.push(await bullmqRun(redis.port, redis.child.pid, w, JOBS));
+        rows.push(await peerwayRun(server, redis.child.pid, workers, JOBS));
+      }
+    }
+    for (const ws of workers) ws.terminate();
+    await server.child.stop();
+    server = null;
+  }
+
+  // many workers on one instance
+  deadline();
+  server = await startServer(redisUrl);
+  await new Promise((r) => setTimeout(r, 500));
+  const rss0 = procRss(server.child.pid);
+  const c0 = performance.now();
+  const workers = await connectWorkers(server, MANY_WORKERS);
+  const connectS = (performance.now() - c0) / 1000;
+  const rss1 = procRss(server.child.pid);
+  const row = await peerwayRun(server, redis.child.pid, workers, JOBS);
+  many = {
+    workers: MANY_WORKERS,
+    connectS: +connectS.toFixed(1),
+    rssBeforeMiB: +(rss0 / 2 ** 20).toFixed(1),
+    rssAfterMiB: +(rss1 / 2 ** 20).toFixed(1),
+    rssPerWorkerKiB: +((rss1 - rss0) / MANY_WORKERS / 1024).toFixed(1),
+    jobsPerSec: row.jobsPerSec,
+    p50Ms: row.p50Ms,
+    p99Ms: row.p99Ms,
+  };
+  for (const ws of workers) ws.terminate();
+} finally {
+  await server?.child.stop();
+  await redis.child.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const wallS = (performance.now() - wall0) / 1000;
+const machineLoad = (machineBusyS() - busy0) / wallS / cpus().length;
+
+const summary = WORKERS.map((w) => {
+  const pick = (s: E2eRow['system']) => rows.filter((r) => r.system === s && r.workers === w);
+  const p = pick('peerway');
+  const b = pick('bullmq');
+  const pr = stat(p.map((r) => r.jobsPerSec));
+  const br = stat(b.map((r) => r.jobsPerSec));
+  return {
+    workers: w,
+    peerway: {
+      jobsPerSec: pr,
+      p50Ms: stat(p.map((r) => r.p50Ms)),
+      p99Ms: stat(p.map((r) => r.p99Ms)),
+      cpuSPer1000: stat(p.map((r) => r.cpuSPer1000)),
+    },
+    bullmq: {
+      jobsPerSec: br,
+      p50Ms: stat(b.map((r) => r.p50Ms)),
+      p99Ms: stat(b.map((r) => r.p99Ms)),
+      cpuSPer1000: stat(b.map((r) => r.cpuSPer1000)),
+    },
+    ratio: +(pr.median / br.median).toFixed(2),
+  };
+});
+
+const fmt = (s: { median: number; min: number; max: number }) => `${s.median} (${s.min}–${s.max})`;
+console.log(
+  `\n## Jobs end to end, ${JOBS} no-op jobs, ${IN_FLIGHT} in flight, ${RUNS} runs (${new Date().toISOString().slice(0, 10)})\n`,
+);
+console.log(
+  '| workers | Peerway jobs/s | BullMQ jobs/s | ratio | Peerway p50 / p99 ms | BullMQ p50 / p99 ms | CPU s per 1,000 jobs (Peerway / BullMQ) |',
+);
+console.log('|---|---|---|---|---|---|---|');
+for (const s of summary) {
+  console.log(
+    `| ${s.workers} | ${fmt(s.peerway.jobsPerSec)} | ${fmt(s.bullmq.jobsPerSec)} | ${s.ratio} | ${s.peerway.p50Ms.median} / ${s.peerway.p99Ms.median} | ${s.bullmq.p50Ms.median} / ${s.bullmq.p99Ms.median} | ${s.peerway.cpuSPer1000.median} / ${s.bullmq.cpuSPer1000.median} |`,
+  );
+}
+if (many) {
+  console.log(`\n## ${many.workers} workers on one instance\n`);
+  console.log(
+    '| connect s | server RSS before → after MiB | per worker KiB | jobs/s | p50 / p99 ms |',
+  );
+  console.log('|---|---|---|---|---|');
+  console.log(
+    `| ${many.connectS} | ${many.rssBeforeMiB} → ${many.rssAfterMiB} | ${many.rssPerWorkerKiB} | ${many.jobsPerSec} | ${many.p50Ms} / ${many.p99Ms} |`,
+  );
+}
+console.log(
+  `\nMachine: ${cpus().length} cores, busy ${(machineLoad * 100).toFixed(0)} % on average during the run (all processes, this benchmark's own included); load average ${loadavg()[0]!.toFixed(2)}.`,
+);
+mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+const out = join(ROOT, `bench/results/jobs-${new Date().toISOString().slice(0, 10)}.json`);
+writeFileSync(
+  out,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      jobs: JOBS,
+      inFlight: IN_FLIGHT,
+      runs: RUNS,
+      machineBusy: +machineLoad.toFixed(2),
+      summary,
+      rows,
+      many,
+    },
+    null,
+    2,
+  ),
+);
+console.log(`JSON: ${out}`);
+process.exit(0);
