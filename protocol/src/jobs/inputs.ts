@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { formatSpecPath, type SpecError } from '../deploy/spec';
 import { parseImageReference } from '../deploy/image';
 import { ENV_NAME_RE } from '../deploy/labels';
-import type { JobType } from './spec';
+import type { JobType } from './types';
 
 export const MAX_JOB_DELAY_MS = 24 * 3600 * 1000;
 export const MAX_CONTAINER_FILES = 64;

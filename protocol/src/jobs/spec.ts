@@ -12,9 +12,9 @@ import { parseSize, SIZE_UNITS_HELP } from '../deploy/units';
 import { formatSpecPath, type SpecError } from '../deploy/spec';
 import { parseJobInput } from './inputs';
 
-/** The connectors a job can name; another `type` is a 400. */
-export const JOB_TYPES = ['http', 'container', 'comfyui', 'simulation'] as const;
-export type JobType = (typeof JOB_TYPES)[number];
+import { JOB_TYPES, type JobType } from './types';
+
+export { JOB_TYPES, type JobType } from './types';
 
 /**
  * A job's states. `failed` means "will retry" (its next attempt waits for
