@@ -44,6 +44,13 @@ export const MAX_IDEMPOTENCY_KEY_CHARS = 200;
 export const MAX_JOB_MODELS = 32;
 export const MAX_MODEL_NAME_CHARS = 256;
 export const MAX_BACKOFF_MS = 24 * 3600 * 1000;
+/**
+ * The names a job's files are kept under (PUT /api/agent/jobs/:id/files/:name,
+ * GET /api/jobs/:id/files/:name): one flat name of letters, digits and
+ * "._-", up to 128, not starting with "." (the server's folder keeps its
+ * own files under such names).
+ */
+export const JOB_FILE_NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 export const JOB_DEFAULTS = {
   priority: 0,

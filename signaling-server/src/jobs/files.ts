@@ -13,10 +13,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { PeerwayError } from '@peerway/protocol';
+import { JOB_FILE_NAME_RE, PeerwayError } from '@peerway/protocol';
 
-/** File names a job may have: no path, no leading dot (the folder's own files start with one). */
-export const JOB_FILE_NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+export { JOB_FILE_NAME_RE };
 /** Job IDs as the broker makes them (and the protocol's `id` allows). */
 const JOB_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 

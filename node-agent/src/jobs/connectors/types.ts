@@ -8,13 +8,8 @@
 import type { JobRequirements, JobType, WorkerConnector } from '@peerway/protocol';
 import type { Logger } from 'pino';
 
-/**
- * The names the server keeps a job's files under (PUT
- * /api/agent/jobs/:id/files/:name): one flat name, letters, digits, "._-",
- * up to 128, not starting with "." (the server's JOB_FILE_NAME_RE; the
- * protocol does not export it yet).
- */
-export const JOB_FILE_NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+/** The names the server keeps a job's files under (the protocol's rule). */
+export { JOB_FILE_NAME_RE } from '@peerway/protocol';
 
 /**
  * Flat, distinct upload names for these paths ("deep/er/x.txt" →
