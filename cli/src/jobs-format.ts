@@ -3,7 +3,14 @@
  * page (attempts, files with their URLs, output), and one line per event
  * of a job being followed. Pure: views in, lines out.
  */
-import { formatBytes, type JobEvent, type JobRequirements, type JobView } from '@peerway/protocol';
+import {
+  formatBytes,
+  progressText as protocolProgressText,
+  requirementParts,
+  type JobEvent,
+  type JobRequirements,
+  type JobView,
+} from '@peerway/protocol';
 
 /** Output longer than this many lines is cut in `show` (`--json` has all of it). */
 export const OUTPUT_LINES_SHOWN = 40;
@@ -13,27 +20,12 @@ export const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ')
 
 /** `service=render gpu>=1 memory>=8 GiB model=sdxl region=home`, or `-` for none. */
 export function requirementsText(r: JobRequirements): string {
-  const parts = [
-    r.service !== undefined ? `service=${r.service}` : '',
-    r.gpu ? `gpu>=${r.gpu}` : '',
-    r.memory !== undefined ? `memory>=${formatBytes(r.memory)}` : '',
-    ...(r.models ?? []).map((m) => `model=${m}`),
-    ...Object.entries(r.labels ?? {}).map(([k, v]) => `${k}=${v}`),
-  ].filter(Boolean);
-  return parts.length ? parts.join(' ') : '-';
+  return requirementParts(r).join(' ') || '-';
 }
 
 /** `3/10 rendering`, `40%`, or the message alone. */
 export function progressText(p: { value?: number; max?: number; message?: string }): string {
-  const amount =
-    p.value === undefined
-      ? ''
-      : p.max
-        ? `${p.value}/${p.max}`
-        : p.value <= 1
-          ? `${Math.round(p.value * 100)}%`
-          : String(p.value);
-  return [amount, p.message ?? ''].filter(Boolean).join(' ') || '(no detail)';
+  return protocolProgressText(p) || '(no detail)';
 }
 
 /** The list's table rows, header first. */

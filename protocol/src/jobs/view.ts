@@ -3,6 +3,7 @@
  * `--json`, the dashboard) and the events `GET /api/jobs/:id/events`
  * streams. Plain types: the server builds them, clients read them.
  */
+import { formatBytes } from '../deploy/units';
 import type { JobRequirements, JobState, JobType, JobBackoff } from './spec';
 
 export const ATTEMPT_OUTCOMES = ['succeeded', 'failed', 'lost', 'timeout', 'cancelled'] as const;
@@ -91,4 +92,32 @@ export interface WorkerView {
   jobs: string[];
   /** Whose jobs it may run besides its owner's: users it is shared with, or everyone. */
   pool: 'owner' | 'shared' | 'public';
+}
+
+/**
+ * A job's requirements in words, one part each: `service=render`,
+ * `gpu>=1`, `memory>=8 GiB`, `model=sdxl`, `region=home` (`atLeast` is
+ * the sign: the dashboard prints ≥). Empty for a job any worker takes.
+ */
+export function requirementParts(r: JobRequirements, atLeast = '>='): string[] {
+  return [
+    r.service !== undefined ? `service=${r.service}` : '',
+    r.gpu ? `gpu${atLeast}${r.gpu}` : '',
+    r.memory !== undefined ? `memory${atLeast}${formatBytes(r.memory)}` : '',
+    ...(r.models ?? []).map((m) => `model=${m}`),
+    ...Object.entries(r.labels ?? {}).map(([k, v]) => `${k}=${v}`),
+  ].filter(Boolean);
+}
+
+/** Progress in words: `3/10 sampling`, `40%`, or the message alone (empty with neither). */
+export function progressText(p: { value?: number; max?: number; message?: string }): string {
+  const amount =
+    p.value === undefined
+      ? ''
+      : p.max
+        ? `${p.value}/${p.max}`
+        : p.value <= 1
+          ? `${Math.round(p.value * 100)}%`
+          : String(p.value);
+  return [amount, p.message ?? ''].filter(Boolean).join(' ');
 }

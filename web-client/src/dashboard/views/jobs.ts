@@ -9,6 +9,8 @@ import {
   FINAL_JOB_STATES,
   JOB_STATES,
   JOB_TYPES,
+  progressText,
+  requirementParts,
   type JobEvent,
   type JobRequirements,
   type JobState,
@@ -45,30 +47,12 @@ export function stateBadge(s: JobState): HTMLElement {
   return h('span', { class: `state ${tone(s)}`, 'data-state': s }, s);
 }
 
-/** `service=render gpu≥1 memory≥8.0 GiB model=sdxl region=home`, or "any worker". */
+/** `service=render gpu≥1 memory≥8 GiB model=sdxl region=home`, or "any worker". */
 export function requirementsText(r: JobRequirements): string {
-  const parts = [
-    r.service !== undefined ? `service=${r.service}` : '',
-    r.gpu ? `gpu≥${r.gpu}` : '',
-    r.memory !== undefined ? `memory≥${bytes(r.memory)}` : '',
-    ...r.models.map((m) => `model=${m}`),
-    ...Object.entries(r.labels).map(([k, v]) => `${k}=${v}`),
-  ].filter(Boolean);
-  return parts.length ? parts.join(' ') : 'any worker';
+  return requirementParts(r, '≥').join(' ') || 'any worker';
 }
 
-/** `3/10 sampling`, `40%`, or the message alone. */
-export function progressText(p: { value?: number; max?: number; message?: string }): string {
-  const amount =
-    p.value === undefined
-      ? ''
-      : p.max
-        ? `${p.value}/${p.max}`
-        : p.value <= 1
-          ? `${Math.round(p.value * 100)}%`
-          : String(p.value);
-  return [amount, p.message ?? ''].filter(Boolean).join(' ');
-}
+export { progressText };
 
 /** Queued jobs per priority, highest first. */
 export function depthByPriority(queued: readonly JobView[]): [number, number][] {
