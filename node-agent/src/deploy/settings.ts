@@ -109,7 +109,7 @@ export function parseLabelFlags(args: readonly string[], flag = '--label'): Reco
 }
 
 /** A zod field that runs one of the parsers above and turns its error into an issue. */
-function checked<T>(parse: (v: unknown) => T) {
+export function checked<T>(parse: (v: unknown) => T) {
   return z.unknown().transform((v, ctx): T => {
     try {
       return parse(v);

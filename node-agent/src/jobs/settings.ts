@@ -31,7 +31,7 @@ import {
   type JobType,
 } from '@peerway/protocol';
 import { normaliseRegistryHost } from '../runtime/image-ref';
-import { parseDeployCpu, parseDeployMemory } from '../deploy/settings';
+import { checked, parseDeployCpu, parseDeployMemory } from '../deploy/settings';
 
 /** Largest stdout/stderr kept of a container job, per stream, in bytes. */
 export const DEFAULT_CONTAINER_LOG_BYTES = 64 * 1024;
@@ -79,17 +79,6 @@ export interface JobSettings {
 export const NO_JOBS: JobSettings = { enabled: false, concurrency: 1, connectors: {} };
 
 const concurrency = z.number().int().min(1).max(MAX_WORKER_CONCURRENCY);
-
-function checked<T>(parse: (v: unknown) => T) {
-  return z.unknown().transform((v, ctx): T => {
-    try {
-      return parse(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      return z.NEVER;
-    }
-  });
-}
 
 /** A ComfyUI URL: http(s), no credentials, no path; its origin. */
 export function parseComfyUrl(v: unknown, where: string | null): string {
