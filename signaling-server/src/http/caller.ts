@@ -6,7 +6,7 @@ import type { Request, RequestHandler } from 'express';
 import { parse as parseCookie } from 'cookie';
 import { PeerwayError } from '@peerway/protocol';
 import type { Auth, SessionCookie } from '../auth/auth';
-import type { User } from '../store/store';
+import type { NodeRecord, Store, User } from '../store/store';
 import { route } from './errors';
 
 declare module 'express-serve-static-core' {
@@ -77,4 +77,20 @@ export function needAdmin(req: Request): User {
   const u = needUser(req);
   if (!u.isAdmin) throw new PeerwayError('forbidden', 'this needs an admin account');
   return u;
+}
+
+/**
+ * The caller's own node named in the path (`:id`, its ID or short ID);
+ * anyone else's, or none, is a 404 that does not say which.
+ */
+export async function ownNodeOf(
+  store: Pick<Store, 'getNode' | 'getNodeByShortId'>,
+  req: Request,
+): Promise<NodeRecord> {
+  const user = needUser(req);
+  const id = String(req.params.id);
+  const node = (await store.getNode(id)) ?? (await store.getNodeByShortId(id));
+  if (!node || node.ownerId !== user.id)
+    throw new PeerwayError('not_found', `you have no node ${id}`);
+  return node;
 }

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { PeerwayError } from '@peerway/protocol';
 import type { JobStore } from '../../store/jobs';
 import type { NodeRecord, Store } from '../../store/store';
-import { needUser } from '../caller';
+import { ownNodeOf } from '../caller';
 import { route } from '../errors';
 import type { RouteModule } from '../route-module';
 
@@ -28,14 +28,7 @@ export function jobGrantRoutes(deps: {
   grantsChanged(nodeId: string): void;
 }): RouteModule {
   const { store } = deps;
-  const ownNode = async (req: Request): Promise<NodeRecord> => {
-    const user = needUser(req);
-    const id = String(req.params.id);
-    const node = (await store.getNode(id)) ?? (await store.getNodeByShortId(id));
-    if (!node || node.ownerId !== user.id)
-      throw new PeerwayError('not_found', `you have no node ${id}`);
-    return node;
-  };
+  const ownNode = (req: Request): Promise<NodeRecord> => ownNodeOf(store, req);
   const grantOf = async (req: Request, node: NodeRecord): Promise<string> => {
     const raw: unknown =
       req.body && typeof req.body === 'object' && Object.keys(req.body).length > 0

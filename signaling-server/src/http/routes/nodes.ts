@@ -9,7 +9,7 @@ import { PeerwayError } from '@peerway/protocol';
 import { shortIdOf } from '@peerway/protocol/node';
 import { claimState, redeemClaim, rememberRemoval } from '../../nodes/claims';
 import type { NodeRecord, Store } from '../../store/store';
-import { needUser } from '../caller';
+import { needUser, ownNodeOf } from '../caller';
 import { body, route } from '../errors';
 import type { RouteModule } from '../route-module';
 import type { Views } from '../views';
@@ -32,14 +32,7 @@ export function nodeRoutes(deps: {
 }): RouteModule {
   const { store, views } = deps;
   return (r) => {
-    const ownNode = async (req: Request): Promise<NodeRecord> => {
-      const user = needUser(req);
-      const id = String(req.params.id);
-      const node = (await store.getNode(id)) ?? (await store.getNodeByShortId(id));
-      if (!node || node.ownerId !== user.id)
-        throw new PeerwayError('not_found', `you have no node ${id}`);
-      return node;
-    };
+    const ownNode = (req: Request): Promise<NodeRecord> => ownNodeOf(store, req);
 
     r.post(
       '/api/nodes/claim',
