@@ -9,7 +9,7 @@
  *   registry (removed from Podman first);
  * - a node's death (kill -9 of its agent, its containers removed) → the
  *   replacement replica's first byte, with the server's default
- *   `--reschedule-after` (30 s) and with 3 s, split into detection, the
+ *   `--reschedule-after` (10 s) and with 3 s, split into detection, the
  *   grace and placement, pull/start (to the first passed health check) and
  *   first byte;
  * - beside each, in the same run: `podman run` of the same image to its
@@ -365,10 +365,10 @@ try {
   const death30: DeathSample[] = [];
   for (let i = 0; i < RUNS; i++) {
     death30.push(await deathRun(cluster));
-    console.error(`[cluster] death run (reschedule-after 30s) ${i + 1}/${RUNS} done`);
+    console.error(`[cluster] death run (reschedule-after 10s, the default) ${i + 1}/${RUNS} done`);
   }
   rows.push({
-    name: 'node kill -9 → replacement first byte, --reschedule-after 30s (default)',
+    name: 'node kill -9 → replacement first byte, --reschedule-after 10s (default)',
     samples: death30,
   });
   await cluster.stop();
