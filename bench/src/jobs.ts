@@ -16,7 +16,7 @@
  * Matching latency at 100,000 waiting jobs is bench/src/jobs-match.ts.
  * Usage: tsx src/jobs.ts [--workers 1,10,100]; BENCH_JOBS (default 2000),
  * BENCH_IN_FLIGHT (submitters' jobs in flight, default 30), BENCH_RUNS
- * (default 3). Everything on loopback, bounded in count and time.
+ * (default 3), BENCH_SERVER_PROF=<dir> (the server's CPU profile). Everything on loopback, bounded in count and time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { Queue, QueueEvents, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { encodeMessage, type ServerToAgent } from '@peerway/protocol';
 import { generateIdentity, signChallenge } from '@peerway/protocol/node';
 import { ROOT, stat } from './stack';
@@ -130,7 +131,15 @@ interface Server {
 async function startServer(redisUrl: string): Promise<Server> {
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', '--conditions=peerway-source', join(ROOT, 'bench/src/jobs-server.ts')],
+    [
+      ...(process.env.BENCH_SERVER_PROF
+        ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_SERVER_PROF]
+        : []),
+      '--import',
+      'tsx',
+      '--conditions=peerway-source',
+      join(ROOT, 'bench/src/jobs-server.ts'),
+    ],
     {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -398,6 +407,29 @@ try {
     const workers = await connectWorkers(server, w);
     await peerwayRun(server, redis.child.pid, workers, Math.min(100, JOBS)); // warm-up
     await bullmqRun(redis.port, redis.child.pid, w, Math.min(100, JOBS)); // warm-up
+    if (process.env.BENCH_REDIS_STATS) {
+      // Redis commands per job, each system alone
+      const r = new Redis({ host: '127.0.0.1', port: redis.port });
+      for (const [label, go] of [
+        ['peerway', () => peerwayRun(server!, redis.child.pid, workers, 200)],
+        ['bullmq', () => bullmqRun(redis.port, redis.child.pid, w, 200)],
+      ] as const) {
+        await r.config('RESETSTAT');
+        await go();
+        const stats = String(await r.info('commandstats'))
+          .split('\n')
+          .map((l) => /^cmdstat_([^:]+):calls=(\d+)/.exec(l))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => [m[1]!, Number(m[2]) / 200] as const)
+          .sort((a, b) => b[1] - a[1]);
+        const total = stats.reduce((n, [, c]) => n + c, 0);
+        console.log(
+          `${label}: ${total.toFixed(1)} Redis commands per job:`,
+          stats.map(([k, c]) => `${k} ${c.toFixed(1)}`).join(', '),
+        );
+      }
+      r.disconnect();
+    }
     for (let run = 0; run < RUNS; run++) {
       deadline();
       // alternate which goes first so a slow patch of the machine hits both
