@@ -126,16 +126,13 @@ describe('the container connector over Podman', () => {
     expect(await left()).toBe(0);
   });
 
+  // Only the default is run here: a container on Podman's bridge would be
+  // NATed to this machine's real interfaces, which tests must never do (and
+  // its netavark rules race the NAT lab's iptables in a parallel run: CI
+  // failed on it once). `network: true` asks the engine for 'bridge'.
   it('runs with no network at all unless configured', async () => {
     const none = await connector().run(input({ image, ...sh('ls /sys/class/net') }), ctx());
     expect((none.output as { stdout: string }).stdout.trim()).toBe('lo');
-    const bridged = await connector({ network: true }).run(
-      input({ image, ...sh('ls /sys/class/net') }),
-      ctx(),
-    );
-    expect(
-      (bridged.output as { stdout: string }).stdout.split(/\s+/).filter(Boolean).length,
-    ).toBeGreaterThan(1);
   });
 
   it('bounds stdout, and refuses /out over its limit for good', async () => {

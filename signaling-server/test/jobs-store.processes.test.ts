@@ -78,7 +78,12 @@ async function submitMany(store: JobStore, n: number): Promise<void> {
     );
 }
 
-function expectOnceEach(got: string[][], jobs: number, nodes: string[]): void {
+function expectOnceEach(
+  got: string[][],
+  jobs: number,
+  nodes: string[],
+  everyOneGotSome = true,
+): void {
   const all = got.flat();
   expect(all).toHaveLength(jobs);
   expect(new Set(all.map((g) => g.split('/')[0])).size).toBe(jobs);
@@ -87,7 +92,7 @@ function expectOnceEach(got: string[][], jobs: number, nodes: string[]): void {
     mine.forEach((g) => expect(g.split('/').slice(1)).toEqual(['1', nodes[i]])),
   );
   // both sides really raced (neither took everything)
-  for (const mine of got) expect(mine.length).toBeGreaterThan(0);
+  if (everyOneGotSome) for (const mine of got) expect(mine.length).toBeGreaterThan(0);
 }
 
 it('two processes on one SQLite file lease each job exactly once', async () => {
@@ -100,7 +105,10 @@ it('two processes on one SQLite file lease each job exactly once', async () => {
     await Promise.all(workers.map((w) => w.ready));
     for (const w of workers) w.proc.stdin.end('go\n');
     const got = await Promise.all(workers.map((w) => w.done));
-    expectOnceEach(got, JOBS, ['p1', 'p2']);
+    // SQLite's lock is not fair: on a loaded machine one process can take
+    // every job while the other's busy handler sleeps (CI saw 1000 to 0),
+    // so only "exactly once" is asserted here, not that both got some
+    expectOnceEach(got, JOBS, ['p1', 'p2'], false);
     expect((await store.countJobs()).leased).toBe(JOBS);
   } finally {
     for (const w of workers) if (w.proc.exitCode === null) w.proc.kill();
