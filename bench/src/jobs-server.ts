@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, startPeerwayServer } from '@peerway/signaling-server';
+import { BENCH_LIMITS } from './limits';
 
 const dir = mkdtempSync(join(tmpdir(), 'pw-jobs-bench-'));
 const server = await startPeerwayServer(
@@ -20,16 +21,7 @@ const server = await startPeerwayServer(
     heartbeatIntervalMs: 60_000,
     ...(process.env.PEERWAY_REDIS_URL ? { redisUrl: process.env.PEERWAY_REDIS_URL } : {}),
   }),
-  {
-    limits: {
-      connectionsPerMinutePerIp: 1_000_000,
-      messagesPerSecond: 100_000,
-      messageBurst: 100_000,
-      agentMessagesPerSecond: 100_000,
-      agentMessageBurst: 100_000,
-      maxSessionsPerClient: 100_000,
-    },
-  },
+  { limits: BENCH_LIMITS },
 );
 const user = await server.store.createUser({
   email: `bench-${process.pid}@test.invalid`,

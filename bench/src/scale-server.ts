@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, startPeerwayServer } from '@peerway/signaling-server';
+import { BENCH_LIMITS } from './limits';
 import { signServiceAccessToken } from '@peerway/protocol/node';
 
 const dir = mkdtempSync(join(tmpdir(), 'pw-scale-'));
@@ -20,16 +21,7 @@ const server = await startPeerwayServer(
     presenceTimeoutMs: 120_000,
     heartbeatIntervalMs: 60_000,
   }),
-  {
-    limits: {
-      connectionsPerMinutePerIp: 1_000_000,
-      messagesPerSecond: 100_000,
-      messageBurst: 100_000,
-      agentMessagesPerSecond: 100_000,
-      agentMessageBurst: 100_000,
-      maxSessionsPerClient: 100_000,
-    },
-  },
+  { limits: BENCH_LIMITS },
 );
 const user = await server.store.createUser({
   email: 'bench@test.invalid',
