@@ -30,6 +30,7 @@
  * images labelled `peerway.test=<run id>`, the processes, temp dirs.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connectTunnel } from '@peerway/node-agent/client';
@@ -340,6 +341,7 @@ function printTable(): void {
   }
 }
 
+const loadAtStart = loadavg()[0] ?? 0;
 const savedDockerHost = process.env.DOCKER_HOST;
 let engine: PodmanService | undefined;
 let cluster: BenchCluster | undefined;
@@ -395,6 +397,9 @@ try {
     'replacement serves ≤ 30 s of the death (reschedule-after 3s)':
       summary(death3, 'totalMs').median <= 30_000,
   };
+  console.log(
+    `\nload average (1 min): ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end`,
+  );
   console.log('\ntargets (medians):');
   for (const [k, ok] of Object.entries(targets)) console.log(`- ${k}: ${ok ? 'holds' : 'MISSED'}`);
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
@@ -403,11 +408,14 @@ try {
     out,
     JSON.stringify(
       {
+        date: new Date().toISOString(),
         runs: RUNS,
         node: process.version,
+        // the machine's load: 1-minute load average at the start and the end of the run
+        loadAverage: { start: loadAtStart, end: loadavg()[0] },
         podman: (await podman(['version', '--format', '{{.Client.Version}}'])).trim(),
         firstByte: 'GET / through the Node tunnel client, tried every 100 ms',
-        server: { ...SERVER_DEFAULTS, rescheduleAfter: ['30s (default)', '3s'] },
+        server: { ...SERVER_DEFAULTS, rescheduleAfter: ['10s (default)', '3s'] },
         health: { intervalS: 1, timeoutS: 1 },
         rows: rows.map((r) => ({
           name: r.name,

@@ -59,6 +59,11 @@ function add(a: ReplicaResources, b: ReplicaResources, sign = 1): ReplicaResourc
 
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
+function isSortedById(xs: readonly { id: string }[]): boolean {
+  for (let i = 1; i < xs.length; i++) if (xs[i - 1]!.id > xs[i]!.id) return false;
+  return true;
+}
+
 /** The larger of a node's CPU and memory use, as a fraction of what it offers. */
 function fullness(capacity: ReplicaResources, used: ReplicaResources): number {
   const cpu = capacity.cpuMillis > 0 ? used.cpuMillis / capacity.cpuMillis : 1;
@@ -84,7 +89,8 @@ export function plan(
   opts: PlanOptions,
 ): Plan {
   const who: Deployer = { user: opts.deployer, grants: opts.grants ?? new Set() };
-  const sorted = [...nodes].sort(byId);
+  // callers usually pass nodes in ID order already: check in O(n) before sorting
+  const sorted = isSortedById(nodes) ? nodes : [...nodes].sort(byId);
   const nodeById = new Map(sorted.map((n) => [n.id, n]));
   const refusal = new Map<string, Refusal | null>();
   for (const n of sorted) refusal.set(n.id, eligibility(n, spec, who));
