@@ -76,6 +76,11 @@ const Signal = z.discriminatedUnion('t', [
 ]);
 export type JobSignal = z.infer<typeof Signal>;
 
+const Envelope = z.union([
+  z.object({ from: z.string().max(64), s: Signal }),
+  z.object({ from: z.string().max(64), hello: z.literal(true) }),
+]);
+
 /** Carries signals between instances; `onSignal` hears only the other instances' ones. */
 export interface JobSignals {
   readonly instanceId: string;
@@ -92,12 +97,31 @@ export class LocalJobSignals implements JobSignals {
   close = () => Promise.resolve();
 }
 
-/** Signals over Redis pub/sub, on a channel named after the database (as the cluster's are). */
+/** How often an instance counts the others on the channel (`PUBSUB NUMSUB`). */
+export const PEER_COUNT_MS = 1000;
+
+/**
+ * Signals over Redis pub/sub, on a channel named after the database (as the
+ * cluster's are). An instance that is alone on the channel publishes
+ * nothing: every signal would come back only to itself, and on one
+ * instance the publishes (about six a job) and decoding its own echoes were
+ * a third of the server's CPU in `bench:jobs`. It counts the channel's
+ * subscribers every PEER_COUNT_MS and, so that a new instance is not
+ * missed for that long, each instance says `hello` as soon as it has
+ * subscribed: whoever hears another instance publishes again at once. What
+ * a new instance can still miss in that moment is what a lost signal
+ * costs anyway (made good by the periodic pull and the workers' beat).
+ */
 export class RedisJobSignals implements JobSignals {
   readonly instanceId = randomBytes(6).toString('hex');
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly channel: string;
+  /** Other instances on the channel: null until first counted (publish meanwhile). */
+  private others: number | null = null;
+  /** When this instance last heard another one (a count older than that may miss it). */
+  private heardOtherAt = 0;
+  private countTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     url: string,
@@ -110,6 +134,11 @@ export class RedisJobSignals implements JobSignals {
     this.channel = `peerway:${new URL(url).pathname.slice(1) || '0'}:jobs`;
   }
 
+  /** Whether publish() sends now (false only when this instance is known to be alone). */
+  get sending(): boolean {
+    return this.others !== 0;
+  }
+
   async start(onSignal: (s: JobSignal) => void): Promise<void> {
     this.sub.on('message', (_channel: string, text: string) => {
       let parsed: unknown;
@@ -118,9 +147,11 @@ export class RedisJobSignals implements JobSignals {
       } catch {
         return this.log.warn('malformed jobs signal ignored');
       }
-      const env = z.object({ from: z.string().max(64), s: Signal }).safeParse(parsed);
+      const env = Envelope.safeParse(parsed);
       if (!env.success) return this.log.warn('malformed jobs signal ignored');
       if (env.data.from === this.instanceId) return;
+      this.heardOther();
+      if (!('s' in env.data)) return; // hello
       try {
         onSignal(env.data.s);
       } catch (err) {
@@ -128,15 +159,43 @@ export class RedisJobSignals implements JobSignals {
       }
     });
     await this.sub.subscribe(this.channel);
+    this.send({ from: this.instanceId, hello: true });
+    await this.countOthers();
+    this.countTimer = setInterval(() => void this.countOthers(), PEER_COUNT_MS);
+    this.countTimer.unref();
+  }
+
+  private heardOther(): void {
+    this.heardOtherAt = Date.now();
+    if (!this.others) this.others = 1;
+  }
+
+  private async countOthers(): Promise<void> {
+    const askedAt = Date.now();
+    try {
+      const reply = (await this.pub.pubsub('NUMSUB', this.channel)) as [string, number | string];
+      const others = Math.max(0, Number(reply[1]) - 1);
+      // a hello heard after the question was asked is newer than its answer
+      this.others = others === 0 && this.heardOtherAt >= askedAt ? 1 : others;
+    } catch (err) {
+      this.others = null; // not known: publish
+      this.log.warn({ err: (err as Error).message }, 'could not count the other instances');
+    }
   }
 
   publish(s: JobSignal): void {
+    if (this.others === 0) return;
+    this.send({ from: this.instanceId, s });
+  }
+
+  private send(envelope: z.infer<typeof Envelope>): void {
     this.pub
-      .publish(this.channel, JSON.stringify({ from: this.instanceId, s }))
+      .publish(this.channel, JSON.stringify(envelope))
       .catch((err: Error) => this.log.warn({ err: err.message }, 'jobs signal not sent'));
   }
 
   async close(): Promise<void> {
+    if (this.countTimer) clearInterval(this.countTimer);
     this.sub.disconnect();
     this.pub.disconnect();
   }

@@ -348,7 +348,12 @@ const empty = (h: Record<string, string>) => Object.keys(h).length === 0;
 /** The jobs methods (schema 4) come from RedisJobStore (./jobs-redis.ts), which documents its keys. */
 export class RedisStore extends RedisJobStore implements Store {
   constructor(url: string) {
-    super(new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false }));
+    // Auto-pipelining: the commands of one tick (many requests' and sweeps'
+    // at once) go out in one write. Without it every command was its own
+    // write(2): a quarter of the server's busy time in bench:jobs.
+    super(
+      new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false, enableAutoPipelining: true }),
+    );
   }
 
   async migrate(): Promise<void> {
