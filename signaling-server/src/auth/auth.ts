@@ -17,6 +17,7 @@ import {
   type HashLimits,
 } from './password';
 import { DEFAULT_SIGNIN_LIMITS, SigninLimiter, type SigninLimits } from './signin-limiter';
+import { TokenCache } from './token-cache';
 import { logger } from '../logger';
 
 const log = logger('auth');
@@ -70,6 +71,8 @@ export interface AuthOptions {
   now?: () => number;
   signinLimits?: Partial<SigninLimits>;
   hashLimits?: Partial<HashLimits>;
+  /** How long a resolved access token is kept (default TOKEN_CACHE_MS; 0: never). */
+  tokenCacheMs?: number;
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -84,6 +87,8 @@ export class Auth {
   readonly signins: SigninLimiter;
   /** Bounds concurrent scrypt work (sign-in and sign-up). */
   readonly hashing: HashGate;
+  /** Access tokens resolved a moment ago (see token-cache.ts). */
+  readonly tokens: TokenCache;
 
   constructor(
     private readonly store: Store,
@@ -95,6 +100,7 @@ export class Auth {
     this.now = opts.now ?? Date.now;
     this.signins = new SigninLimiter({ ...DEFAULT_SIGNIN_LIMITS, ...opts.signinLimits }, this.now);
     this.hashing = new HashGate({ ...DEFAULT_HASH_LIMITS, ...opts.hashLimits });
+    this.tokens = new TokenCache(this.now, opts.tokenCacheMs);
   }
 
   /** On a store with no users, makes a one-time admin sign-up link (else null). */
@@ -229,11 +235,16 @@ export class Auth {
   async authenticate(token: string | undefined): Promise<User | null> {
     if (!token || token.length > 8192) return null;
     if (token.startsWith(TOKEN_PREFIX)) {
-      const rec = await this.store.findAccessTokenByHash(sha256(token));
+      const hash = sha256(token);
+      const known = this.tokens.get(hash);
+      if (known) return known;
+      const rec = await this.store.findAccessTokenByHash(hash);
       if (!rec) return null;
       if (rec.expiresAt !== null && rec.expiresAt <= this.now()) return null;
-      void this.store.touchAccessToken(rec.id, Date.now());
-      return this.store.getUserById(rec.userId);
+      if (this.tokens.touchDue(rec.id)) void this.store.touchAccessToken(rec.id, Date.now());
+      const user = await this.store.getUserById(rec.userId);
+      if (user) this.tokens.put(hash, rec.id, user, rec.expiresAt);
+      return user;
     }
     try {
       const { payload } = await jwtVerify(token, this.keys.sessionSecret, {

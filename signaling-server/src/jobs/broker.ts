@@ -417,9 +417,28 @@ export class JobBroker {
     link: WorkerLink,
     m: Extract<JobAgentMessage, { type: 'job-result' }>,
   ): Promise<void> {
+    const now = this.deps.clock.now();
+    if (
+      !m.outputUploaded &&
+      jsonBytes(m.output) <= MAX_JOB_OUTPUT_BYTES &&
+      this.leasedHere(link, m)
+    ) {
+      // This instance leased the attempt to this very connection: no need to
+      // read the job first; the store's end step checks it is still the
+      // current, live attempt (a lapsed lease has moved on).
+      const done = await this.finish(
+        { id: m.id, leaseNodeId: link.nodeId, attempts: [] },
+        m.attempt,
+        {
+          outcome: 'succeeded',
+          ...(m.output !== undefined ? { output: m.output } : {}),
+        },
+      );
+      if (!done) this.ignored(link, m);
+      return;
+    }
     const job = await this.heldJob(link, m.id, m.attempt);
     if (!job) return this.ignored(link, m);
-    const now = this.deps.clock.now();
     let output: unknown = m.output;
     let problem: string | null = null;
     if (m.outputUploaded) {
@@ -453,8 +472,14 @@ export class JobBroker {
     return job;
   }
 
+  /** Whether this instance leased that attempt to this connection (and it has not ended here). */
+  private leasedHere(link: WorkerLink, m: { id: string; attempt: number }): boolean {
+    const w = this.workers.get(link.nodeId);
+    return w?.link === link && w.held.get(m.id) === m.attempt;
+  }
+
   private async holds(link: WorkerLink, id: string, attempt: number): Promise<boolean> {
-    if (this.workers.get(link.nodeId)?.held.get(id) === attempt) return true;
+    if (this.leasedHere(link, { id, attempt })) return true;
     return (await this.heldJob(link, id, attempt)) !== null;
   }
 
@@ -479,7 +504,11 @@ export class JobBroker {
    * nothing happens), counts it, tells the job's watchers, and wakes
    * workers when the job waits again.
    */
-  async finish(job: JobRecord, attempt: number, end: AttemptEnd): Promise<JobRecord | null> {
+  async finish(
+    job: Pick<JobRecord, 'id' | 'leaseNodeId' | 'attempts'>,
+    attempt: number,
+    end: AttemptEnd,
+  ): Promise<JobRecord | null> {
     const now = this.deps.clock.now();
     const nodeId = job.leaseNodeId ?? job.attempts.find((a) => a.attempt === attempt)?.nodeId;
     const rec = await this.deps.store.endAttempt(job.id, attempt, end, now);

@@ -23,11 +23,17 @@ export function unmetWarnings(
     return [
       'no worker that may run your jobs is online (your own nodes, nodes shared with you for jobs, and the public pool run them: start one with `peerway-agent run --jobs`); the job waits for one',
     ];
-  const reasons = mine.map((w) => ({
-    node: w.shortId,
-    why: unmetRequirement(type, req, { connectors: w.connectors, resources: w.resources }, image),
-  }));
-  if (reasons.some((r) => r.why === null)) return [];
+  const reasons: { node: string; why: string }[] = [];
+  for (const w of mine) {
+    const why = unmetRequirement(
+      type,
+      req,
+      { connectors: w.connectors, resources: w.resources },
+      image,
+    );
+    if (why === null) return []; // one that could take it is enough
+    reasons.push({ node: w.shortId, why });
+  }
   const list = reasons
     .slice(0, MAX_REASONS)
     .map((r) => `node ${r.node} ${r.why}`)

@@ -71,11 +71,15 @@ local function promote(now)
 end
 `;
 
-/** ARGV: prefix, idempotency key ('' for none), id, submitterId, now, then the hash's field pairs. */
+/**
+ * ARGV: prefix, idempotency key ('' for none), id, submitterId, now, then
+ * the hash's field pairs. {1 (made) or 0 (the key's job), the job's hash
+ * as HGETALL's field, value list}.
+ */
 export const SUBMIT = `${PRELUDE}
 if ARGV[2] ~= '' then
   local old = redis.call('GET', ARGV[2])
-  if old then return {0, old} end
+  if old then return {0, redis.call('HGETALL', P .. 'job:' .. old)} end
 end
 local seq = redis.call('INCR', P .. 'jobs:seq')
 if seq >= ${MAX_SEQ} then return redis.error_reply('job sequence exhausted') end
@@ -87,7 +91,7 @@ move(id, 'queued', ARGV[5])
 redis.call('ZADD', P .. 'jobs:all', seq, id)
 redis.call('ZADD', P .. 'jobs:by:' .. ARGV[4], seq, id)
 if ARGV[2] ~= '' then redis.call('SET', ARGV[2], id) end
-return {1, id}`;
+return {1, redis.call('HGETALL', P .. 'job:' .. id)}`;
 
 export const PROMOTE = `${PRELUDE}
 promote(ARGV[2])
@@ -150,6 +154,7 @@ return 1`;
  * ARGV: prefix, id, attempt, now, outcome, hasError, error, retryable,
  * retryAt, hasOutput, output, then file name, JSON pairs. Where the job
  * goes is jobs-rules' retryState, here in Lua so it is one atomic step.
+ * The job's hash after it (HGETALL's list), or false.
  */
 export const END = `${PRELUDE}
 local id, n, now, outcome = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -177,7 +182,7 @@ if to == 'failed' then
   redis.call('HSET', jk, 'retryAt', ARGV[9])
   redis.call('ZADD', P .. 'jobs:delayed', ARGV[9], id)
 end
-return to`;
+return redis.call('HGETALL', jk)`;
 
 /** ARGV: prefix, id, now. False when the job does not exist. */
 export const CANCEL = `${PRELUDE}

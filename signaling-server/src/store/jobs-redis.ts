@@ -120,6 +120,13 @@ function toJob(h: Record<string, string>): JobRecord {
   });
 }
 
+/** HGETALL's reply as a script returns it (field, value, …) as an object. */
+function fromFlat(flat: string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h;
+}
+
 export class RedisJobStore implements JobStore {
   constructor(readonly redis: Redis) {}
 
@@ -167,15 +174,15 @@ export class RedisJobStore implements JobStore {
       job.idempotencyKey === undefined
         ? ''
         : `${P}jobidem:${job.submitterId}|${job.idempotencyKey}`;
-    const [created, id] = (await this.run(
+    const [created, flat] = (await this.run(
       SUBMIT,
       idem,
       job.id,
       job.submitterId,
       job.now,
       ...fields,
-    )) as [number, string];
-    return { job: (await this.getJob(id))!, created: created === 1 };
+    )) as [number, string[]];
+    return { job: toJob(fromFlat(flat)), created: created === 1 };
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
@@ -257,10 +264,7 @@ export class RedisJobStore implements JobStore {
       req.leaseTokenHash,
       ...eligible,
     )) as string[] | null;
-    if (!flat) return null;
-    const h: Record<string, string> = {};
-    for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-    return toJob(h);
+    return flat ? toJob(fromFlat(flat)) : null;
   }
 
   async renewLease(id: string, attempt: number, nodeId: string, until: number): Promise<boolean> {
@@ -299,7 +303,7 @@ export class RedisJobStore implements JobStore {
           ])
         : [];
     const hasOutput = end.outcome === 'succeeded' && end.output !== undefined;
-    const to = await this.run(
+    const flat = (await this.run(
       END,
       id,
       attempt,
@@ -312,8 +316,8 @@ export class RedisJobStore implements JobStore {
       hasOutput ? '1' : '0',
       hasOutput ? JSON.stringify(end.output) : '',
       ...files,
-    );
-    return to ? this.getJob(id) : null;
+    )) as string[] | null;
+    return flat ? toJob(fromFlat(flat)) : null;
   }
 
   async cancelJob(id: string, now: number): Promise<JobRecord | null> {

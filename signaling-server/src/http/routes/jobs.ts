@@ -27,7 +27,7 @@ import type { JobsApi } from '../../jobs/api';
 import type { JobBroker } from '../../jobs/broker';
 import { sizeText, type JobFiles } from '../../jobs/files';
 import { jobView, workerView } from '../../jobs/views';
-import type { JobStore } from '../../store/jobs';
+import type { JobRecord, JobStore } from '../../store/jobs';
 import { bearerOf, needUser } from '../caller';
 import { route } from '../errors';
 import type { RouteModule } from '../route-module';
@@ -180,11 +180,22 @@ export function jobRoutes(deps: {
       route(async (req, res) => {
         const user = needUser(req);
         const id = String(req.params.id);
-        await api.get(user, id);
         const n = streams.get(user.id) ?? 0;
         if (n >= MAX_JOB_STREAMS_PER_USER)
           throw new PeerwayError('rate_limited', 'too many job event streams open; close some');
-        streams.set(user.id, n + 1);
+        // Subscribed before the job is read (once: the read that checks the
+        // caller may see it is the current state), so nothing falls
+        // between; what arrives meanwhile follows the current state.
+        let early: JobEvent[] | null = [];
+        const unsubscribe = broker.subscribe(id, (e) => (early ? early.push(e) : send(e)));
+        let job: JobRecord;
+        try {
+          job = await api.get(user, id);
+        } catch (err) {
+          unsubscribe();
+          throw err;
+        }
+        streams.set(user.id, (streams.get(user.id) ?? 0) + 1);
         res.writeHead(200, {
           'content-type': 'text/event-stream; charset=utf-8',
           'cache-control': 'no-store',
@@ -196,10 +207,6 @@ export function jobRoutes(deps: {
           res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
           if (e.type === 'state' && FINAL_JOB_STATES.includes(e.state)) end();
         };
-        // Subscribed before the current state is read, so nothing falls
-        // between; what arrives meanwhile follows the current state.
-        let early: JobEvent[] | null = [];
-        const unsubscribe = broker.subscribe(id, (e) => (early ? early.push(e) : send(e)));
         const keepalive = setInterval(() => res.write(': keep-alive\n\n'), JOB_EVENTS_KEEPALIVE_MS);
         const end = () => {
           if (ended) return;
@@ -212,8 +219,6 @@ export function jobRoutes(deps: {
           res.end();
         };
         req.on('close', end);
-        const job = await store.getJob(id);
-        if (!job) return end();
         const attempt = job.attempts.at(-1);
         const current: Extract<JobEvent, { type: 'state' }> = {
           type: 'state',

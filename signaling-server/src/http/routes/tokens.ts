@@ -16,7 +16,7 @@ const DAY_MS = 24 * 3600 * 1000;
 
 /** The caller's own tokens: create, list (never the secret again), revoke. */
 export function tokenRoutes(deps: {
-  auth: Pick<Auth, 'createAccessToken'>;
+  auth: Pick<Auth, 'createAccessToken' | 'tokens'>;
   store: Pick<Store, 'listAccessTokens' | 'deleteAccessToken'>;
 }): RouteModule {
   const { auth, store } = deps;
@@ -54,8 +54,10 @@ export function tokenRoutes(deps: {
       '/api/tokens/:id',
       route(async (req, res) => {
         const user = needUser(req);
-        if (!(await store.deleteAccessToken(user.id, String(req.params.id))))
+        const id = String(req.params.id);
+        if (!(await store.deleteAccessToken(user.id, id)))
           throw new PeerwayError('not_found', 'no such token');
+        auth.tokens.forget({ tokenId: id });
         res.json({ ok: true });
       }),
     );
