@@ -20,6 +20,7 @@
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { shapeRouter, type LinkShape } from './link';
 
 export const INTERNET_CIDR = '203.0.113.0/24';
 /** Where the lab's public services (signaling server, coturn) live. */
@@ -175,6 +176,21 @@ export class Lab {
     void lanB;
     void wanA;
     return { name, hostNs, routerNs, wanIp, lanIp };
+  }
+
+  /**
+   * Puts a shaped link (delay and loss from the user-space forwarder, rate
+   * from tbf; e2e/netlab/link.ts) on a home's uplink, in its router. Needs gcc.
+   */
+  shapeHome(home: Home, shape: LinkShape): Promise<void> {
+    const base = Number(home.lanIp.split('.')[3]) & ~63;
+    return shapeRouter(
+      (ns, args) => this.inNs(ns, args),
+      (ns, cmd, args) => this.spawn(ns, cmd, args),
+      home.routerNs,
+      `192.0.2.${base}/26`,
+      shape,
+    );
   }
 
   /** Starts a process inside a namespace; it is killed by `destroy()`. */

@@ -92,6 +92,135 @@ export function forwarderBinary(): string {
   return bin;
 }
 
+/** A link's shape without its size options: what a lab home's uplink takes. */
+export type LinkShape = Pick<ShapedLinkOptions, 'rttMs' | 'rateMbit' | 'lossPct' | 'bufferMs'>;
+
+/** A tbf at the shape's rate on `dev`'s egress, with a queue of bufferMs (default one RTT, ≥ 10 ms). */
+function addTbf(run: (args: string[]) => void, dev: string, o: LinkShape): void {
+  if (o.rateMbit === 0) return;
+  const bytesPerS = (o.rateMbit * 1e6) / 8;
+  const bufferMs = o.bufferMs ?? Math.max(10, o.rttMs);
+  const limit = Math.max(64 * 1024, Math.round((bytesPerS * bufferMs) / 1000));
+  const burst = Math.max(16 * 1024, Math.round(bytesPerS / 1000)); // ~1 ms at the rate
+  run([
+    'tc',
+    'qdisc',
+    'add',
+    'dev',
+    dev,
+    'root',
+    'tbf',
+    'rate',
+    `${o.rateMbit}mbit`,
+    'burst',
+    String(burst),
+    'limit',
+    String(limit),
+  ]);
+}
+
+/** A running delayfwd on `tun0` of a namespace: its counters and CPU time. */
+class Forwarder {
+  private out = '';
+  private ready = false;
+  private readonly statLines: string[] = [];
+  private constructor(private readonly proc: ChildProcess) {}
+
+  /** Starts the forwarder through `spawnIn` (which runs it in the namespace) and waits for it. */
+  static async start(
+    spawnIn: (cmd: string, args: string[]) => ChildProcess,
+    o: ShapedLinkOptions,
+  ): Promise<Forwarder> {
+    const { rttMs, lossPct = 0 } = o;
+    const args = ['-i', 'tun0', '-d', String((rttMs * 1000) / 2), '-l', String(lossPct / 100)];
+    if (o.queuePackets) args.push('-q', String(o.queuePackets));
+    if (o.seed) args.push('-s', String(o.seed));
+    const proc = spawnIn(forwarderBinary(), args);
+    const f = new Forwarder(proc);
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await new Promise<void>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`delayfwd did not start: ${err}`)), 5000);
+      proc.stdout!.on('data', (d: Buffer) => {
+        f.out += d.toString();
+        let nl;
+        while ((nl = f.out.indexOf('\n')) >= 0) {
+          const line = f.out.slice(0, nl);
+          f.out = f.out.slice(nl + 1);
+          if (line === 'ready') ((f.ready = true), clearTimeout(t), res());
+          else if (line.startsWith('{')) f.statLines.push(line);
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(t);
+        if (!f.ready) rej(new Error(`delayfwd exited (${code}): ${err}`));
+      });
+    });
+    return f;
+  }
+
+  async stats(): Promise<ForwarderStats> {
+    if (this.proc.exitCode !== null) throw new Error('the forwarder is not running');
+    const seen = this.statLines.length;
+    this.proc.kill('SIGUSR1');
+    const deadline = Date.now() + 2000;
+    while (this.statLines.length <= seen) {
+      if (Date.now() > deadline) throw new Error('the forwarder did not answer SIGUSR1');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return JSON.parse(this.statLines[seen]!) as ForwarderStats;
+  }
+
+  cpuS(): number {
+    // fields 14 and 15 of /proc/PID/stat (utime, stime), in clock ticks (100/s on Linux);
+    // `ip netns exec` execs the forwarder, so the pid is the forwarder's
+    const f = readFileSync(`/proc/${this.proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  }
+}
+
+/** The TUN and the policy routing that send what arrives on `ifaces` through the forwarder. */
+function addTun(run: (args: string[]) => void, ifaces: string[]): void {
+  for (const k of ['all', 'default'])
+    for (const [s, v] of [
+      ['rp_filter', '0'],
+      ['send_redirects', '0'],
+    ])
+      run(['sysctl', '-q', '-w', `net.ipv4.conf.${k}.${s}=${v}`]);
+  run(['ip', 'tuntap', 'add', 'dev', 'tun0', 'mode', 'tun']);
+  run(['ip', 'link', 'set', 'tun0', 'mtu', '1500', 'txqueuelen', '10000', 'up']);
+  for (const d of [...ifaces, 'tun0'])
+    run(['sysctl', '-q', '-w', `net.ipv4.conf.${d}.rp_filter=0`]);
+  run(['ip', 'route', 'add', 'default', 'dev', 'tun0', 'table', '100']);
+  ifaces.forEach((d, i) =>
+    run(['ip', 'rule', 'add', 'iif', d, 'lookup', '100', 'pref', String(100 + i)]),
+  );
+}
+
+/**
+ * Shapes a NAT lab home's uplink (lab.ts `Lab.shapeHome`): the router's own
+ * namespace gets the TUN, and what arrives on `lan` or `wan` goes through the
+ * forwarder before the router forwards it on. Conntrack sees each packet once,
+ * on the pass that crosses the NAT (lan → tun0 and tun0 → lan are NOTRACK), so
+ * the MASQUERADE rules and the inbound firewall work as before. tbf on `wan`
+ * (upload) and `lan` (download).
+ */
+export async function shapeRouter(
+  inNs: (ns: string, args: string[]) => string,
+  spawnIn: (ns: string, cmd: string, args: string[]) => ChildProcess,
+  routerNs: string,
+  lanCidr: string,
+  shape: LinkShape,
+): Promise<void> {
+  const run = (args: string[]) => void inNs(routerNs, args);
+  forwarderBinary();
+  addTun(run, ['lan', 'wan']);
+  run(['iptables', '-t', 'raw', '-A', 'PREROUTING', '-i', 'lan', '-j', 'NOTRACK']);
+  run(['iptables', '-t', 'raw', '-A', 'PREROUTING', '-i', 'tun0', '-d', lanCidr, '-j', 'NOTRACK']);
+  for (const d of ['wan', 'lan']) addTbf(run, d, shape);
+  await Forwarder.start((cmd, args) => spawnIn(routerNs, cmd, args), shape);
+}
+
 export class ShapedLink {
   readonly prefix = `pwk${randomBytes(2).toString('hex')}`;
   /** The "a" end (198.51.100.2), e.g. the visitor. */
@@ -104,10 +233,7 @@ export class ShapedLink {
   readonly bIp = LINK_B_IP;
   private readonly namespaces: string[] = [];
   private readonly procs: ChildProcess[] = [];
-  private fwd: ChildProcess | null = null;
-  private fwdOut = '';
-  private ready = false;
-  private readonly statLines: string[] = [];
+  private fwd: Forwarder | null = null;
   private destroyed = false;
 
   private constructor(readonly opts: ShapedLinkOptions) {}
@@ -139,7 +265,7 @@ export class ShapedLink {
     const { rttMs, rateMbit, lossPct = 0 } = this.opts;
     if (!(rttMs >= 0) || !(rateMbit >= 0) || !(lossPct >= 0 && lossPct <= 100))
       throw new Error(`bad link options ${JSON.stringify(this.opts)}`);
-    const bin = forwarderBinary();
+    forwarderBinary(); // compile errors before anything is built
     for (const ns of [this.aNs, this.linkNs, this.bNs]) this.addNs(ns);
     const L = this.linkNs;
     // the ends: a0 in a, la in link; b0 in b, lb in link
@@ -154,94 +280,23 @@ export class ShapedLink {
       this.inNs(ns, ['ip', 'route', 'add', 'default', 'via', gw]);
       this.inNs(L, ['ip', 'addr', 'add', `${gw}/30`, 'dev', inner]);
     }
-    for (const k of ['all', 'default'])
-      for (const [s, v] of [
-        ['rp_filter', '0'],
-        ['send_redirects', '0'],
-      ])
-        this.inNs(L, ['sysctl', '-q', '-w', `net.ipv4.conf.${k}.${s}=${v}`]);
     this.inNs(L, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    this.inNs(L, ['ip', 'tuntap', 'add', 'dev', 'tun0', 'mode', 'tun']);
-    this.inNs(L, ['ip', 'link', 'set', 'tun0', 'mtu', '1500', 'txqueuelen', '10000', 'up']);
-    for (const d of ['la', 'lb', 'tun0'])
-      this.inNs(L, ['sysctl', '-q', '-w', `net.ipv4.conf.${d}.rp_filter=0`]);
-    this.inNs(L, ['ip', 'route', 'add', 'default', 'dev', 'tun0', 'table', '100']);
-    this.inNs(L, ['ip', 'rule', 'add', 'iif', 'la', 'lookup', '100', 'pref', '100']);
-    this.inNs(L, ['ip', 'rule', 'add', 'iif', 'lb', 'lookup', '100', 'pref', '101']);
-    // rate: tbf on both egresses, a queue of bufferMs at the rate
-    const bytesPerS = (rateMbit * 1e6) / 8;
-    const bufferMs = this.opts.bufferMs ?? Math.max(10, rttMs);
-    const limit = Math.max(64 * 1024, Math.round((bytesPerS * bufferMs) / 1000));
-    const burst = Math.max(16 * 1024, Math.round(bytesPerS / 1000)); // ~1 ms at the rate
+    addTun((args) => void this.inNs(L, args), ['la', 'lb']);
     for (const d of ['la', 'lb']) {
       this.inNs(L, ['ip', 'link', 'set', d, 'up']);
-      if (rateMbit === 0) continue;
-      this.inNs(L, [
-        'tc',
-        'qdisc',
-        'add',
-        'dev',
-        d,
-        'root',
-        'tbf',
-        'rate',
-        `${rateMbit}mbit`,
-        'burst',
-        String(burst),
-        'limit',
-        String(limit),
-      ]);
+      addTbf((args) => this.inNs(L, args), d, this.opts);
     }
-    const args = ['-i', 'tun0', '-d', String((rttMs * 1000) / 2), '-l', String(lossPct / 100)];
-    if (this.opts.queuePackets) args.push('-q', String(this.opts.queuePackets));
-    if (this.opts.seed) args.push('-s', String(this.opts.seed));
-    const fwd = this.spawn(L, bin, args);
-    this.fwd = fwd;
-    fwd.stdout!.on('data', (d: Buffer) => {
-      this.fwdOut += d.toString();
-      let nl;
-      while ((nl = this.fwdOut.indexOf('\n')) >= 0) {
-        const line = this.fwdOut.slice(0, nl);
-        this.fwdOut = this.fwdOut.slice(nl + 1);
-        if (line === 'ready') this.ready = true;
-        else if (line.startsWith('{')) this.statLines.push(line);
-      }
-    });
-    let err = '';
-    fwd.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    await new Promise<void>((res, rej) => {
-      const t = setTimeout(() => rej(new Error(`delayfwd did not start: ${err}`)), 5000);
-      const check = () => {
-        if (this.ready) (clearTimeout(t), res());
-      };
-      fwd.stdout!.on('data', check);
-      fwd.once('exit', (code) => {
-        clearTimeout(t);
-        rej(new Error(`delayfwd exited (${code}): ${err}`));
-      });
-    });
+    this.fwd = await Forwarder.start((cmd, args) => this.spawn(L, cmd, args), this.opts);
   }
 
   /** The forwarder's counters now. */
-  async stats(): Promise<ForwarderStats> {
-    const fwd = this.fwd;
-    if (!fwd || fwd.exitCode !== null) throw new Error('the forwarder is not running');
-    const seen = this.statLines.length;
-    fwd.kill('SIGUSR1');
-    const deadline = Date.now() + 2000;
-    while (this.statLines.length <= seen) {
-      if (Date.now() > deadline) throw new Error('the forwarder did not answer SIGUSR1');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return JSON.parse(this.statLines[seen]!) as ForwarderStats;
+  stats(): Promise<ForwarderStats> {
+    return this.fwd!.stats();
   }
 
   /** The forwarder's CPU time so far (user + system), seconds. */
   forwarderCpuS(): number {
-    // fields 14 and 15 of /proc/PID/stat (utime, stime), in clock ticks (100/s on Linux);
-    // `ip netns exec` execs the forwarder, so the pid is the forwarder's
-    const f = readFileSync(`/proc/${this.fwd!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
+    return this.fwd!.cpuS();
   }
 
   /** Starts a process inside one of the link's namespaces; `destroy()` kills it. */

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { labAvailable } from '../netlab/lab';
+import { Lab, labAvailable, PUBLIC_HOST_IP, type Home } from '../netlab/lab';
 import { gccAvailable, ShapedLink } from '../netlab/link';
 
 const lab = labAvailable();
@@ -119,5 +119,58 @@ describe.skipIf(!avail.ok)('shaped link with 20 % loss', () => {
     const [n, sha] = run(link, FETCH(link.bIp)).split(' ');
     expect(Number(n)).toBe(1024 * 1024);
     expect(sha).toBe(expectedSha(1024 * 1024));
+  });
+});
+
+describe.skipIf(!avail.ok)('a NAT lab home behind a shaped uplink', () => {
+  const RTT = 30;
+  const BYTES = 2 * 1024 * 1024;
+  let lab: Lab;
+  let home: Home;
+  beforeAll(async () => {
+    lab = new Lab();
+    home = lab.addHome('far', { nat: 'cone' });
+    await lab.shapeHome(home, { rttMs: RTT, rateMbit: 50 });
+    // the echo answers with the address it saw, so the NAT shows
+    const echo = lab.spawn(lab.internetNs, process.execPath, [
+      '-e',
+      `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send(r.address,r.port,r.address));s.bind(${ECHO_PORT},'${PUBLIC_HOST_IP}');
+const b=Buffer.alloc(${BYTES});for(let i=0;i<b.length;i++)b[i]=(i*31+(i>>10))&255;
+require('net').createServer(c=>c.end(b)).listen(${TCP_PORT},'${PUBLIC_HOST_IP}',()=>console.log('ready'));`,
+    ]);
+    await new Promise((r) => echo.stdout!.once('data', r));
+  });
+  afterAll(() => lab?.destroy());
+
+  const inHome = (script: string) =>
+    execFileSync('ip', ['netns', 'exec', home.hostNs, process.execPath, '-e', script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    }).trim();
+
+  it('adds the RTT to the way out, still NATs, and carries TCP whole', () => {
+    const rtts = JSON.parse(inHome(PING(PUBLIC_HOST_IP, 10))) as number[];
+    expect(rtts).toHaveLength(10);
+    for (const r of rtts.slice(1)) {
+      expect(r).toBeGreaterThanOrEqual(RTT);
+      expect(r).toBeLessThan(RTT + 30);
+    }
+    const seen = inHome(
+      `const s=require('dgram').createSocket('udp4');s.on('message',m=>{console.log(String(m));process.exit(0)});s.send('x',${ECHO_PORT},'${PUBLIC_HOST_IP}');setTimeout(()=>process.exit(1),3000)`,
+    );
+    expect(seen).toBe(home.wanIp);
+    const [n, sha] = inHome(FETCH(PUBLIC_HOST_IP)).split(' ');
+    expect(Number(n)).toBe(BYTES);
+    expect(sha).toBe(expectedSha(BYTES));
+  });
+
+  it('still drops what the internet sends unasked', () => {
+    // the internet has no route into the LAN; a packet to the router's WAN address is dropped
+    const out = lab.inNs(lab.internetNs, [
+      process.execPath,
+      '-e',
+      `const c=require('net').connect(${TCP_PORT},'${home.wanIp}');c.on('connect',()=>{console.log('open');process.exit(0)});c.on('error',e=>{console.log(e.code);process.exit(0)});setTimeout(()=>{console.log('timeout');process.exit(0)},1500)`,
+    ]);
+    expect(out.trim()).toBe('timeout');
   });
 });
