@@ -807,7 +807,11 @@ async function main(): Promise<void> {
   };
   printTable(results as unknown as Results);
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const out = join(ROOT, 'bench/results', `link-${date.slice(0, 10)}.json`);
+  const out = join(
+    ROOT,
+    'bench/results',
+    `link-${process.env.BENCH_LINK_CUSTOM ? 'custom-' : ''}${date.slice(0, 10)}.json`,
+  );
   writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
   console.log(`\nwrote ${out}`);
 }
@@ -895,11 +899,13 @@ function printTable(r: Results): void {
           .join(' | ') +
         ' |',
     );
-    console.log(
-      `| cold first byte, RTTs | ${(p.reference.coldFirstByteMs.median / p.rttMs).toFixed(1)} | ${(p.chromiumChannel.openMs.median / p.rttMs).toFixed(1)} | ` +
-        engines.map(([, e]) => `${e.coldFirstByteRtts.toFixed(1)} | | `).join(' | ') +
-        ' |\n',
-    );
+    if (p.rttMs > 0)
+      console.log(
+        `| cold first byte, RTTs | ${(p.reference.coldFirstByteMs.median / p.rttMs).toFixed(1)} | ${(p.chromiumChannel.openMs.median / p.rttMs).toFixed(1)} | ` +
+          engines.map(([, e]) => `${e.coldFirstByteRtts.toFixed(1)} | | `).join(' | ') +
+          ' |',
+      );
+    console.log('');
   }
 }
 
