@@ -235,20 +235,19 @@ function connectWorker(server: Server): Promise<WebSocket> {
   });
 }
 
-/** Reads a job's SSE stream until it is final; resolves with its last state. */
-async function waitForJob(server: Server, id: string): Promise<string> {
-  const res = await fetch(`${server.url}/api/jobs/${id}/events`, {
-    headers: { authorization: `Bearer ${server.token}`, accept: 'text/event-stream' },
-    signal: AbortSignal.timeout(WAIT_MS),
-  });
-  if (!res.ok || !res.body) throw new Error(`events of ${id}: HTTP ${res.status}`);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+const FINAL = ['succeeded', 'dead', 'cancelled'];
+
+/** Calls `onData` with each event's parsed data until the stream ends or `onData` returns true. */
+async function readSse(
+  res: Response,
+  onData: (d: Record<string, unknown>) => boolean,
+): Promise<void> {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
-  let state = '';
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) return state;
+      if (done) return;
       buf += value;
       let end: number;
       while ((end = buf.indexOf('\n\n')) >= 0) {
@@ -259,16 +258,83 @@ async function waitForJob(server: Server, id: string): Promise<string> {
           .filter((l) => l.startsWith('data:'))
           .map((l) => l.slice(5).trim())
           .join('\n');
-        if (!data) continue;
-        const e = JSON.parse(data) as { type: string; state?: string };
-        if (e.type === 'state' && e.state) {
-          state = e.state;
-          if (['succeeded', 'dead', 'cancelled'].includes(state)) return state;
-        }
+        if (data && onData(JSON.parse(data) as Record<string, unknown>)) return;
       }
     }
   } finally {
     void reader.cancel().catch(() => {});
+  }
+}
+
+/** Reads a job's own SSE stream until it is final (as `peerway jobs submit --wait` does); resolves with its last state. */
+async function waitForJob(server: Server, id: string): Promise<string> {
+  const res = await fetch(`${server.url}/api/jobs/${id}/events`, {
+    headers: { authorization: `Bearer ${server.token}`, accept: 'text/event-stream' },
+    signal: AbortSignal.timeout(WAIT_MS),
+  });
+  if (!res.ok || !res.body) throw new Error(`events of ${id}: HTTP ${res.status}`);
+  let state = '';
+  await readSse(res, (e) => {
+    if (e.type === 'state' && typeof e.state === 'string') state = e.state;
+    return FINAL.includes(state);
+  });
+  return state;
+}
+
+/**
+ * One stream of all the submitter's jobs (`GET /api/jobs/events`), as
+ * BullMQ's QueueEvents is one stream for its waiters: `wait(id)` resolves
+ * with the job's final state (also when it came before the submit's answer).
+ */
+class AllJobEvents {
+  private readonly final = new Map<string, string>();
+  private readonly waiting = new Map<string, (state: string) => void>();
+  private readonly abort = new AbortController();
+  readonly ready: Promise<void>;
+
+  constructor(server: Server) {
+    this.ready = new Promise((ready, fail) => {
+      void fetch(`${server.url}/api/jobs/events`, {
+        headers: { authorization: `Bearer ${server.token}`, accept: 'text/event-stream' },
+        signal: this.abort.signal,
+      })
+        .then((res) => {
+          if (!res.ok || !res.body) throw new Error(`all events: HTTP ${res.status}`);
+          return readSse(res, (e) => {
+            if (e.type === 'ready') ready();
+            const id = e.id as string | undefined;
+            if (e.type !== 'state' || !id || !FINAL.includes(e.state as string)) return false;
+            const w = this.waiting.get(id);
+            if (w) {
+              this.waiting.delete(id);
+              w(e.state as string);
+            } else this.final.set(id, e.state as string);
+            return false;
+          });
+        })
+        .catch((err: unknown) => {
+          if (!this.abort.signal.aborted) fail(err as Error);
+        });
+    });
+  }
+
+  wait(id: string): Promise<string> {
+    const s = this.final.get(id);
+    if (s) {
+      this.final.delete(id);
+      return Promise.resolve(s);
+    }
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`job ${id}: no final state`)), WAIT_MS);
+      this.waiting.set(id, (state) => {
+        clearTimeout(t);
+        resolve(state);
+      });
+    });
+  }
+
+  close(): void {
+    this.abort.abort();
   }
 }
 
@@ -284,12 +350,13 @@ async function submit(server: Server): Promise<string> {
 }
 
 interface E2eRow {
-  system: 'peerway' | 'bullmq';
+  /** peerway: a stream per job (as `peerway jobs submit --wait`); peerway-stream: one stream of all jobs. */
+  system: 'peerway' | 'peerway-stream' | 'bullmq';
   workers: number;
   jobsPerSec: number;
   p50Ms: number;
   p99Ms: number;
-  /** CPU seconds per 1,000 jobs of the processes doing the work (server or bench process, redis). */
+  /** CPU seconds per 1,000 jobs of every process in it: server (Peerway), redis, this bench's clients and workers. */
   cpuSPer1000: number;
 }
 
@@ -298,23 +365,33 @@ async function peerwayRun(
   redisPid: number,
   workers: WebSocket[],
   jobs: number,
+  oneStream: boolean,
 ): Promise<E2eRow> {
   const lat: number[] = [];
   let failed = 0;
+  const all = oneStream ? new AllJobEvents(server) : null;
+  await all?.ready;
+  const own0 = process.cpuUsage();
   const cpu0 = procCpuS(server.child.pid) + procCpuS(redisPid);
   const t0 = performance.now();
-  await pool(jobs, IN_FLIGHT, async () => {
-    const s = performance.now();
-    const id = await submit(server);
-    const state = await waitForJob(server, id);
-    if (state !== 'succeeded') failed++;
-    lat.push(performance.now() - s);
-  });
+  try {
+    await pool(jobs, IN_FLIGHT, async () => {
+      const s = performance.now();
+      const id = await submit(server);
+      const state = all ? await all.wait(id) : await waitForJob(server, id);
+      if (state !== 'succeeded') failed++;
+      lat.push(performance.now() - s);
+    });
+  } finally {
+    all?.close();
+  }
   const elapsedS = (performance.now() - t0) / 1000;
-  const cpu = procCpuS(server.child.pid) + procCpuS(redisPid) - cpu0;
+  const own = process.cpuUsage(own0);
+  const cpu =
+    procCpuS(server.child.pid) + procCpuS(redisPid) - cpu0 + (own.user + own.system) / 1e6;
   if (failed > 0) throw new Error(`peerway: ${failed} of ${jobs} jobs did not succeed`);
   return {
-    system: 'peerway',
+    system: oneStream ? 'peerway-stream' : 'peerway',
     workers: workers.length,
     jobsPerSec: Math.round(jobs / elapsedS),
     p50Ms: +percentile(lat, 50).toFixed(1),
@@ -405,13 +482,13 @@ try {
   for (const w of WORKERS) {
     server = await startServer(redisUrl);
     const workers = await connectWorkers(server, w);
-    await peerwayRun(server, redis.child.pid, workers, Math.min(100, JOBS)); // warm-up
+    await peerwayRun(server, redis.child.pid, workers, Math.min(100, JOBS), true); // warm-up
     await bullmqRun(redis.port, redis.child.pid, w, Math.min(100, JOBS)); // warm-up
     if (process.env.BENCH_REDIS_STATS) {
       // Redis commands per job, each system alone
       const r = new Redis({ host: '127.0.0.1', port: redis.port });
       for (const [label, go] of [
-        ['peerway', () => peerwayRun(server!, redis.child.pid, workers, 200)],
+        ['peerway', () => peerwayRun(server!, redis.child.pid, workers, 200, true)],
         ['bullmq', () => bullmqRun(redis.port, redis.child.pid, w, 200)],
       ] as const) {
         await r.config('RESETSTAT');
@@ -433,13 +510,13 @@ try {
     for (let run = 0; run < RUNS; run++) {
       deadline();
       // alternate which goes first so a slow patch of the machine hits both
-      if (run % 2 === 0) {
-        rows.push(await peerwayRun(server, redis.child.pid, workers, JOBS));
-        rows.push(await bullmqRun(redis.port, redis.child.pid, w, JOBS));
-      } else {
-        rows.push(await bullmqRun(redis.port, redis.child.pid, w, JOBS));
-        rows.push(await peerwayRun(server, redis.child.pid, workers, JOBS));
-      }
+      const go = [
+        () => peerwayRun(server!, redis.child.pid, workers, JOBS, true),
+        () => bullmqRun(redis.port, redis.child.pid, w, JOBS),
+        () => peerwayRun(server!, redis.child.pid, workers, JOBS, false),
+      ];
+      if (run % 2 === 1) go.reverse();
+      for (const f of go) rows.push(await f());
     }
     for (const ws of workers) ws.terminate();
     await server.child.stop();
@@ -455,7 +532,7 @@ try {
   const workers = await connectWorkers(server, MANY_WORKERS);
   const connectS = (performance.now() - c0) / 1000;
   const rss1 = procRss(server.child.pid);
-  const row = await peerwayRun(server, redis.child.pid, workers, JOBS);
+  const row = await peerwayRun(server, redis.child.pid, workers, JOBS, true);
   many = {
     workers: MANY_WORKERS,
     connectS: +connectS.toFixed(1),
@@ -477,26 +554,27 @@ const wallS = (performance.now() - wall0) / 1000;
 const machineLoad = (machineBusyS() - busy0) / wallS / cpus().length;
 
 const summary = WORKERS.map((w) => {
-  const pick = (s: E2eRow['system']) => rows.filter((r) => r.system === s && r.workers === w);
-  const p = pick('peerway');
-  const b = pick('bullmq');
-  const pr = stat(p.map((r) => r.jobsPerSec));
-  const br = stat(b.map((r) => r.jobsPerSec));
+  const of = (system: E2eRow['system']) => {
+    const r = rows.filter((x) => x.system === system && x.workers === w);
+    return {
+      jobsPerSec: stat(r.map((x) => x.jobsPerSec)),
+      p50Ms: stat(r.map((x) => x.p50Ms)),
+      p99Ms: stat(r.map((x) => x.p99Ms)),
+      cpuSPer1000: stat(r.map((x) => x.cpuSPer1000)),
+    };
+  };
+  const stream = of('peerway-stream');
+  const perJob = of('peerway');
+  const bullmq = of('bullmq');
   return {
     workers: w,
-    peerway: {
-      jobsPerSec: pr,
-      p50Ms: stat(p.map((r) => r.p50Ms)),
-      p99Ms: stat(p.map((r) => r.p99Ms)),
-      cpuSPer1000: stat(p.map((r) => r.cpuSPer1000)),
-    },
-    bullmq: {
-      jobsPerSec: br,
-      p50Ms: stat(b.map((r) => r.p50Ms)),
-      p99Ms: stat(b.map((r) => r.p99Ms)),
-      cpuSPer1000: stat(b.map((r) => r.cpuSPer1000)),
-    },
-    ratio: +(pr.median / br.median).toFixed(2),
+    /** One event stream of all the submitter's jobs (like BullMQ's QueueEvents). */
+    peerway: stream,
+    /** A stream per job, as `peerway jobs submit --wait` opens. */
+    peerwayStreamPerJob: perJob,
+    bullmq,
+    ratio: +(stream.jobsPerSec.median / bullmq.jobsPerSec.median).toFixed(2),
+    ratioStreamPerJob: +(perJob.jobsPerSec.median / bullmq.jobsPerSec.median).toFixed(2),
   };
 });
 
@@ -505,12 +583,16 @@ console.log(
   `\n## Jobs end to end, ${JOBS} no-op jobs, ${IN_FLIGHT} in flight, ${RUNS} runs (${new Date().toISOString().slice(0, 10)})\n`,
 );
 console.log(
-  '| workers | Peerway jobs/s | BullMQ jobs/s | ratio | Peerway p50 / p99 ms | BullMQ p50 / p99 ms | CPU s per 1,000 jobs (Peerway / BullMQ) |',
+  'Peerway follows its jobs on one event stream (`GET /api/jobs/events`, as BullMQ follows them on QueueEvents), or on a stream per job (`GET /api/jobs/:id/events`, as `peerway jobs submit --wait` does). CPU: every process in the run (server, redis-server, the clients and workers).\n',
 );
-console.log('|---|---|---|---|---|---|---|');
+console.log(
+  '| workers | Peerway jobs/s | ratio to BullMQ | Peerway, a stream per job | ratio | BullMQ jobs/s | p50 / p99 ms: Peerway, per job, BullMQ | CPU s per 1,000 jobs: Peerway, per job, BullMQ |',
+);
+console.log('|---|---|---|---|---|---|---|---|');
 for (const s of summary) {
+  const lat = (x: typeof s.bullmq) => `${x.p50Ms.median} / ${x.p99Ms.median}`;
   console.log(
-    `| ${s.workers} | ${fmt(s.peerway.jobsPerSec)} | ${fmt(s.bullmq.jobsPerSec)} | ${s.ratio} | ${s.peerway.p50Ms.median} / ${s.peerway.p99Ms.median} | ${s.bullmq.p50Ms.median} / ${s.bullmq.p99Ms.median} | ${s.peerway.cpuSPer1000.median} / ${s.bullmq.cpuSPer1000.median} |`,
+    `| ${s.workers} | ${fmt(s.peerway.jobsPerSec)} | ${s.ratio} | ${fmt(s.peerwayStreamPerJob.jobsPerSec)} | ${s.ratioStreamPerJob} | ${fmt(s.bullmq.jobsPerSec)} | ${lat(s.peerway)}, ${lat(s.peerwayStreamPerJob)}, ${lat(s.bullmq)} | ${s.peerway.cpuSPer1000.median}, ${s.peerwayStreamPerJob.cpuSPer1000.median}, ${s.bullmq.cpuSPer1000.median} |`,
   );
 }
 if (many) {

@@ -362,6 +362,42 @@ describe('events and the agent side of a lease', () => {
     ]);
   });
 
+  it("streams every event of all the caller's jobs, each with its job's id, and nobody else's", async () => {
+    const a = await makeUser(S);
+    const b = await makeUser(S);
+    const mine = new JobEvents(S, '*', a.token);
+    const theirs = new JobEvents(S, '*', b.token);
+    await mine.until((e) => e.event === 'ready');
+    await theirs.until((e) => e.event === 'ready');
+    const j1 = (await submit(a.token, { type: 'simulation' })).json;
+    const j2 = (await submit(a.token, { type: 'simulation', priority: 5 })).json;
+    const other = (await submit(b.token, { type: 'simulation' })).json;
+    const w = await worker().join(a.token, { free: 1 });
+    const first = await w.lease();
+    expect(first.id).toBe(j2.id); // the higher priority
+    w.started(first);
+    w.succeed(first, { n: 2 });
+    w.pull(1);
+    const second = await w.lease();
+    w.fail(second, 'broke', false);
+    await mine.until((e) => e.data.id === j1.id && e.data.state === 'dead');
+    const seen = (id: string) =>
+      mine.events.filter((e) => e.data.id === id).map((e) => `${e.event}:${e.data.state}`);
+    expect(seen(j2.id)).toEqual([
+      'state:queued',
+      'state:leased',
+      'state:running',
+      'state:succeeded',
+    ]);
+    expect(seen(j1.id)).toEqual(['state:queued', 'state:leased', 'state:dead']);
+    expect(mine.events.some((e) => e.data.id === other.id)).toBe(false);
+    expect(theirs.events.filter((e) => e.event !== 'ready').map((e) => e.data.id)).toEqual([
+      other.id,
+    ]);
+    mine.close();
+    theirs.close();
+  });
+
   it('fetches a large input, takes an uploaded output and files with the lease token only', async () => {
     const { token } = await makeUser(S);
     const other = await makeUser(S);

@@ -130,7 +130,7 @@ export class TestWorker extends FakeAgent {
   }
 }
 
-/** A job's events over SSE, parsed as they come. */
+/** A job's events over SSE (or, with id '*', all of the caller's jobs'), parsed as they come. */
 export class JobEvents {
   readonly events: { event: string; data: any }[] = [];
   private waiters: (() => void)[] = [];
@@ -140,7 +140,8 @@ export class JobEvents {
 
   constructor(server: PeerwayServer, id: string, token: string) {
     this.done = (async () => {
-      const res = await fetch(`${server.url}/api/jobs/${id}/events`, {
+      const path = id === '*' ? '/api/jobs/events' : `/api/jobs/${id}/events`;
+      const res = await fetch(`${server.url}${path}`, {
         headers: { authorization: `Bearer ${token}` },
         signal: this.abort.signal,
       });

@@ -65,6 +65,8 @@ describe('jobs across two instances', () => {
       id = r.json.id;
     }
     const ev = new JobEvents(A, id, token);
+    const all = new JobEvents(A, '*', token); // every job of the user's, as one stream
+    await all.until((e) => e.event === 'ready');
     await ev.until((e) => e.data.state === 'leased');
     w.started(l!);
     await ev.until((e) => e.data.state === 'running');
@@ -73,6 +75,14 @@ describe('jobs across two instances', () => {
     w.succeed(l!, { on: 'B' });
     await ev.done;
     expect(ev.events.at(-1)!.data.state).toBe('succeeded');
+    // what happened on B reached A's stream of all jobs, with the job's id
+    await all.until((e) => e.data.id === id && e.data.state === 'succeeded');
+    expect(all.events.filter((e) => e.data.id === id).map((e) => e.event)).toEqual([
+      'state',
+      'progress',
+      'state',
+    ]);
+    all.close();
     expect((await api(A, 'GET', `/api/jobs/${id}`, { token })).json).toMatchObject({
       state: 'succeeded',
       output: { on: 'B' },

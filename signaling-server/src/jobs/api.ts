@@ -53,7 +53,7 @@ export class JobsApi {
     });
     if (created) {
       this.broker.metrics.submitted.inc({ type: job.type });
-      this.broker.emit(job.id, { type: 'state', state: job.state, at: now });
+      this.broker.emit(job.id, { type: 'state', state: job.state, at: now }, job.submitterId);
       this.broker.announce(job.submitterId, job.key);
     }
     return { job, created, warnings };
@@ -93,7 +93,11 @@ export class JobsApi {
     const rec = await this.store.cancelJob(id, now);
     if (!rec) throw new PeerwayError('not_found', `you have no job ${id}`);
     if (rec.state === 'cancelled') {
-      this.broker.emit(id, { type: 'state', state: 'cancelled', at: now, reason: 'cancelled' });
+      this.broker.emit(
+        id,
+        { type: 'state', state: 'cancelled', at: now, reason: 'cancelled' },
+        before.submitterId,
+      );
       return rec;
     }
     if (rec.state === 'leased' || rec.state === 'running') {
@@ -116,7 +120,11 @@ export class JobsApi {
     const rec = await this.store.retryJob(id, now);
     if (!rec) throw new PeerwayError('not_found', `you have no job ${id}`);
     if (rec.state === 'queued' && before.state !== 'queued') {
-      this.broker.emit(id, { type: 'state', state: 'queued', at: now, reason: 'retried' });
+      this.broker.emit(
+        id,
+        { type: 'state', state: 'queued', at: now, reason: 'retried' },
+        before.submitterId,
+      );
       this.broker.announce(rec.submitterId, rec.key);
     }
     return rec;

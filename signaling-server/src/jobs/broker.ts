@@ -124,6 +124,8 @@ export class JobBroker {
   private readonly workers = new Map<string, LocalWorker>();
   private readonly remote = new Map<string, { info: WorkerInfo; heardAt: number }>();
   private readonly events = new EventEmitter();
+  /** Who submitted each job leased here: its events also go to the submitter's stream of all jobs. */
+  private readonly submitterOf = new Map<string, string>();
   private readonly retryTimers = new Map<string, unknown>();
   private readonly keys = new Map<string, ReturnType<typeof parseRequirementKey>>();
   private readonly watched = new WeakSet<WorkerLink>();
@@ -211,13 +213,11 @@ export class JobBroker {
         return;
       case 'job-started':
         if (await this.deps.store.markRunning(m.id, m.attempt, link.nodeId, now))
-          this.emit(m.id, {
-            type: 'state',
-            state: 'running',
-            at: now,
-            attempt: m.attempt,
-            node: link.shortId,
-          });
+          this.emit(
+            m.id,
+            { type: 'state', state: 'running', at: now, attempt: m.attempt, node: link.shortId },
+            this.submitterOf.get(m.id),
+          );
         else this.ignored(link, m);
         return;
       case 'job-progress': {
@@ -229,7 +229,11 @@ export class JobBroker {
           at: now,
         };
         if (await this.deps.store.setProgress(m.id, m.attempt, progress))
-          this.emit(m.id, { type: 'progress', attempt: m.attempt, ...progress });
+          this.emit(
+            m.id,
+            { type: 'progress', attempt: m.attempt, ...progress },
+            this.submitterOf.get(m.id),
+          );
         return;
       }
       case 'job-result':
@@ -310,6 +314,7 @@ export class JobBroker {
         this.deps.log.warn({ err, job: id }, 'could not end the attempt of a closed worker');
       }
     }
+    for (const id of w.held.keys()) this.submitterOf.delete(id);
     w.held.clear();
   }
 
@@ -391,6 +396,7 @@ export class JobBroker {
     }
     w.free--;
     w.held.set(job.id, attempt);
+    this.submitterOf.set(job.id, job.submitterId);
     const inline = jsonBytes(job.input) <= MAX_LEASE_INLINE_INPUT_BYTES;
     w.link.peer.send({
       type: 'job-lease',
@@ -408,7 +414,11 @@ export class JobBroker {
     const prev = job.attempts.at(-2);
     const waitedFrom = Math.max(job.createdAt, prev?.endedAt ?? 0);
     this.metrics.waitSeconds.observe(Math.max(0, now - waitedFrom) / 1000);
-    this.emit(job.id, { type: 'state', state: 'leased', at: now, attempt, node: w.link.shortId });
+    this.emit(
+      job.id,
+      { type: 'state', state: 'leased', at: now, attempt, node: w.link.shortId },
+      job.submitterId,
+    );
     this.signalInfo(w);
     return true;
   }
@@ -433,6 +443,7 @@ export class JobBroker {
           outcome: 'succeeded',
           ...(m.output !== undefined ? { output: m.output } : {}),
         },
+        false, // it said it uploaded none
       );
       if (!done) this.ignored(link, m);
       return;
@@ -495,6 +506,7 @@ export class JobBroker {
     const w = this.workers.get(nodeId);
     if (w?.held.get(id) === attempt) {
       w.held.delete(id);
+      this.submitterOf.delete(id);
       this.signalInfo(w);
     }
   }
@@ -508,6 +520,8 @@ export class JobBroker {
     job: Pick<JobRecord, 'id' | 'leaseNodeId' | 'attempts'>,
     attempt: number,
     end: AttemptEnd,
+    /** Whether an uploaded output of the attempt may be on disk, to remove. */
+    mayHaveOutputFile = true,
   ): Promise<JobRecord | null> {
     const now = this.deps.clock.now();
     const nodeId = job.leaseNodeId ?? job.attempts.find((a) => a.attempt === attempt)?.nodeId;
@@ -520,16 +534,20 @@ export class JobBroker {
     else if (end.outcome !== 'cancelled')
       this.metrics.failed.inc({ type: rec.type, outcome: end.outcome });
     if (rec.state === 'dead') this.metrics.dead.inc({ type: rec.type });
-    if (end.outcome === 'succeeded' || end.outcome === 'failed')
+    if (mayHaveOutputFile && (end.outcome === 'succeeded' || end.outcome === 'failed'))
       void this.deps.files.dropOutput(rec.id, attempt).catch(() => {});
-    this.emit(rec.id, {
-      type: 'state',
-      state: rec.state,
-      at: now,
-      attempt,
-      ...(nodeId ? { node: shortIdOf(nodeId) } : {}),
-      ...(end.outcome !== 'succeeded' && end.error ? { reason: end.error } : {}),
-    });
+    this.emit(
+      rec.id,
+      {
+        type: 'state',
+        state: rec.state,
+        at: now,
+        attempt,
+        ...(nodeId ? { node: shortIdOf(nodeId) } : {}),
+        ...(end.outcome !== 'succeeded' && end.error ? { reason: end.error } : {}),
+      },
+      rec.submitterId,
+    );
     this.waitsAgain(rec);
     return rec;
   }
@@ -653,7 +671,7 @@ export class JobBroker {
       case 'waiting':
         return this.wake(s.submitterId, s.key);
       case 'event':
-        this.events.emit(s.id, s.event);
+        this.fire(s.id, s.event, s.submitterId);
         return;
       case 'cancel': {
         const w = this.workers.get(s.nodeId);
@@ -699,15 +717,33 @@ export class JobBroker {
   // -------------------------------------------------------------------------
   // events of a job, for SSE on any instance
 
-  emit(id: string, event: JobEvent): void {
+  /** Tells the job's watchers here and on every instance (and its submitter's, when known). */
+  emit(id: string, event: JobEvent, submitterId?: string): void {
+    this.fire(id, event, submitterId);
+    this.deps.signals.publish({
+      t: 'event',
+      id,
+      event,
+      ...(submitterId !== undefined ? { submitterId } : {}),
+    });
+  }
+
+  private fire(id: string, event: JobEvent, submitterId: string | undefined): void {
     this.events.emit(id, event);
-    this.deps.signals.publish({ t: 'event', id, event });
+    // job IDs have no ':', so a submitter's channel never meets a job's
+    if (submitterId !== undefined) this.events.emit(`by:${submitterId}`, id, event);
   }
 
   /** Calls `fn` with each event of the job from now on; returns the unsubscribe. */
   subscribe(id: string, fn: (e: JobEvent) => void): () => void {
     this.events.on(id, fn);
     return () => this.events.off(id, fn);
+  }
+
+  /** Calls `fn` with each event of every job this user submitted, from now on; returns the unsubscribe. */
+  subscribeSubmitter(submitterId: string, fn: (id: string, e: JobEvent) => void): () => void {
+    this.events.on(`by:${submitterId}`, fn);
+    return () => this.events.off(`by:${submitterId}`, fn);
   }
 
   /** The job whose current attempt this lease token is for; a 401 otherwise. */

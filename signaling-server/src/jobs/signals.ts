@@ -62,7 +62,12 @@ const Signal = z.discriminatedUnion('t', [
     submitterId: z.string().max(128),
     key: z.string().max(8192),
   }),
-  z.object({ t: z.literal('event'), id: z.string().max(128), event: JobEventSchema }),
+  z.object({
+    t: z.literal('event'),
+    id: z.string().max(128),
+    event: JobEventSchema,
+    submitterId: z.string().max(128).optional(),
+  }),
   z.object({
     t: z.literal('cancel'),
     nodeId: z.string().max(128),

@@ -28,6 +28,7 @@ import type { JobBroker } from '../../jobs/broker';
 import { sizeText, type JobFiles } from '../../jobs/files';
 import { jobView, workerView } from '../../jobs/views';
 import type { JobRecord, JobStore } from '../../store/jobs';
+import type { User } from '../../store/store';
 import { bearerOf, needUser } from '../caller';
 import { route } from '../errors';
 import type { RouteModule } from '../route-module';
@@ -74,7 +75,7 @@ function refuseLength(req: Request, max: number, what: string): void {
 /** The jobs routes. */
 export function jobRoutes(deps: {
   api: JobsApi;
-  broker: Pick<JobBroker, 'subscribe' | 'workerInfos' | 'leasedJob'>;
+  broker: Pick<JobBroker, 'subscribe' | 'subscribeSubmitter' | 'workerInfos' | 'leasedJob'>;
   store: Pick<JobStore, 'getJob' | 'addJobFile'>;
   files: JobFiles;
 }): RouteModule {
@@ -156,6 +157,62 @@ export function jobRoutes(deps: {
       }),
     );
 
+    /**
+     * Opens an event stream for the caller (at most MAX_JOB_STREAMS_PER_USER
+     * at once): `write` sends one event, `end` closes it (also when the
+     * client goes), `onEnd` runs once it has ended.
+     */
+    const openStream = (req: Request, res: Response, user: User) => {
+      streams.set(user.id, (streams.get(user.id) ?? 0) + 1);
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-accel-buffering': 'no',
+      });
+      let ended = false;
+      const ends: (() => void)[] = [];
+      const keepalive = setInterval(() => res.write(': keep-alive\n\n'), JOB_EVENTS_KEEPALIVE_MS);
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        clearInterval(keepalive);
+        for (const f of ends) f();
+        const left = (streams.get(user.id) ?? 1) - 1;
+        if (left > 0) streams.set(user.id, left);
+        else streams.delete(user.id);
+        res.end();
+      };
+      req.on('close', end);
+      return {
+        write: (type: string, data: unknown) => {
+          if (!ended) res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+        },
+        end,
+        onEnd: (f: () => void) => ends.push(f),
+      };
+    };
+    const roomForStream = (user: User) => {
+      if ((streams.get(user.id) ?? 0) >= MAX_JOB_STREAMS_PER_USER)
+        throw new PeerwayError('rate_limited', 'too many job event streams open; close some');
+    };
+
+    // Every job of the caller's, as one stream (what a submitter of many
+    // jobs follows, like BullMQ's QueueEvents): each event carries its job's
+    // `id`; from now on, no replay.
+    r.get(
+      '/api/jobs/events',
+      route((req, res) => {
+        const user = needUser(req);
+        roomForStream(user);
+        const stream = openStream(req, res, user);
+        stream.onEnd(
+          broker.subscribeSubmitter(user.id, (id, e) => stream.write(e.type, { id, ...e })),
+        );
+        stream.write('ready', { type: 'ready', at: Date.now() });
+        return Promise.resolve();
+      }),
+    );
+
     r.get(
       '/api/jobs/:id',
       route(async (req, res) => {
@@ -180,9 +237,7 @@ export function jobRoutes(deps: {
       route(async (req, res) => {
         const user = needUser(req);
         const id = String(req.params.id);
-        const n = streams.get(user.id) ?? 0;
-        if (n >= MAX_JOB_STREAMS_PER_USER)
-          throw new PeerwayError('rate_limited', 'too many job event streams open; close some');
+        roomForStream(user);
         // Subscribed before the job is read (once: the read that checks the
         // caller may see it is the current state), so nothing falls
         // between; what arrives meanwhile follows the current state.
@@ -195,30 +250,12 @@ export function jobRoutes(deps: {
           unsubscribe();
           throw err;
         }
-        streams.set(user.id, (streams.get(user.id) ?? 0) + 1);
-        res.writeHead(200, {
-          'content-type': 'text/event-stream; charset=utf-8',
-          'cache-control': 'no-store',
-          'x-accel-buffering': 'no',
-        });
-        let ended = false;
+        const stream = openStream(req, res, user);
+        stream.onEnd(unsubscribe);
         const send = (e: JobEvent) => {
-          if (ended) return;
-          res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
-          if (e.type === 'state' && FINAL_JOB_STATES.includes(e.state)) end();
+          stream.write(e.type, e);
+          if (e.type === 'state' && FINAL_JOB_STATES.includes(e.state)) stream.end();
         };
-        const keepalive = setInterval(() => res.write(': keep-alive\n\n'), JOB_EVENTS_KEEPALIVE_MS);
-        const end = () => {
-          if (ended) return;
-          ended = true;
-          unsubscribe();
-          clearInterval(keepalive);
-          const left = (streams.get(user.id) ?? 1) - 1;
-          if (left > 0) streams.set(user.id, left);
-          else streams.delete(user.id);
-          res.end();
-        };
-        req.on('close', end);
         const attempt = job.attempts.at(-1);
         const current: Extract<JobEvent, { type: 'state' }> = {
           type: 'state',
