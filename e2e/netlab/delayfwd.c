@@ -8,10 +8,16 @@
  * other end. One delay for both directions keeps the FIFO in due order.
  *
  * Written for speed: one thread, ppoll with a timeout to the next due packet
- * (CLOCK_MONOTONIC, 1 us timer slack), no allocation after start, a bounded
+ * (CLOCK_MONOTONIC, timer slack -j), no allocation after start, a bounded
  * queue (drop-tail, counted). Rate limits are the kernel's tbf on the veths.
  *
  *   delayfwd -i tun0 -d <one-way delay, us> [-l <loss 0..1>] [-q <slots>] [-s <seed>]
+ *            [-j <timer slack, us; default 50>]
+ *
+ * The counters include how late packets left against their due time (mean
+ * and max, us), all of them and the first of each wake-up (a burst that
+ * arrived at once is due at once and leaves one write after the other): the
+ * forwarder checks its own delay.
  *
  * Prints "ready" once attached; a JSON line of counters on SIGUSR1 and on
  * SIGTERM/SIGINT (then exits 0).
@@ -64,17 +70,22 @@ static inline uint64_t next_rand(void) { /* xorshift64* */
 }
 
 static struct {
-  uint64_t rx, tx, lost, qdrop, toolong, werr, rxbytes, txbytes, maxq;
+  uint64_t rx, tx, lost, qdrop, toolong, werr, rxbytes, txbytes, maxq, late_sum, late_max, wakes, wake_late_sum,
+      wake_late_max;
 } st;
 
 static void print_stats(uint64_t count) {
   printf("{\"rx\":%llu,\"tx\":%llu,\"lost\":%llu,\"queueDrops\":%llu,\"tooLong\":%llu,"
-         "\"writeErrors\":%llu,\"rxBytes\":%llu,\"txBytes\":%llu,\"maxQueue\":%llu,\"queued\":%llu}\n",
+         "\"writeErrors\":%llu,\"rxBytes\":%llu,\"txBytes\":%llu,\"maxQueue\":%llu,\"queued\":%llu,"
+         "\"lateUsMean\":%.1f,\"lateUsMax\":%.1f,\"wakeLateUsMean\":%.1f,\"wakeLateUsMax\":%.1f}\n",
          (unsigned long long)st.rx, (unsigned long long)st.tx, (unsigned long long)st.lost,
          (unsigned long long)st.qdrop, (unsigned long long)st.toolong,
          (unsigned long long)st.werr, (unsigned long long)st.rxbytes,
          (unsigned long long)st.txbytes, (unsigned long long)st.maxq,
-         (unsigned long long)count);
+         (unsigned long long)count, st.tx ? (double)st.late_sum / (double)st.tx / 1000.0 : 0.0,
+         (double)st.late_max / 1000.0,
+         st.wakes ? (double)st.wake_late_sum / (double)st.wakes / 1000.0 : 0.0,
+         (double)st.wake_late_max / 1000.0);
   fflush(stdout);
 }
 
@@ -83,16 +94,19 @@ int main(int argc, char **argv) {
   double delay_us = 0, loss = 0;
   unsigned long cap = 32768;
   uint64_t seed = 0;
+  unsigned long slack_us = 50;
   int o;
-  while ((o = getopt(argc, argv, "i:d:l:q:s:")) != -1) {
+  while ((o = getopt(argc, argv, "i:d:l:q:s:j:")) != -1) {
     switch (o) {
     case 'i': dev = optarg; break;
     case 'd': delay_us = atof(optarg); break;
     case 'l': loss = atof(optarg); break;
     case 'q': cap = strtoul(optarg, NULL, 10); break;
     case 's': seed = strtoull(optarg, NULL, 10); break;
+    case 'j': slack_us = strtoul(optarg, NULL, 10); break;
     default:
-      fprintf(stderr, "usage: %s -i dev -d delay_us [-l loss] [-q slots] [-s seed]\n", argv[0]);
+      fprintf(stderr, "usage: %s -i dev -d delay_us [-l loss] [-q slots] [-s seed] [-j slack_us]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -123,7 +137,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "delayfwd: cannot allocate %lu slots\n", cap);
     return 1;
   }
-  prctl(PR_SET_TIMERSLACK, 1000UL); /* 1 us instead of 50 us */
+  prctl(PR_SET_TIMERSLACK, slack_us ? slack_us * 1000UL : 1UL); /* 0 would mean the default */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sig; /* no SA_RESTART: ppoll returns EINTR */
@@ -139,15 +153,24 @@ int main(int argc, char **argv) {
   struct pollfd pfd = {.fd = fd, .events = POLLIN};
   for (;;) {
     uint64_t now = now_ns();
-    /* send what is due */
+    /* send what is due; the first one's lateness is the wake-up's (the
+       rest of a burst also waits for the writes before it) */
+    if (count > 0 && ring[head % cap].due <= now) {
+      uint64_t late = now - ring[head % cap].due;
+      st.wakes++, st.wake_late_sum += late;
+      if (late > st.wake_late_max) st.wake_late_max = late;
+    }
     while (count > 0) {
       struct slot *s = &ring[head % cap];
       if (s->due > now) break;
       ssize_t w = write(fd, s->data, s->len);
-      if (w < 0)
+      if (w < 0) {
         st.werr++;
-      else
-        st.tx++, st.txbytes += (uint64_t)w;
+      } else {
+        uint64_t late = now_ns() - s->due;
+        st.tx++, st.txbytes += (uint64_t)w, st.late_sum += late;
+        if (late > st.late_max) st.late_max = late;
+      }
       head++;
       count--;
     }

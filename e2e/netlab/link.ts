@@ -42,6 +42,8 @@ export interface ShapedLinkOptions {
   queuePackets?: number;
   /** The forwarder's random seed (default: random). */
   seed?: number;
+  /** The forwarder's timer slack, us (default 50: the kernel's; fewer wake-ups at high rates). */
+  timerSlackUs?: number;
 }
 
 /** The forwarder's counters (from its JSON line). */
@@ -56,6 +58,12 @@ export interface ForwarderStats {
   txBytes: number;
   maxQueue: number;
   queued: number;
+  /** How late packets left against their due time, us (a burst leaves one write after another). */
+  lateUsMean: number;
+  lateUsMax: number;
+  /** The same for the first packet of each wake-up: the timer's and the scheduler's lateness. */
+  wakeLateUsMean: number;
+  wakeLateUsMax: number;
 }
 
 function sh(args: string[]): string {
@@ -135,6 +143,7 @@ class Forwarder {
     const args = ['-i', 'tun0', '-d', String((rttMs * 1000) / 2), '-l', String(lossPct / 100)];
     if (o.queuePackets) args.push('-q', String(o.queuePackets));
     if (o.seed) args.push('-s', String(o.seed));
+    if (o.timerSlackUs !== undefined) args.push('-j', String(o.timerSlackUs));
     const proc = spawnIn(forwarderBinary(), args);
     const f = new Forwarder(proc);
     let err = '';
