@@ -90,6 +90,12 @@ function serverOptions(cmd: Command): Command {
     )
     .addOption(
       new Option(
+        '--job-retention <duration>',
+        'ended jobs (succeeded, dead, cancelled) and their files are removed this long after they ended, e.g. 7d or 12h; 0 keeps them (PEERWAY_JOB_RETENTION; default 7d)',
+      ),
+    )
+    .addOption(
+      new Option(
         '--job-files-dir <dir>',
         "where jobs' files are kept (PEERWAY_JOB_FILES_DIR; default <data-dir>/job-files)",
       ),
@@ -170,6 +176,7 @@ function config(opts: Record<string, unknown>) {
     metricsToken: opts.metricsToken as string,
     allowedHosts: opts.allowedHost as string[],
     jobLease: opts.jobLease as string,
+    jobRetention: opts.jobRetention as string,
     jobFilesDir: opts.jobFilesDir as string,
     jobFilesMax: opts.jobFilesMax as string,
   };

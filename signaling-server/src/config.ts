@@ -30,6 +30,8 @@ export const DEFAULTS = {
   jobLeaseMs: 30_000,
   /** What one job's files may take on disk together. */
   jobFilesMaxBytes: 256 * 1024 ** 2,
+  /** Ended jobs (and their files) are removed this long after they ended (0: kept). */
+  jobRetentionMs: 7 * 24 * 3600 * 1000,
 } as const;
 
 /** pino levels, plus `silent`. */
@@ -60,6 +62,8 @@ export interface RawServerConfig {
   /** More Host names the gateway answers on (besides the public URL's host and loopback). */
   allowedHosts?: string[] | string;
   logLevel?: string;
+  /** `--job-retention`: 7d, 12h, 30m; a plain number is days; 0 keeps ended jobs. */
+  jobRetention?: string | number;
   /** `--job-lease`: a duration such as 30s; a plain number is seconds. */
   jobLease?: string | number;
   /** `--job-files-dir`: where jobs' files are kept (default `<data dir>/job-files`). */
@@ -91,6 +95,23 @@ const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
       code: 'custom',
       input: v,
       message: `${JSON.stringify(v)} is not a duration from 100ms to 24h: say e.g. 30s, 500ms or 2m`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** `--job-retention`: 0 (keep), or a duration from 1m to 3650d such as 7d or 12h. */
+const retention = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$/.exec(String(v));
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m?.[2] ?? 'd']!;
+  const ms = m ? Math.round(Number(m[1]) * unit) : NaN;
+  if (ms === 0) return 0;
+  if (!Number.isFinite(ms) || ms < 60_000 || ms > 3650 * 86_400_000) {
+    ctx.issues.push({
+      code: 'custom',
+      input: v,
+      message: `${JSON.stringify(v)} is not a retention: say e.g. 7d, 12h or 30m (at least 1m), or 0 to keep ended jobs`,
     });
     return z.NEVER;
   }
@@ -146,6 +167,7 @@ const Schema = z
       ),
     ),
     jobLease: duration.optional(),
+    jobRetention: retention.optional(),
     jobFilesDir: z.string().optional(),
     jobFilesMax: z
       .union([z.number(), z.string()])
@@ -180,8 +202,10 @@ const Schema = z
 
 export type ServerConfig = Omit<
   z.output<typeof Schema>,
-  'publicUrl' | 'rescheduleAfter' | 'jobLease' | 'jobFilesDir' | 'jobFilesMax'
+  'publicUrl' | 'rescheduleAfter' | 'jobLease' | 'jobRetention' | 'jobFilesDir' | 'jobFilesMax'
 > & {
+  /** Ended jobs and their files are removed this long after they ended; 0 keeps them (`--job-retention`). */
+  jobRetentionMs: number;
   /** A node offline this long is lost and its replicas go elsewhere (`--reschedule-after`). */
   rescheduleAfterMs: number;
   /** A job's lease lapses this long after its worker's last heartbeat (`--job-lease`). */
@@ -217,11 +241,12 @@ export function parseConfig(raw: RawServerConfig): ServerConfig {
       'bad_request',
       `invalid server option publicUrl: its host ${gatewayHost} is itself a service origin under the base domain ${c.baseDomain} (a service named "${service}" would be served where the gateway is): give the gateway a host outside *.${c.baseDomain} (e.g. ${c.baseDomain} itself), or another --base-domain`,
     );
-  const { rescheduleAfter, jobLease, jobFilesDir, jobFilesMax, ...rest } = c;
+  const { rescheduleAfter, jobLease, jobRetention, jobFilesDir, jobFilesMax, ...rest } = c;
   return {
     ...rest,
     rescheduleAfterMs: rescheduleAfter ?? DEFAULTS.rescheduleAfterMs,
     jobLeaseMs: jobLease ?? DEFAULTS.jobLeaseMs,
+    jobRetentionMs: jobRetention ?? DEFAULTS.jobRetentionMs,
     jobFilesDir: resolve(jobFilesDir ?? join(c.dataDir, 'job-files')),
     jobFilesMaxBytes: jobFilesMax ?? DEFAULTS.jobFilesMaxBytes,
     dataDir: resolve(c.dataDir),
@@ -261,6 +286,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): RawServerConfig {
     allowedHosts: env.PEERWAY_ALLOWED_HOSTS,
     logLevel: env.PEERWAY_LOG_LEVEL,
     jobLease: env.PEERWAY_JOB_LEASE,
+    jobRetention: env.PEERWAY_JOB_RETENTION,
     jobFilesDir: env.PEERWAY_JOB_FILES_DIR,
     jobFilesMax: env.PEERWAY_JOB_FILES_MAX,
   };

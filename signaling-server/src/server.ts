@@ -125,6 +125,7 @@ export async function startPeerwayServer(
       : new LocalJobSignals(),
     files: jobFiles,
     leaseMs: config.jobLeaseMs,
+    retentionMs: config.jobRetentionMs,
     publicUrl: config.publicUrl,
   });
   const auth = new Auth(store, keys, config, {

@@ -39,6 +39,7 @@ import type { Clock } from '../ws/clock';
 import type { JobFiles } from './files';
 import { leasedJob, newLeaseToken } from './lease-token';
 import { sweepFaults } from './faults';
+import { RETENTION_SWEEP_MS, removeEndedJobs } from './retention';
 import { unmetWarnings } from './warnings';
 import { createJobMetrics, type JobMetrics } from './metrics';
 import type { JobSignal, JobSignals, WorkerInfo } from './signals';
@@ -97,6 +98,8 @@ export interface JobBrokerDeps {
   signals: JobSignals;
   files: JobFiles;
   leaseMs: number;
+  /** Ended jobs are removed this long after they ended (0 or unset: kept). */
+  retentionMs?: number;
   /** Where agents fetch an input too big to send inline. */
   publicUrl: string;
 }
@@ -132,6 +135,8 @@ export class JobBroker {
   private sweepTimer: unknown = null;
   private beatTimer: unknown = null;
   private sweeping = false;
+  /** When ended jobs past the retention were last looked for (./retention.ts). */
+  private retainedAt = -Infinity;
   private wakeTurn = 0;
 
   constructor(private readonly deps: JobBrokerDeps) {
@@ -611,7 +616,13 @@ export class JobBroker {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      await sweepFaults(this.deps.store, this.deps.clock.now(), this);
+      const now = this.deps.clock.now();
+      await sweepFaults(this.deps.store, now, this);
+      const keep = this.deps.retentionMs ?? 0;
+      if (keep > 0 && now - this.retainedAt >= RETENTION_SWEEP_MS) {
+        this.retainedAt = now;
+        await removeEndedJobs(this.deps.store, this.deps.files, now - keep, this.deps.log);
+      }
     } catch (err) {
       this.deps.log.warn({ err }, 'jobs sweep failed');
     } finally {

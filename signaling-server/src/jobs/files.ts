@@ -109,6 +109,11 @@ export class JobFiles {
     return readFile(join(this.folder(jobId), `.output-${attempt}.json`), 'utf8').catch(() => null);
   }
 
+  /** Removes every file of the job (it was removed from the store). */
+  async removeJob(jobId: string): Promise<void> {
+    await rm(this.folder(jobId), { recursive: true, force: true });
+  }
+
   async dropOutput(jobId: string, attempt: number): Promise<void> {
     // unlink, not rm({ force }): Node 20's rm stats the path synchronously
     // first, on the event loop, once for every job that ends.

@@ -108,6 +108,50 @@ export function runJobStoreContract(
       }
     };
 
+    it('removes final jobs older than the retention, with their key, files and indexes, and nothing else', async () => {
+      await store.submitJob(testJob('done', 'u1', { idempotencyKey: 'k' }));
+      await store.submitJob(testJob('gone', 'u1', { maxAttempts: 1 }));
+      await store.submitJob(testJob('off', 'u2'));
+      await store.submitJob(testJob('waits', 'u1'));
+      for (const id of ['done', 'gone']) {
+        const j = await lease({ now: T0 + 1000 });
+        expect(j?.id).toBe(id);
+        if (id === 'done') {
+          expect(
+            await store.addJobFile(id, 1, { name: 'out.png', bytes: 3, contentType: 'image/png' }),
+          ).toBe(true);
+          await store.endAttempt(id, 1, { outcome: 'succeeded', output: 1 }, T0 + 2000);
+        } else
+          await store.endAttempt(
+            id,
+            1,
+            { outcome: 'failed', error: 'x', retryable: false, retryAt: T0 },
+            T0 + 2000,
+          );
+      }
+      await store.cancelJob('off', T0 + 9000); // final, but younger
+      // a waiting one of any age stays
+      expect(await store.removeEndedJobs(T0 + 5000, 100).then((ids) => ids.sort())).toEqual([
+        'done',
+        'gone',
+      ]);
+      expect(await store.getJob('done')).toBeNull();
+      expect(await store.getJob('gone')).toBeNull();
+      expect((await store.getJob('off'))?.state).toBe('cancelled');
+      expect((await store.getJob('waits'))?.state).toBe('queued');
+      const all = await store.listJobs({ limit: 100 });
+      expect(all.jobs.map((j) => j.id).sort()).toEqual(['off', 'waits']);
+      expect((await store.listJobs({ limit: 100, state: 'succeeded' })).jobs).toEqual([]);
+      expect((await store.countJobs()).succeeded).toBe(0);
+      // the idempotency key went with its job: the same key makes a new one
+      const again = await store.submitJob(testJob('done2', 'u1', { idempotencyKey: 'k' }));
+      expect(again).toMatchObject({ created: true, job: { id: 'done2' } });
+      expect(await store.removeEndedJobs(T0 + 5000, 100)).toEqual([]);
+      // at most `limit` at a time
+      expect(await store.removeEndedJobs(T0 + 10_000, 0)).toEqual([]);
+      expect(await store.removeEndedJobs(T0 + 10_000, 1)).toEqual(['off']);
+    });
+
     it('queues a job and reads it back whole', async () => {
       const { job, created } = await store.submitJob(
         testJob('j1', 'u1', {

@@ -184,6 +184,38 @@ if to == 'failed' then
 end
 return redis.call('HGETALL', jk)`;
 
+/**
+ * ARGV: prefix, before, limit. Removes final jobs last changed before
+ * `before` (oldest first by seq within each state; a younger one is
+ * skipped) with every index entry and their idempotency key; their IDs.
+ */
+export const REMOVE_ENDED = `${PRELUDE}
+local before, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for _, st in ipairs({'succeeded', 'dead', 'cancelled'}) do
+  if #out >= limit then break end
+  local sk = P .. 'jobs:state:' .. st
+  for _, id in ipairs(redis.call('ZRANGE', sk, 0, limit - 1)) do
+    if #out >= limit then break end
+    local jk = P .. 'job:' .. id
+    local h = redis.call('HMGET', jk, 'state', 'updatedAt', 'submitterId', 'idempotencyKey')
+    if h[1] == st and tonumber(h[2]) < before then
+      redis.call('ZREM', sk, id)
+      redis.call('ZREM', P .. 'jobs:all', id)
+      redis.call('ZREM', P .. 'jobs:by:' .. h[3], id)
+      if h[4] then
+        local ik = P .. 'jobidem:' .. h[3] .. '|' .. h[4]
+        if redis.call('GET', ik) == id then redis.call('DEL', ik) end
+      end
+      redis.call('DEL', jk)
+      out[#out + 1] = id
+    elseif not h[1] then
+      redis.call('ZREM', sk, id) -- an index entry without its job
+    end
+  end
+end
+return out`;
+
 /** ARGV: prefix, id, now. False when the job does not exist. */
 export const CANCEL = `${PRELUDE}
 local id, now = ARGV[2], ARGV[3]

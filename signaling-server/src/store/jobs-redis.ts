@@ -53,6 +53,7 @@ import {
   END,
   LEASE,
   PROMOTE,
+  REMOVE_ENDED,
   RENEW,
   RETRY,
   RUNNING,
@@ -318,6 +319,10 @@ export class RedisJobStore implements JobStore {
       ...files,
     )) as string[] | null;
     return flat ? toJob(fromFlat(flat)) : null;
+  }
+
+  async removeEndedJobs(before: number, limit: number): Promise<string[]> {
+    return (await this.run(REMOVE_ENDED, before, limit)) as string[];
   }
 
   async cancelJob(id: string, now: number): Promise<JobRecord | null> {

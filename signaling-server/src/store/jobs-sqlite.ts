@@ -469,6 +469,24 @@ export class SqliteJobStore implements JobStore {
       .all(now, limit) as { id: string; attempt: number }[];
   }
 
+  async removeEndedJobs(before: number, limit: number): Promise<string[]> {
+    return this.db
+      .transaction(() => {
+        const ids = (
+          this.db
+            .prepare(
+              `SELECT id FROM jobs INDEXED BY jobs_state
+               WHERE state IN ('succeeded', 'dead', 'cancelled') AND updated_at < ? LIMIT ?`,
+            )
+            .all(before, limit) as { id: string }[]
+        ).map((r) => r.id);
+        const del = this.db.prepare('DELETE FROM jobs WHERE id = ?');
+        for (const id of ids) del.run(id); // attempts and files go with it (ON DELETE CASCADE)
+        return ids;
+      })
+      .immediate();
+  }
+
   async overdueAttempts(now: number, limit: number): Promise<{ id: string; attempt: number }[]> {
     return this.db
       .prepare(

@@ -156,6 +156,13 @@ export interface JobStore {
   retryJob(id: string, now: number): Promise<JobRecord | null>;
   /** Leases that lapsed before `now` (lost workers), at most `limit`; the caller ends them as lost. */
   expiredLeases(now: number, limit: number): Promise<{ id: string; attempt: number }[]>;
+  /**
+   * Removes final jobs (succeeded, dead, cancelled) last changed before
+   * `before`, at most `limit`, with their attempts, file list and
+   * idempotency key (a later submit with that key makes a new job); their
+   * IDs, so the caller removes their files.
+   */
+  removeEndedJobs(before: number, limit: number): Promise<string[]>;
   /** Attempts whose deadline passed (timeouts), at most `limit`. */
   overdueAttempts(now: number, limit: number): Promise<{ id: string; attempt: number }[]>;
   /** Waiting jobs (queued, and failed awaiting retry) by priority. */
