@@ -2,9 +2,10 @@
  * Messages between the service worker and the shell page (same origin). The
  * worker cannot hold an RTCPeerConnection, so it hands each request of the
  * app to the shell, which sends it through the tunnel. Bodies travel as
- * transferred ReadableStreams, so nothing is buffered whole.
+ * transferred buffers and ReadableStreams, so nothing is copied on the way.
  */
 import type { HeaderPairs } from '@peerway/protocol';
+import type { BridgeBody } from './sw/body';
 
 export type { HeaderPairs };
 
@@ -14,8 +15,8 @@ export interface BridgeRequest {
   /** Path and query on the service origin. */
   path: string;
   headers: HeaderPairs;
-  /** The upload, if any: a Blob (passed by reference, read as a stream, replayable). */
-  body: Blob | null;
+  /** The upload, if any: chunks with transferred buffers (and a rest as a stream), or a Blob (./sw/body). */
+  body: BridgeBody | null;
   destination: string;
   /** The request's credentials mode: "omit" sends no cookie from the jar and stores none. */
   credentials: RequestCredentials;

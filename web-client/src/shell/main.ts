@@ -13,6 +13,7 @@ import {
   type BridgeResponse,
   type ShellConfig,
 } from '../bridge';
+import { BodyReplay } from '../sw/body';
 import type { CookieStore } from './cookies';
 import { injectShim } from './inject';
 import { NeedsEngine, openTunnel, type OpenTunnel } from './session';
@@ -215,11 +216,15 @@ async function serve(req: BridgeRequest, signal?: AbortSignal): Promise<BridgeRe
   const cookie = withCookies ? cookies.header(req.path) : '';
   if (cookie) headers.push(['cookie', cookie]);
   const retryable = IDEMPOTENT.has(req.method);
+  // What a retry needs of the upload: BodyReplay keeps the chunks it was
+  // handed and, for a request that may be retried, what it reads of the
+  // rest; a Blob (from the shim) is read again.
+  const upload = new BodyReplay(req.body, retryable);
   for (let attempt = 0; ; attempt++) {
     const t = await currentTunnel();
     try {
-      // A fresh stream of the Blob on each attempt: a retry sends it again.
-      const body = req.body ? (req.body.stream() as ReadableStream<Uint8Array>) : null;
+      // A fresh stream of the body on each attempt: a retry sends it again.
+      const body = upload.stream();
       const res = await t.mux.request({ method: req.method, path: req.path, headers }, body, {
         ...(signal ? { signal } : {}),
       });
@@ -250,6 +255,7 @@ async function serve(req: BridgeRequest, signal?: AbortSignal): Promise<BridgeRe
       // A tunnel that died under an idempotent request: retry on the next one.
       if (
         retryable &&
+        upload.replayable &&
         err instanceof TunnelError &&
         attempt < 2 &&
         (t.mux.isClosed || err.code === 10)

@@ -7,6 +7,7 @@ import {
   type IncomingTunnelRequest,
 } from '@peerway/protocol';
 import type { BridgeResponse } from '../bridge';
+import { BodyReplay } from '../sw/body';
 import {
   answerResponse,
   redirectsToGet,
@@ -44,7 +45,7 @@ function tunnel(serve: (req: IncomingTunnelRequest, seen: Seen) => Promise<void>
     async fetch(req, signal): Promise<BridgeResponse> {
       const res = await client.request(
         { method: req.method, path: req.path, headers: req.headers },
-        req.body ? (req.body.stream() as ReadableStream<Uint8Array>) : null,
+        new BodyReplay(req.body, false).stream(),
         { signal },
       );
       return { ok: true, ...res };
@@ -121,6 +122,45 @@ describe('the shim’s fetch() over a real tunnel', () => {
       'PUT /r307/again data',
       'PUT /again data',
     ]);
+  });
+
+  it('hands bodies over without making a Blob: bytes and strings as a chunk of their own, a Blob as itself', async () => {
+    const { carrier, seen } = tunnel(routes);
+    const bodies: unknown[] = [];
+    const spy: FetchCarrier = {
+      fetch: (req, signal) => (bodies.push(req.body), carrier.fetch(req, signal)),
+    };
+    const fetch = tunnelFetch(spy, native().f, ORIGIN);
+    let blobs = 0;
+    const blob = Request.prototype.blob;
+    Request.prototype.blob = function () {
+      blobs++;
+      return blob.call(this);
+    };
+    try {
+      const app = new TextEncoder().encode('bytes');
+      const sent = fetch(`${ORIGIN}/a`, { method: 'POST', body: app });
+      app.fill(0); // the app reuses its buffer: what fetch() took stays
+      await (await sent).text();
+      await (await fetch(`${ORIGIN}/b`, { method: 'POST', body: 'text' })).text();
+      const file = new Blob(['file']);
+      await (await fetch(`${ORIGIN}/c`, { method: 'PUT', body: file })).text();
+      const form = new FormData();
+      form.set('f', new Blob(['in a form']), 'f.txt');
+      await (await fetch(`${ORIGIN}/r307/d`, { method: 'POST', body: form })).text();
+      expect(blobs).toBe(0);
+      expect(bodies[0]).toMatchObject({ rest: null });
+      expect(bodies[2]).toBe(file);
+      expect(seen.map((s) => s.body.includes('in a form') || s.body)).toEqual([
+        'bytes',
+        'text',
+        'file',
+        true,
+        true, // the 307 sends the form again
+      ]);
+    } finally {
+      Request.prototype.blob = blob;
+    }
   });
 
   it('gives no body for HEAD and for a null body status', async () => {

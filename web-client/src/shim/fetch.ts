@@ -10,6 +10,7 @@
  */
 import { hasNullBody, responseFromHead, type HeaderPairs } from '@peerway/protocol';
 import type { BridgeRequest, BridgeResponse } from '../bridge';
+import { ownChunk, readChunks, type BridgeBody } from '../sw/body';
 
 /** Where the shim sends a request: the shell's tunnel. */
 export interface FetchCarrier {
@@ -70,6 +71,33 @@ export function answerResponse(res: BridgeResponse, method: string): Response {
 }
 
 /**
+ * A fetch() body as the shim hands it to the shell, never through a Blob
+ * that was not one already: a string or bytes as one chunk of its own (a
+ * copy, as fetch() takes one: the app may change its buffer afterwards), a
+ * Blob or File as itself (read as a stream, in chunks, and again for a
+ * retry or a 307), anything else (FormData, URLSearchParams, a stream, a
+ * Request's body) from the Request's stream in chunks (./body: past
+ * HELD_BYTES the rest stays a stream, which a 307/308 cannot send again,
+ * as with the browser's fetch() of a stream).
+ */
+export async function bodyOfFetch(
+  req: Request,
+  init: BodyInit | null | undefined,
+): Promise<BridgeBody | null> {
+  if (!req.body) return null;
+  if (typeof init === 'string') return { chunks: [new TextEncoder().encode(init)], rest: null };
+  if (init instanceof ArrayBuffer || ArrayBuffer.isView(init)) return ownChunk(init);
+  if (init instanceof Blob) return init;
+  return readChunks(req.body);
+}
+
+/** The body for the browser's own fetch() after a redirect to where the shim does not go. */
+function nativeBody(body: BridgeBody | null): BodyInit | null {
+  if (!body || body instanceof Blob) return body;
+  return body.rest ? null : new Blob(body.chunks as BlobPart[]);
+}
+
+/**
  * The page's fetch(): requests the shim takes go to `shell`, the rest to
  * `nativeFetch`; `origin` is the page's.
  */
@@ -85,7 +113,7 @@ export function tunnelFetch(
     const signal = req.signal;
     const aborted = () =>
       signal.reason ?? new DOMException('The user aborted a request.', 'AbortError');
-    let body: Blob | null = req.body ? await req.blob() : null;
+    let body = await bodyOfFetch(req, init?.body);
     for (let hops = 0; ; hops++) {
       if (signal.aborted) throw aborted();
       const headers: HeaderPairs = [];
@@ -114,7 +142,6 @@ export function tunnelFetch(
         const nextInit: RequestInit = {
           method: toGet ? 'GET' : req.method,
           headers: req.headers,
-          body: toGet ? null : body,
           credentials: req.credentials,
           cache: req.cache,
           signal,
@@ -122,7 +149,8 @@ export function tunnelFetch(
         if (toGet) body = null;
         req = new Request(next, nextInit);
         url = next;
-        if (!takesFetch(req, url, origin)) return nativeFetch(req);
+        if (!takesFetch(req, url, origin))
+          return nativeFetch(body ? new Request(req, { body: nativeBody(body) }) : req);
         continue;
       }
       return dress(answerResponse(res, req.method), url.href, hops > 0);

@@ -5,6 +5,7 @@
  */
 import type { HeaderPairs } from '@peerway/protocol';
 import type { BridgeRequest } from '../bridge';
+import { readChunks, type BridgeBody, type ChunkedBody } from './body';
 
 /** The parts of a Request that decide whether the worker takes it. */
 export interface RequestKind {
@@ -32,12 +33,22 @@ export function sendsBody(method: string): boolean {
 }
 
 /**
+ * A request's upload as chunks (./body): its stream read up to HELD_BYTES,
+ * or, where a browser gives a worker no request stream, its bytes in one.
+ */
+export async function bodyOfRequest(r: Request): Promise<ChunkedBody> {
+  if (r.body) return readChunks(r.body);
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  return { chunks: bytes.byteLength ? [bytes] : [], rest: null };
+}
+
+/**
  * The message that hands one request to the shell: method, path and query
- * on this origin, the fields as pairs, the upload (`body`, read as a Blob
- * by the caller; null when it sends none), and the request's destination
+ * on this origin, the fields as pairs, the upload (`body`, read by the
+ * caller with bodyOfRequest; null when it sends none), and the request's destination
  * and credentials mode.
  */
-export function bridgeRequestOf(r: Request, body: Blob | null): BridgeRequest {
+export function bridgeRequestOf(r: Request, body: BridgeBody | null): BridgeRequest {
   const headers: HeaderPairs = [];
   r.headers.forEach((v, k) => headers.push([k, v]));
   const url = new URL(r.url);
