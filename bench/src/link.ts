@@ -825,6 +825,7 @@ interface Results {
     name: string;
     rttMs: number;
     check: { pingMs: { p50: number }; tcp: Transfer; forwarderCpuPct: number };
+    forwarder: { lateUsMean: number; lateUsMax: number; wakeLateUsMean: number };
     reference: { coldFirstByteMs: S; warmP50Ms: S; downloadMBps: S; uploadMBps: S };
     chromiumChannel: { openMs: S; warmP50Ms: S; downloadMBps: S };
     engines: Record<
@@ -858,7 +859,7 @@ function printTable(r: Results): void {
   );
   for (const p of r.profiles) {
     console.log(
-      `### ${p.name}: ping ${p.check.pingMs.p50.toFixed(1)} ms, raw TCP ${(p.check.tcp.mbps * 8).toFixed(0)} Mbit/s (forwarder ${p.check.forwarderCpuPct.toFixed(0)} % of a core), machine busy ${p.machineBusyPct.toFixed(0)} %`,
+      `### ${p.name}: ping ${p.check.pingMs.p50.toFixed(1)} ms, raw TCP ${(p.check.tcp.mbps * 8).toFixed(0)} Mbit/s (forwarder ${p.check.forwarderCpuPct.toFixed(0)} % of a core), forwarder late by ${num(p.forwarder.lateUsMean / 1000, 2)} ms on average (max ${num(p.forwarder.lateUsMax / 1000, 1)}; first of a wake-up ${num(p.forwarder.wakeLateUsMean / 1000, 2)}), machine busy ${p.machineBusyPct.toFixed(0)} %`,
     );
     const engines = Object.entries(p.engines);
     console.log(
