@@ -18,7 +18,8 @@
  *  - `blockUdp`: the router drops every forwarded UDP packet (TURN over TCP
  *    is then the only way out).
  */
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { NamespaceSet } from './netns';
 import { randomBytes } from 'node:crypto';
 import { shapeRouter, type LinkShape } from './link';
 
@@ -80,10 +81,8 @@ export function labAvailable(): { ok: boolean; why: string } {
 export class Lab {
   readonly prefix = `pw${randomBytes(2).toString('hex')}`;
   readonly internetNs = `${this.prefix}-inet`;
-  private readonly namespaces: string[] = [];
-  private readonly procs: ChildProcess[] = [];
+  private readonly netns = new NamespaceSet();
   private homes = 0;
-  private destroyed = false;
 
   /** Builds the internet segment with the public host address on its bridge. */
   constructor() {
@@ -96,7 +95,7 @@ export class Lab {
 
   private addNs(ns: string): void {
     sh(['ip', 'netns', 'add', ns]);
-    this.namespaces.push(ns);
+    this.netns.names.push(ns);
   }
 
   /** Runs a command inside a namespace and returns its output. */
@@ -193,46 +192,18 @@ export class Lab {
     );
   }
 
-  /** Starts a process inside a namespace; it is killed by `destroy()`. */
+  /** Starts a process inside one of the lab's namespaces; it is killed by `destroy()`. */
   spawn(ns: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...opts,
-    });
-    this.procs.push(p);
-    return p;
+    return this.netns.spawn(ns, cmd, args, opts);
   }
 
   /** Kills what the lab started and deletes its namespaces (idempotent). */
-  async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    for (const p of this.procs) {
-      if (p.exitCode === null && p.signalCode === null) {
-        const done = new Promise((r) => p.once('exit', r));
-        p.kill('SIGKILL');
-        await Promise.race([done, new Promise((r) => setTimeout(r, 2000))]);
-      }
-    }
-    for (const ns of [...this.namespaces].reverse()) {
-      try {
-        // any process still inside (a grandchild) goes with its namespace
-        const pids = sh(['ip', 'netns', 'pids', ns]).split(/\s+/).filter(Boolean);
-        for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // none
-      }
-      try {
-        sh(['ip', 'netns', 'del', ns]);
-      } catch {
-        // already gone
-      }
-    }
+  destroy(): Promise<void> {
+    return this.netns.destroy();
   }
 
   /** Namespaces of this lab that still exist (for tests of the teardown). */
   leftovers(): string[] {
-    const all = sh(['ip', 'netns', 'list']);
-    return this.namespaces.filter((ns) => all.includes(ns));
+    return this.netns.leftovers();
   }
 }

@@ -18,7 +18,8 @@
  * machine's interfaces. `destroy()` kills the forwarder and what was spawned
  * in the namespaces and deletes them, also after a failure while building.
  */
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { NamespaceSet } from './netns';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -240,10 +241,8 @@ export class ShapedLink {
   readonly bNs = `${this.prefix}-b`;
   readonly aIp = LINK_A_IP;
   readonly bIp = LINK_B_IP;
-  private readonly namespaces: string[] = [];
-  private readonly procs: ChildProcess[] = [];
+  private readonly netns = new NamespaceSet();
   private fwd: Forwarder | null = null;
-  private destroyed = false;
 
   private constructor(readonly opts: ShapedLinkOptions) {}
 
@@ -266,7 +265,7 @@ export class ShapedLink {
 
   private addNs(ns: string): void {
     sh(['ip', 'netns', 'add', ns]);
-    this.namespaces.push(ns);
+    this.netns.names.push(ns);
     this.inNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
   }
 
@@ -308,45 +307,18 @@ export class ShapedLink {
     return this.fwd!.cpuS();
   }
 
-  /** Starts a process inside one of the link's namespaces; `destroy()` kills it. */
+  /** Starts a process inside one of the link's namespaces; it is killed by `destroy()`. */
   spawn(ns: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...opts,
-    });
-    this.procs.push(p);
-    return p;
+    return this.netns.spawn(ns, cmd, args, opts);
   }
 
   /** Kills what the link started and deletes its namespaces (idempotent). */
-  async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    for (const p of this.procs) {
-      if (p.exitCode === null && p.signalCode === null) {
-        const done = new Promise((r) => p.once('exit', r));
-        p.kill('SIGKILL');
-        await Promise.race([done, new Promise((r) => setTimeout(r, 2000))]);
-      }
-    }
-    for (const ns of [...this.namespaces].reverse()) {
-      try {
-        const pids = sh(['ip', 'netns', 'pids', ns]).split(/\s+/).filter(Boolean);
-        for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // none
-      }
-      try {
-        sh(['ip', 'netns', 'del', ns]);
-      } catch {
-        // already gone
-      }
-    }
+  destroy(): Promise<void> {
+    return this.netns.destroy();
   }
 
   /** Namespaces of this link that still exist (for tests of the teardown). */
   leftovers(): string[] {
-    const all = sh(['ip', 'netns', 'list']);
-    return this.namespaces.filter((ns) => all.includes(ns));
+    return this.netns.leftovers();
   }
 }
