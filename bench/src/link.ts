@@ -34,7 +34,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { join } from 'node:path';
-import { ROOT, stat } from './stack';
+import { ROOT, sendFiller, stat, upstreamApp } from './stack';
 
 const SELF = join(ROOT, 'bench/src/link.ts');
 const APP_PORT = 9000;
@@ -107,47 +107,11 @@ const pct = (xs: number[], p: number) =>
 
 async function serverRole(bIp: string, engines: string[]): Promise<void> {
   const { parseConfig, startPeerwayServer } = await import('@peerway/signaling-server');
-  const app = http.createServer((req, res) => {
-    const u = new URL(req.url ?? '/', 'http://x');
-    if (u.pathname === '/small') return void res.end('ok');
-    if (u.pathname === '/big') {
-      let left = Number(u.searchParams.get('bytes'));
-      res.writeHead(200, { 'content-length': left, 'content-type': 'application/octet-stream' });
-      const pump = () => {
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          left -= n;
-          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
-            return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      return pump();
-    }
-    if (u.pathname === '/upload') {
-      let n = 0;
-      req.on('data', (c: Buffer) => (n += c.length));
-      req.on('end', () => res.end(String(n)));
-      return;
-    }
-    res.writeHead(404).end();
-  });
+  const app = upstreamApp(); // /small, /big?bytes=N, /upload, as bench:browser's
   await new Promise<void>((r) => app.listen(APP_PORT, bIp, () => r()));
   // the link's own check: raw TCP (the client sends the byte count it wants) and a UDP echo
   const raw = net.createServer((c) => {
-    c.once('data', (d) => {
-      let left = Number(d.toString().trim());
-      const pump = () => {
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          left -= n;
-          if (!c.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
-            return void c.once('drain', pump);
-        }
-        c.end();
-      };
-      pump();
-    });
+    c.once('data', (d) => sendFiller(c, Number(d.toString().trim())));
     c.on('error', () => {});
   });
   await new Promise<void>((r) => raw.listen(RAW_PORT, bIp, () => r()));

@@ -3,6 +3,7 @@
  * server in-process, and a real agent process exposing the app as the public
  * service `bench`. `close()` stops all of it and removes its temp dirs.
  */
+import type { Writable } from 'node:stream';
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -31,24 +32,30 @@ export function stat(xs: number[]): { median: number; min: number; max: number }
 
 const chunk = Buffer.alloc(256 * 1024, 7);
 
+/** Writes `bytes` of filler to `out` as fast as it drains, then ends it. */
+export function sendFiller(out: Writable, bytes: number): void {
+  let left = bytes;
+  const pump = () => {
+    while (left > 0) {
+      const n = Math.min(left, chunk.length);
+      left -= n;
+      if (!out.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
+        return void out.once('drain', pump);
+    }
+    out.end();
+  };
+  pump();
+}
+
 /** The upstream: /small, /big?bytes=N (streamed), /upload (counts), /app.js, and an HTML page. */
-function upstreamApp(): http.Server {
+export function upstreamApp(): http.Server {
   return http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     if (u.pathname === '/small') return void res.end('ok');
     if (u.pathname === '/big') {
-      let left = Number(u.searchParams.get('bytes'));
-      res.writeHead(200, { 'content-length': left, 'content-type': 'application/octet-stream' });
-      const pump = () => {
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          left -= n;
-          if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
-            return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      return pump();
+      const bytes = Number(u.searchParams.get('bytes'));
+      res.writeHead(200, { 'content-length': bytes, 'content-type': 'application/octet-stream' });
+      return sendFiller(res, bytes);
     }
     if (u.pathname === '/upload') {
       let n = 0;
