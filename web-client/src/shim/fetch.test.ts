@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   TunnelMux,
   createMemoryChannelPair,
@@ -131,12 +131,7 @@ describe('the shim’s fetch() over a real tunnel', () => {
       fetch: (req, signal) => (bodies.push(req.body), carrier.fetch(req, signal)),
     };
     const fetch = tunnelFetch(spy, native().f, ORIGIN);
-    let blobs = 0;
-    const blob = Request.prototype.blob;
-    Request.prototype.blob = function () {
-      blobs++;
-      return blob.call(this);
-    };
+    const blob = vi.spyOn(Request.prototype, 'blob');
     try {
       const app = new TextEncoder().encode('bytes');
       const sent = fetch(`${ORIGIN}/a`, { method: 'POST', body: app });
@@ -148,7 +143,7 @@ describe('the shim’s fetch() over a real tunnel', () => {
       const form = new FormData();
       form.set('f', new Blob(['in a form']), 'f.txt');
       await (await fetch(`${ORIGIN}/r307/d`, { method: 'POST', body: form })).text();
-      expect(blobs).toBe(0);
+      expect(blob).not.toHaveBeenCalled();
       expect(bodies[0]).toMatchObject({ rest: null });
       expect(bodies[2]).toBe(file);
       expect(seen.map((s) => s.body.includes('in a form') || s.body)).toEqual([
@@ -159,7 +154,7 @@ describe('the shim’s fetch() over a real tunnel', () => {
         true, // the 307 sends the form again
       ]);
     } finally {
-      Request.prototype.blob = blob;
+      blob.mockRestore();
     }
   });
 

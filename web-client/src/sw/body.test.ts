@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BodyReplay, ownChunk, readChunks, transfersOf, type ChunkedBody } from './body';
 import { bodyOfRequest } from './requests';
 
@@ -57,12 +57,7 @@ describe('an upload read into chunks', () => {
       method: 'PUT',
       body: new Uint8Array(70_000).fill(7),
     });
-    let blobs = 0;
-    const blob = Request.prototype.blob;
-    Request.prototype.blob = function () {
-      blobs++;
-      return blob.call(this);
-    };
+    const blob = vi.spyOn(Request.prototype, 'blob');
     try {
       const body = await bodyOfRequest(r);
       const sent = body.chunks.map((c) => c.byteLength);
@@ -72,9 +67,9 @@ describe('an upload read into chunks', () => {
       expect(body.chunks.map((c) => c.byteLength)).toEqual(sent.map(() => 0));
       expect(got.chunks.map((c) => c.byteLength)).toEqual(sent);
       expect(got.chunks.every((c) => c.every((b) => b === 7))).toBe(true);
-      expect(blobs).toBe(0);
+      expect(blob).not.toHaveBeenCalled();
     } finally {
-      Request.prototype.blob = blob;
+      blob.mockRestore();
     }
   });
 
