@@ -11,6 +11,7 @@ import { api, makeUser, withServer } from './helpers';
 import { report, until } from './cluster-fixtures';
 import { JobEvents, TestWorker, connector } from './jobs-fixtures';
 import type { PeerwayServer } from '../src/server';
+import { MAX_JOB_STREAMS_PER_USER } from '../src/http/routes/jobs';
 
 let s: Awaited<ReturnType<typeof withServer>>;
 let S: PeerwayServer;
@@ -396,6 +397,35 @@ describe('events and the agent side of a lease', () => {
     ]);
     mine.close();
     theirs.close();
+  });
+
+  it('lets one user hold at most MAX_JOB_STREAMS_PER_USER event streams at once, of either kind', async () => {
+    const { token } = await makeUser(S);
+    const job = (await submit(token, { type: 'simulation' })).json;
+    const open = Array.from({ length: MAX_JOB_STREAMS_PER_USER }, (_, i) =>
+      i % 2 ? new JobEvents(S, '*', token) : new JobEvents(S, job.id, token),
+    );
+    await Promise.all(open.map((e) => e.until((x) => x.event === 'ready' || x.event === 'state')));
+    const over = [new JobEvents(S, '*', token), new JobEvents(S, job.id, token)];
+    await Promise.all(over.map((e) => e.done));
+    expect(over.map((e) => e.status)).toEqual([429, 429]);
+    // someone else is not counted against this user
+    const other = new JobEvents(S, '*', (await makeUser(S)).token);
+    await other.until((x) => x.event === 'ready');
+    open[0]!.close();
+    await open[0]!.done;
+    await until(async () => {
+      const again = new JobEvents(S, '*', token);
+      const ok = await again
+        .until((x) => x.event === 'ready', 300)
+        .then(
+          () => true,
+          () => false,
+        );
+      again.close();
+      return ok;
+    }, 'a stream is allowed again once one closed');
+    for (const e of [...open, other]) e.close();
   });
 
   it('fetches a large input, takes an uploaded output and files with the lease token only', async () => {

@@ -157,12 +157,18 @@ export function jobRoutes(deps: {
       }),
     );
 
+    const roomForStream = (user: User) => {
+      if ((streams.get(user.id) ?? 0) >= MAX_JOB_STREAMS_PER_USER)
+        throw new PeerwayError('rate_limited', 'too many job event streams open; close some');
+    };
+
     /**
      * Opens an event stream for the caller (at most MAX_JOB_STREAMS_PER_USER
      * at once): `write` sends one event, `end` closes it (also when the
      * client goes), `onEnd` runs once it has ended.
      */
     const openStream = (req: Request, res: Response, user: User) => {
+      roomForStream(user); // checked and counted in one step
       streams.set(user.id, (streams.get(user.id) ?? 0) + 1);
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
@@ -191,10 +197,6 @@ export function jobRoutes(deps: {
         onEnd: (f: () => void) => ends.push(f),
       };
     };
-    const roomForStream = (user: User) => {
-      if ((streams.get(user.id) ?? 0) >= MAX_JOB_STREAMS_PER_USER)
-        throw new PeerwayError('rate_limited', 'too many job event streams open; close some');
-    };
 
     // Every job of the caller's, as one stream (what a submitter of many
     // jobs follows, like BullMQ's QueueEvents): each event carries its job's
@@ -203,7 +205,6 @@ export function jobRoutes(deps: {
       '/api/jobs/events',
       route((req, res) => {
         const user = needUser(req);
-        roomForStream(user);
         const stream = openStream(req, res, user);
         stream.onEnd(
           broker.subscribeSubmitter(user.id, (id, e) => stream.write(e.type, { id, ...e })),
@@ -244,13 +245,14 @@ export function jobRoutes(deps: {
         let early: JobEvent[] | null = [];
         const unsubscribe = broker.subscribe(id, (e) => (early ? early.push(e) : send(e)));
         let job: JobRecord;
+        let stream: ReturnType<typeof openStream>;
         try {
           job = await api.get(user, id);
+          stream = openStream(req, res, user); // the limit again: others may have opened one meanwhile
         } catch (err) {
           unsubscribe();
           throw err;
         }
-        const stream = openStream(req, res, user);
         stream.onEnd(unsubscribe);
         const send = (e: JobEvent) => {
           stream.write(e.type, e);
