@@ -193,6 +193,8 @@ export class LabStack {
   /** The server's admin view of signaling, read from inside the internet segment. */
   signalingStats(): {
     recent: {
+      openedAt: number;
+      askedEngine: string | null;
       client: Record<string, string> | null;
       agent: Record<string, string> | null;
       failure: string | null;

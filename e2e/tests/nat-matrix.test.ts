@@ -103,7 +103,14 @@ describe.skipIf(!avail.ok)('NAT matrix', () => {
       })
       .toBe('open');
     console.log(`[nat-matrix] nat-tcp-relay: reloaded, working after ${Date.now() - started} ms`);
-    expect(stack!.signalingStats().recent.length).toBe(3);
+    // Every session the reloaded page opened asked for werift. (Usually one;
+    // a loaded CI run once saw two, so the count is logged, not asserted.)
+    const after = stack!.signalingStats().recent.filter((r) => r.openedAt >= started);
+    console.log(
+      `[nat-matrix] nat-tcp-relay: the reload opened ${after.length} session(s): ${JSON.stringify(after.map((r) => ({ asked: r.askedEngine, answered: r.agent?.engine ?? null, failure: r.failure })))}`,
+    );
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.map((r) => r.askedEngine)).toEqual(after.map(() => 'werift'));
   }, 120_000);
 });
 

@@ -199,6 +199,7 @@ export class Broker {
       clientKey: client,
       subject,
       openedAt: now,
+      ...(m.engine ? { askedEngine: m.engine } : {}),
       ...(agent.instance ? { agentInstance: agent.instance } : {}),
     };
     this.sinceReport.set(agent.nodeId, (this.sinceReport.get(agent.nodeId) ?? 0) + 1);

@@ -15,6 +15,8 @@ export interface SessionRecord {
   subject?: string;
   /** The instance holding the agent's connection, when it is not this one. */
   agentInstance?: string;
+  /** The engine the client asked the node to answer with (none: the node's default). */
+  askedEngine?: string;
   openedAt: number;
   answeredAt?: number;
   closedAt?: number;

@@ -57,6 +57,8 @@ export interface SignalingStats {
     service: string;
     node: string;
     openedAt: number;
+    /** The engine the client asked for (null: the node's default). */
+    askedEngine: string | null;
     setupMs: number | null;
     closedAt: number | null;
     failure: string | null;
@@ -192,6 +194,7 @@ export function signalingStats(o: {
       service: s.service,
       node: s.shortId,
       openedAt: s.openedAt,
+      askedEngine: s.askedEngine ?? null,
       setupMs: s.answeredAt !== undefined ? s.answeredAt - s.openedAt : null,
       closedAt: s.closedAt ?? null,
       failure: s.failure ?? null,

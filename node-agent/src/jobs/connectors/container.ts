@@ -241,18 +241,24 @@ export class ContainerConnector implements Connector {
     }
   }
 
-  /** Its stdout and stderr, each bounded (the multiplexed stream read as it comes). */
+  /**
+   * Its stdout and stderr, each bounded (the multiplexed stream read as it
+   * comes). The container has exited, so the log is read without following:
+   * Podman's `follow` on a stopped container's k8s-file log can end at a
+   * random place (podman#21914), which showed here as a job's stdout cut short.
+   */
   private async logs(c: Dockerode.Container): Promise<{ stdout: Bounded; stderr: Bounded }> {
     const max = this.o.settings.maxLogBytes;
     const stdout = new Bounded(max);
     const stderr = new Bounded(max);
-    const stream = (await c.logs({
-      stdout: true,
-      stderr: true,
-      follow: true,
-    })) as NodeJS.ReadableStream;
+    // without follow, dockerode answers with the whole body (a Buffer)
+    const body = (await c.logs({ stdout: true, stderr: true, follow: false })) as
+      Buffer | NodeJS.ReadableStream;
+    const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(body)
+      ? [body]
+      : (body as AsyncIterable<Buffer>);
     let buf = Buffer.alloc(0);
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of chunks) {
       buf = Buffer.concat([buf, chunk]);
       while (buf.length >= 8) {
         const len = buf.readUInt32BE(4);
