@@ -123,3 +123,53 @@ it('Redis: a lease issues one ZRANGE per eligible group and reads one job', asyn
   );
   await store.close();
 }, 300_000);
+
+/** u1 has a long history (HISTORY succeeded jobs) and 3 queued, newest first. */
+const HISTORY = 2000;
+async function history(store: JobStore): Promise<void> {
+  for (let i = 0; i < HISTORY; i += 200) {
+    await Promise.all(
+      Array.from({ length: 200 }, (_, b) => store.submitJob(testJob(`h${i + b}`, 'u1'))),
+    );
+    for (let b = 0; b < 200; b++) {
+      const j = await store.leaseJob({ ...request(b, []), submitters: ['u1'] });
+      await store.endAttempt(j!.id, 1, { outcome: 'succeeded', output: 1 }, T0 + 2000);
+    }
+  }
+  for (const id of ['q0', 'q1', 'q2']) await store.submitJob(testJob(id, 'u1'));
+}
+
+it("SQLite: one user's queued jobs are listed through an index of both, not through their history", async () => {
+  const store = new SqliteStore(join(dir, 'history'));
+  await store.migrate();
+  await history(store);
+  const page = await store.listJobs({ submitterId: 'u1', state: 'queued', limit: 10 });
+  expect(page.jobs.map((j) => j.id)).toEqual(['q2', 'q1', 'q0']);
+  const raw = new Database(join(dir, 'history', 'peerway.db'), { readonly: true });
+  const plan = (
+    raw
+      .prepare(
+        'EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE submitter_id = ? AND state = ? ORDER BY seq DESC LIMIT ?',
+      )
+      .all('u1', 'queued', 11) as { detail: string }[]
+  )
+    .map((r) => r.detail)
+    .join('; ');
+  raw.close();
+  expect(plan).toMatch(/USING INDEX jobs_submitter_state \(submitter_id=\? AND state=\?\)/);
+  await store.close();
+}, 120_000);
+
+it("Redis: one user's queued jobs are read from the queued index, not through their history", async () => {
+  const store = new RedisStore(redis.url(2));
+  await store.redis.flushdb();
+  await store.migrate();
+  await history(store);
+  await store.redis.config('RESETSTAT');
+  const page = await store.listJobs({ submitterId: 'u1', state: 'queued', limit: 10 });
+  expect(page.jobs.map((j) => j.id)).toEqual(['q2', 'q1', 'q0']);
+  const stats = await store.redis.info('commandstats');
+  // the 3 queued jobs' hashes (it read every one of the user's 2,003 before)
+  expect(Number(/cmdstat_hgetall:calls=(\d+)/.exec(stats)?.[1] ?? 0)).toBe(3);
+  await store.close();
+}, 120_000);

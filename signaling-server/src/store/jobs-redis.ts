@@ -203,13 +203,20 @@ export class RedisJobStore implements JobStore {
 
   async listJobs(f: JobListFilter): Promise<{ jobs: JobRecord[]; next?: number }> {
     const limit = Math.max(1, Math.min(1000, Math.floor(f.limit)));
-    // the narrowest index that holds every match, filtered by the rest
-    const src =
-      f.submitterId !== undefined
-        ? `${P}jobs:by:${f.submitterId}`
-        : f.state !== undefined
-          ? `${P}jobs:state:${f.state}`
-          : `${P}jobs:all`;
+    // The smaller index that holds every match, filtered by the rest: one
+    // user's queued jobs are read from the queued index, not through all
+    // of their history (which read every job the user ever ran).
+    const candidates = [
+      ...(f.submitterId !== undefined ? [`${P}jobs:by:${f.submitterId}`] : []),
+      ...(f.state !== undefined ? [`${P}jobs:state:${f.state}`] : []),
+    ];
+    let src = candidates[0] ?? `${P}jobs:all`;
+    if (candidates.length === 2) {
+      const pipe = this.redis.pipeline();
+      for (const c of candidates) pipe.zcard(c);
+      const [a, b] = ((await pipe.exec()) ?? []).map(([, n]) => Number(n));
+      if (b! < a!) src = candidates[1]!;
+    }
     const fits = (j: JobRecord) =>
       (f.submitterId === undefined || j.submitterId === f.submitterId) &&
       (f.state === undefined || j.state === f.state) &&

@@ -116,6 +116,9 @@ const MIGRATIONS: string[] = [
    ALTER TABLE nodes ADD COLUMN resources TEXT;`,
   // 4: jobs, their attempts and files, job grants
   JOBS_MIGRATION,
+  // 5: one user's jobs in one state (the dashboard's and the CLI's lists),
+  // without reading through all of the user's history
+  `CREATE INDEX jobs_submitter_state ON jobs(submitter_id, state, seq);`,
 ];
 
 interface UserRow {
