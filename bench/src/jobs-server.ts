@@ -38,3 +38,28 @@ const stop = () =>
   });
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+
+// SIGUSR2 starts a CPU profile and the next SIGUSR2 writes it to
+// PEERWAY_BENCH_PROFILE_DIR: a profile of one phase of a run, not of all of it.
+const profileDir = process.env.PEERWAY_BENCH_PROFILE_DIR;
+if (profileDir) {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  let on = false;
+  let n = 0;
+  process.on('SIGUSR2', () => {
+    void (async () => {
+      if (!on) {
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+        on = true;
+        return;
+      }
+      on = false;
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(join(profileDir, `phase-${++n}.cpuprofile`), JSON.stringify(profile));
+    })();
+  });
+}

@@ -1,5 +1,5 @@
 /** The job store contract on a real redis-server (Debian), started by the test. */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runJobStoreContract, testJob, testProfile } from '../src/store/jobs-contract';
 import { RedisStore } from '../src/store/redis';
 import { startRedis } from './helpers';
@@ -48,4 +48,70 @@ it('runs its scripts again after Redis forgot them (a restart, SCRIPT FLUSH)', a
   } finally {
     await s.close();
   }
+});
+
+/**
+ * The lease reads candidates from the groups it read last, while the
+ * groups' version has not moved. These check that a group that fills
+ * elsewhere is never missed, and that a warm lease is one script call.
+ */
+describe('the lease from cached groups', () => {
+  const T = 1_800_000_000_000;
+  const req = (nodeId: string, models: string[] = []) => ({
+    nodeId,
+    submitters: '*' as const,
+    profile: testProfile(['simulation'], { models }),
+    now: T + 1000,
+    leaseMs: 30_000,
+    leaseTokenHash: 'h',
+  });
+  let a: RedisStore;
+  let b: RedisStore;
+  beforeEach(async () => {
+    a = new RedisStore(redis.url(++db));
+    await a.redis.flushdb();
+    await a.migrate();
+    b = new RedisStore(redis.url(db));
+  });
+  afterEach(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  it("leases a job of a group another instance filled after this one's groups were read", async () => {
+    await a.submitJob(testJob('j1', 'u1', { now: T }));
+    expect(await a.leaseJob(req('n1', ['m1']))).toMatchObject({ id: 'j1' }); // reads and keeps the groups
+    expect(await a.leaseJob(req('n1', ['m1']))).toBeNull(); // from them: nothing waits
+    // instance B: a new submitter, a new group; and j1's group fills again
+    await b.submitJob(testJob('j2', 'u2', { now: T, requirements: { models: ['m1'] } }));
+    expect(await a.leaseJob(req('n1', ['m1']))).toMatchObject({ id: 'j2', state: 'leased' });
+  });
+
+  it('leases a retry that came due in a group no one had read', async () => {
+    await a.submitJob(testJob('r1', 'u1', { now: T, requirements: { models: ['m9'] } }));
+    const l = await a.leaseJob(req('n1', ['m9']));
+    await a.endAttempt(
+      l!.id,
+      1,
+      { outcome: 'failed', error: 'x', retryable: true, retryAt: T + 500 },
+      T + 100,
+    );
+    expect(await a.leaseJob({ ...req('n1', ['m9']), now: T + 200 })).toBeNull(); // not due yet
+    expect(await a.leaseJob({ ...req('n1', ['m9']), now: T + 600 })).toMatchObject({
+      id: 'r1',
+      attempts: [{ attempt: 1 }, { attempt: 2 }],
+    });
+  });
+
+  it('takes one script call per lease once the groups are read (no reads of the groups)', async () => {
+    for (let i = 0; i < 5; i++) await a.submitJob(testJob(`k${i}`, 'u1', { now: T }));
+    await a.leaseJob(req('n1'));
+    await a.redis.config('RESETSTAT');
+    for (let i = 1; i < 5; i++) expect(await a.leaseJob(req('n1'))).toMatchObject({ id: `k${i}` });
+    const stats = await a.redis.info('commandstats');
+    const calls = (cmd: string) =>
+      Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    expect(calls('evalsha')).toBe(4);
+    expect(calls('smembers') + calls('zcount')).toBe(0);
+  });
 });

@@ -34,7 +34,11 @@ local function move(id, to, now)
     end
   elseif from ~= 'queued' and to == 'queued' then
     redis.call('ZADD', q, score(prio, seq), id)
-    redis.call('SADD', P .. 'jobgroups:' .. sub, key)
+    -- a group that becomes non-empty changes the groups' version: a
+    -- server's cached list of groups is then stale (see GROUPS, LEASE)
+    if redis.call('SADD', P .. 'jobgroups:' .. sub, key) == 1 then
+      redis.call('INCR', P .. 'jobgroups:v')
+    end
     redis.call('SADD', P .. 'jobsubmitters', sub)
     redis.call('HINCRBY', P .. 'jobs:depth', 'q:' .. prio, 1)
   end
@@ -93,21 +97,41 @@ redis.call('ZADD', P .. 'jobs:by:' .. ARGV[4], seq, id)
 if ARGV[2] ~= '' then redis.call('SET', ARGV[2], id) end
 return {1, redis.call('HGETALL', P .. 'job:' .. id)}`;
 
-export const PROMOTE = `${PRELUDE}
-promote(ARGV[2])
-return 1`;
+/**
+ * ARGV: prefix, then the submitters ('*' alone: all). The groups' version
+ * and the non-empty groups of those submitters, read in one step:
+ * {version, submitter, key, submitter, key, …}.
+ */
+export const GROUPS = `${PRELUDE}
+local subs = {}
+if ARGV[2] == '*' then subs = redis.call('SMEMBERS', P .. 'jobsubmitters')
+else for i = 2, #ARGV do subs[#subs + 1] = ARGV[i] end end
+local out = {redis.call('GET', P .. 'jobgroups:v') or '0'}
+for _, sub in ipairs(subs) do
+  for _, key in ipairs(redis.call('SMEMBERS', P .. 'jobgroups:' .. sub)) do
+    out[#out + 1] = sub
+    out[#out + 1] = key
+  end
+end
+return out`;
 
 /**
- * ARGV: prefix, now, nodeId, leaseExpiresAt, leaseTokenHash, then the
- * eligible groups as submitter, key pairs. Promotes due retries, takes the
- * lowest-scored head among the groups, starts its next attempt. The
- * job's hash (HGETALL's field, value list), or false.
+ * ARGV: prefix, now, nodeId, leaseExpiresAt, leaseTokenHash, the groups'
+ * version the candidates were read at ('' : do not check), then the eligible groups as
+ * submitter, key pairs. Promotes due retries; if a group became non-empty
+ * since that version (a candidate may be missing), returns 'stale' and
+ * changes nothing else. Otherwise takes the lowest-scored head among the
+ * groups and starts its next attempt: the job's hash (HGETALL's field,
+ * value list), or false.
  */
 export const LEASE = `${PRELUDE}
 local now, node, exp, tok = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 promote(now)
+if ARGV[6] ~= '' and (redis.call('GET', P .. 'jobgroups:v') or '0') ~= ARGV[6] then
+  return 'stale'
+end
 local best, bestScore
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local head = redis.call('ZRANGE', P .. 'jobq:' .. ARGV[i] .. '|' .. ARGV[i + 1], 0, 0, 'WITHSCORES')
   if head[1] then
     local s = tonumber(head[2])

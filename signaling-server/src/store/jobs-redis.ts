@@ -17,7 +17,8 @@
  *   (MAX_JOB_PRIORITY - priority) * 2^32 + seq, so the lowest score is the
  *   group's head; at most 2,000,001 * 2^32 < 2^53, exact as a double.
  * - jobgroups:<submitter> (set of keys of its non-empty groups),
- *   jobsubmitters (set of submitters with one).
+ *   jobsubmitters (set of submitters with one), jobgroups:v (counter,
+ *   raised whenever a group becomes non-empty: the version of the list).
  * - jobs:delayed (zset by retryAt: `failed` jobs), jobs:leases (by lease
  *   expiry), jobs:deadlines (by attempt deadline), jobs:seq (counter).
  * - jobs:all, jobs:state:<state>, jobs:by:<submitter> (zsets by seq: lists
@@ -51,8 +52,8 @@ import { eligibleKeys } from './jobs-rules';
 import {
   CANCEL,
   END,
+  GROUPS,
   LEASE,
-  PROMOTE,
   REMOVE_ENDED,
   RENEW,
   RETRY,
@@ -237,42 +238,57 @@ export class RedisJobStore implements JobStore {
     return { jobs: page, ...(out.length > limit ? { next: page.at(-1)!.seq } : {}) };
   }
 
-  /** The non-empty groups of these submitters (every one for '*'). */
-  private async groups(submitters: readonly string[] | '*'): Promise<[string, string][]> {
-    const subs =
-      submitters === '*'
-        ? await this.redis.smembers(`${P}jobsubmitters`)
-        : [...new Set(submitters)];
-    if (subs.length === 0) return [];
-    const pipe = this.redis.pipeline();
-    for (const s of subs) pipe.smembers(`${P}jobgroups:${s}`);
-    const res = (await pipe.exec()) ?? [];
-    return subs.flatMap((s, i) =>
-      ((res[i]?.[1] as string[]) ?? []).map((k): [string, string] => [s, k]),
-    );
+  /**
+   * The groups of each submitter list as last read, with the version they
+   * were read at. Every group that is non-empty now is in the list while
+   * the version has not moved (a group that becomes non-empty raises it;
+   * one that empties only leaves an empty candidate behind), so a busy
+   * worker's lease is one script call, without reading the groups first.
+   */
+  private readonly groupCache = new Map<string, { version: string; groups: [string, string][] }>();
+
+  /** The non-empty groups of these submitters (every one for '*'), and the version read at. */
+  private async groups(
+    submitters: readonly string[] | '*',
+    cached = true,
+  ): Promise<{ version: string; groups: [string, string][] }> {
+    const subs = submitters === '*' ? ['*'] : [...new Set(submitters)].sort(cmp);
+    const cacheKey = subs.join('\n');
+    const hit = cached ? this.groupCache.get(cacheKey) : undefined;
+    if (hit) return hit;
+    const flat = (await this.run(GROUPS, ...subs)) as string[];
+    const groups: [string, string][] = [];
+    for (let i = 1; i < flat.length; i += 2) groups.push([flat[i]!, flat[i + 1]!]);
+    const read = { version: flat[0]!, groups };
+    if (this.groupCache.size >= 1000) this.groupCache.clear();
+    this.groupCache.set(cacheKey, read);
+    return read;
   }
 
   async leaseJob(req: LeaseRequest): Promise<JobRecord | null> {
-    // A retry that came due may be the only job of its group: promote
-    // first so its group is a candidate (the lease script promotes again).
-    if ((await this.redis.zcount(`${P}jobs:delayed`, '-inf', req.now)) > 0)
-      await this.run(PROMOTE, req.now);
-    const groups = await this.groups(req.submitters);
-    const ok = eligibleKeys(
-      groups.map(([, k]) => k),
-      req.profile,
-    );
-    const eligible = groups.filter(([, k]) => ok.has(k)).flat();
-    if (eligible.length === 0) return null;
-    const flat = (await this.run(
-      LEASE,
-      req.now,
-      req.nodeId,
-      req.now + req.leaseMs,
-      req.leaseTokenHash,
-      ...eligible,
-    )) as string[] | null;
-    return flat ? toJob(fromFlat(flat)) : null;
+    // From the cached groups; if they were stale, from a fresh read; if the
+    // groups changed again meanwhile, from another fresh read without the
+    // check (a group that fills in between is then found by its own wake,
+    // as before the cache). Due retries are promoted by the lease script;
+    // one that makes a group non-empty shows as stale.
+    for (let tries = 0; ; tries++) {
+      const { version, groups } = await this.groups(req.submitters, tries === 0);
+      const ok = eligibleKeys(
+        groups.map(([, k]) => k),
+        req.profile,
+      );
+      const eligible = groups.filter(([, k]) => ok.has(k)).flat();
+      const got = (await this.run(
+        LEASE,
+        req.now,
+        req.nodeId,
+        req.now + req.leaseMs,
+        req.leaseTokenHash,
+        tries < 2 ? version : '',
+        ...eligible,
+      )) as string[] | 'stale' | null;
+      if (got !== 'stale') return got ? toJob(fromFlat(got)) : null;
+    }
   }
 
   async renewLease(id: string, attempt: number, nodeId: string, until: number): Promise<boolean> {
@@ -383,7 +399,7 @@ export class RedisJobStore implements JobStore {
   }
 
   async waitingGroups(): Promise<{ submitterId: string; key: string; count: number }[]> {
-    const groups = await this.groups('*');
+    const { groups } = await this.groups('*', false);
     if (groups.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const [s, k] of groups) pipe.zcard(`${P}jobq:${s}|${k}`);
