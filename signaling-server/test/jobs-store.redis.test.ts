@@ -2,6 +2,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runJobStoreContract, testJob, testProfile } from '../src/store/jobs-contract';
 import { RedisStore } from '../src/store/redis';
+import { GROUP_IDLE_MS } from '../src/store/jobs-redis-scripts';
 import { startRedis } from './helpers';
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
@@ -101,6 +102,26 @@ describe('the lease from cached groups', () => {
       id: 'r1',
       attempts: [{ attempt: 1 }, { attempt: 2 }],
     });
+  });
+
+  it('keeps an emptied group listed for a while, then drops it, and lists it again when it fills', async () => {
+    const listed = () => a.redis.smembers('pw:jobgroups:u1');
+    await a.submitJob(testJob('g1', 'u1', { now: T }));
+    expect(await a.leaseJob(req('n1'))).toMatchObject({ id: 'g1' });
+    expect(await listed()).toHaveLength(1); // empty, still listed: refilling it is no new version
+    const v = await a.redis.get('pw:jobgroups:v');
+    await a.submitJob(testJob('g2', 'u1', { now: T + 10 }));
+    expect(await a.redis.get('pw:jobgroups:v')).toBe(v);
+    expect(await a.leaseJob(req('n1'))).toMatchObject({ id: 'g2' });
+    // a new group makes the next lease read the groups: the one empty past the idle time goes
+    await b.submitJob(testJob('x1', 'u2', { now: T, requirements: { models: ['mx'] } }));
+    expect(
+      await a.leaseJob({ ...req('n1', ['mx']), now: T + 1000 + GROUP_IDLE_MS + 1 }),
+    ).toMatchObject({ id: 'x1' });
+    expect(await listed()).toEqual([]);
+    // filling it again lists it again, and a server with the old list sees it
+    await b.submitJob(testJob('g3', 'u1', { now: T }));
+    expect(await a.leaseJob(req('n1'))).toMatchObject({ id: 'g3' });
   });
 
   it('takes one script call per lease once the groups are read (no reads of the groups)', async () => {

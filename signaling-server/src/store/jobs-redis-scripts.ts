@@ -8,6 +8,8 @@ import { MAX_JOB_PRIORITY } from '@peerway/protocol';
 
 /** Sequence numbers stay below 2^32 so a group's score is exact. */
 const MAX_SEQ = 2 ** 32;
+/** How long an emptied group stays listed (leases read its empty head meanwhile). */
+export const GROUP_IDLE_MS = 60_000;
 /** Due retries promoted per lease call (the rest on the next one). */
 const PROMOTE_BATCH = 100;
 
@@ -26,16 +28,16 @@ local function move(id, to, now)
   if from == 'queued' and to ~= 'queued' then
     redis.call('ZREM', q, id)
     redis.call('HINCRBY', P .. 'jobs:depth', 'q:' .. prio, -1)
+    -- an emptied group stays listed (it often fills again at once): GROUPS
+    -- drops it once it has been empty for GROUP_IDLE_MS
     if redis.call('EXISTS', q) == 0 then
-      redis.call('SREM', P .. 'jobgroups:' .. sub, key)
-      if redis.call('EXISTS', P .. 'jobgroups:' .. sub) == 0 then
-        redis.call('SREM', P .. 'jobsubmitters', sub)
-      end
+      redis.call('HSET', P .. 'jobgroups:emptied', sub .. '|' .. key, now)
     end
   elseif from ~= 'queued' and to == 'queued' then
     redis.call('ZADD', q, score(prio, seq), id)
-    -- a group that becomes non-empty changes the groups' version: a
-    -- server's cached list of groups is then stale (see GROUPS, LEASE)
+    redis.call('HDEL', P .. 'jobgroups:emptied', sub .. '|' .. key)
+    -- a group newly listed changes the groups' version: a server's cached
+    -- list of groups is then stale (see GROUPS, LEASE)
     if redis.call('SADD', P .. 'jobgroups:' .. sub, key) == 1 then
       redis.call('INCR', P .. 'jobgroups:v')
     end
@@ -98,14 +100,32 @@ if ARGV[2] ~= '' then redis.call('SET', ARGV[2], id) end
 return {1, redis.call('HGETALL', P .. 'job:' .. id)}`;
 
 /**
- * ARGV: prefix, then the submitters ('*' alone: all). The groups' version
- * and the non-empty groups of those submitters, read in one step:
- * {version, submitter, key, submitter, key, …}.
+ * ARGV: prefix, now, then the submitters ('*' alone: all). The groups'
+ * version and the listed groups of those submitters, read in one step:
+ * {version, submitter, key, submitter, key, …}. Groups empty for longer
+ * than GROUP_IDLE_MS are dropped from the list first (all of them, not
+ * only these submitters': this runs only when a list was stale).
  */
 export const GROUPS = `${PRELUDE}
+local now = tonumber(ARGV[2])
+local emptied = redis.call('HGETALL', P .. 'jobgroups:emptied')
+for i = 1, #emptied, 2 do
+  if tonumber(emptied[i + 1]) < now - ${GROUP_IDLE_MS} then
+    local g = emptied[i]
+    local cut = string.find(g, '|', 1, true)
+    local sub, key = string.sub(g, 1, cut - 1), string.sub(g, cut + 1)
+    redis.call('HDEL', P .. 'jobgroups:emptied', g)
+    if redis.call('EXISTS', P .. 'jobq:' .. g) == 0 then
+      redis.call('SREM', P .. 'jobgroups:' .. sub, key)
+      if redis.call('EXISTS', P .. 'jobgroups:' .. sub) == 0 then
+        redis.call('SREM', P .. 'jobsubmitters', sub)
+      end
+    end
+  end
+end
 local subs = {}
-if ARGV[2] == '*' then subs = redis.call('SMEMBERS', P .. 'jobsubmitters')
-else for i = 2, #ARGV do subs[#subs + 1] = ARGV[i] end end
+if ARGV[3] == '*' then subs = redis.call('SMEMBERS', P .. 'jobsubmitters')
+else for i = 3, #ARGV do subs[#subs + 1] = ARGV[i] end end
 local out = {redis.call('GET', P .. 'jobgroups:v') or '0'}
 for _, sub in ipairs(subs) do
   for _, key in ipairs(redis.call('SMEMBERS', P .. 'jobgroups:' .. sub)) do

@@ -16,9 +16,11 @@
  * - jobq:<submitter>|<key> (zset of queued job IDs): score
  *   (MAX_JOB_PRIORITY - priority) * 2^32 + seq, so the lowest score is the
  *   group's head; at most 2,000,001 * 2^32 < 2^53, exact as a double.
- * - jobgroups:<submitter> (set of keys of its non-empty groups),
- *   jobsubmitters (set of submitters with one), jobgroups:v (counter,
- *   raised whenever a group becomes non-empty: the version of the list).
+ * - jobgroups:<submitter> (set of keys of its listed groups: non-empty,
+ *   or emptied less than GROUP_IDLE_MS ago), jobsubmitters (set of
+ *   submitters with one), jobgroups:emptied (hash <submitter>|<key> →
+ *   when it emptied), jobgroups:v (counter, raised whenever a group is
+ *   newly listed: the version of the list).
  * - jobs:delayed (zset by retryAt: `failed` jobs), jobs:leases (by lease
  *   expiry), jobs:deadlines (by attempt deadline), jobs:seq (counter).
  * - jobs:all, jobs:state:<state>, jobs:by:<submitter> (zsets by seq: lists
@@ -250,13 +252,14 @@ export class RedisJobStore implements JobStore {
   /** The non-empty groups of these submitters (every one for '*'), and the version read at. */
   private async groups(
     submitters: readonly string[] | '*',
+    now: number,
     cached = true,
   ): Promise<{ version: string; groups: [string, string][] }> {
     const subs = submitters === '*' ? ['*'] : [...new Set(submitters)].sort(cmp);
     const cacheKey = subs.join('\n');
     const hit = cached ? this.groupCache.get(cacheKey) : undefined;
     if (hit) return hit;
-    const flat = (await this.run(GROUPS, ...subs)) as string[];
+    const flat = (await this.run(GROUPS, now, ...subs)) as string[];
     const groups: [string, string][] = [];
     for (let i = 1; i < flat.length; i += 2) groups.push([flat[i]!, flat[i + 1]!]);
     const read = { version: flat[0]!, groups };
@@ -272,7 +275,7 @@ export class RedisJobStore implements JobStore {
     // as before the cache). Due retries are promoted by the lease script;
     // one that makes a group non-empty shows as stale.
     for (let tries = 0; ; tries++) {
-      const { version, groups } = await this.groups(req.submitters, tries === 0);
+      const { version, groups } = await this.groups(req.submitters, req.now, tries === 0);
       const ok = eligibleKeys(
         groups.map(([, k]) => k),
         req.profile,
@@ -399,7 +402,7 @@ export class RedisJobStore implements JobStore {
   }
 
   async waitingGroups(): Promise<{ submitterId: string; key: string; count: number }[]> {
-    const { groups } = await this.groups('*', false);
+    const { groups } = await this.groups('*', Date.now(), false);
     if (groups.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const [s, k] of groups) pipe.zcard(`${P}jobq:${s}|${k}`);
