@@ -12,6 +12,9 @@
  *    queue name.
  * 2. 1,000 workers connected to one instance: the server's RSS and a batch
  *    run through them.
+ * 3. Where the server's CPU goes per job, phase by phase (splitRun), beside
+ *    a bare Node HTTP server answering the same POST in the same run
+ *    (BENCH_JOBS_SPLIT=0 leaves it out).
  *
  * Matching latency at 100,000 waiting jobs is bench/src/jobs-match.ts.
  * Usage: tsx src/jobs.ts [--workers 1,10,100]; BENCH_JOBS (default 2000),
@@ -468,6 +471,132 @@ async function connectWorkers(server: Server, n: number): Promise<WebSocket[]> {
   throw new Error(`only some of ${n} workers were listed`);
 }
 
+/** User and system CPU seconds of a process so far. */
+function procUserSys(pid: number): [number, number] {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return [Number(f[11]) / ticks, Number(f[12]) / ticks];
+}
+
+interface SplitRow {
+  phase: string;
+  /** Server CPU µs per request or job (user + system). */
+  serverUs: number;
+  serverSystemUs: number;
+  redisUs: number;
+  perSec: number;
+}
+
+/**
+ * Where the server's CPU goes per job, each phase alone on a fresh server
+ * (no other load of its own): a bare Node HTTP server answering the same
+ * POST (the floor of one request, in this run), an unknown API route (the
+ * app's HTTP cost: host checks, caller, router, the JSON error), submits
+ * with no worker connected, and 10 workers draining what was submitted.
+ */
+async function splitRun(redisUrl: string, redisPid: number, n: number): Promise<SplitRow[]> {
+  const out: SplitRow[] = [];
+  const measure = async (
+    phase: string,
+    pid: number,
+    go: () => Promise<void>,
+    count: number,
+  ): Promise<void> => {
+    const [u0, s0] = procUserSys(pid);
+    const r0 = procCpuS(redisPid);
+    const t0 = performance.now();
+    await go();
+    const [u1, s1] = procUserSys(pid);
+    out.push({
+      phase,
+      serverUs: Math.round(((u1 - u0 + s1 - s0) * 1e6) / count),
+      serverSystemUs: Math.round(((s1 - s0) * 1e6) / count),
+      redisUs: Math.round(((procCpuS(redisPid) - r0) * 1e6) / count),
+      perSec: Math.round(count / ((performance.now() - t0) / 1000)),
+    });
+  };
+  const body = JSON.stringify({ type: 'simulation', input: {}, maxAttempts: 1 });
+  const post = async (url: string, token: string) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body,
+    });
+    await res.arrayBuffer();
+  };
+  // the floor: Node's own HTTP server in its own process, reading the body, answering JSON
+  const bare = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:http').createServer((q, r) => { q.resume(); q.on('end', () => { r.writeHead(202, { 'content-type': 'application/json' }); r.end(JSON.stringify({ id: 'x', state: 'queued' })); }); }).listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const bareChild = new Child(bare);
+  try {
+    const port = await new Promise<string>((resolve) =>
+      createInterface({ input: bare.stdout! }).once('line', resolve),
+    );
+    const url = `http://127.0.0.1:${port}/api/jobs`;
+    await pool(200, IN_FLIGHT, () => post(url, 'x'));
+    await measure(
+      'bare Node HTTP server, same POST',
+      bare.pid!,
+      () => pool(n, IN_FLIGHT, () => post(url, 'x')),
+      n,
+    );
+  } finally {
+    await bareChild.stop();
+  }
+  const server = await startServer(redisUrl);
+  try {
+    const get = async (path: string) => {
+      const res = await fetch(`${server.url}${path}`, {
+        headers: { authorization: `Bearer ${server.token}` },
+      });
+      await res.arrayBuffer();
+    };
+    await pool(200, IN_FLIGHT, () => get('/api/no-such-route'));
+    await measure(
+      'Peerway: an unknown API route (404)',
+      server.child.pid,
+      () => pool(n, IN_FLIGHT, () => get('/api/no-such-route')),
+      n,
+    );
+    await pool(200, IN_FLIGHT, () => submit(server).then(() => undefined));
+    await measure(
+      'Peerway: POST /api/jobs, no worker',
+      server.child.pid,
+      () => pool(n, IN_FLIGHT, () => submit(server).then(() => undefined)),
+      n,
+    );
+    const queued = n + 200;
+    let workers: WebSocket[] = [];
+    await measure(
+      'Peerway: 10 workers drain them (lease, result, end; no event stream)',
+      server.child.pid,
+      async () => {
+        workers = await connectWorkers(server, 10);
+        const until = Date.now() + WAIT_MS;
+        for (;;) {
+          const res = await fetch(`${server.url}/api/jobs?state=queued&limit=1`, {
+            headers: { authorization: `Bearer ${server.token}` },
+          });
+          const { jobs } = (await res.json()) as { jobs: unknown[] };
+          if (jobs.length === 0) break;
+          if (Date.now() > until) throw new Error('the workers did not drain the queue in time');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      },
+      queued,
+    );
+    for (const ws of workers) ws.terminate();
+  } finally {
+    await server.child.stop();
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------
 
 const dir = mkdtempSync(join(tmpdir(), 'pw-jobs-bench-'));
@@ -477,6 +606,7 @@ const busy0 = machineBusyS();
 const wall0 = performance.now();
 const rows: E2eRow[] = [];
 let many: Record<string, number> | null = null;
+let split: SplitRow[] = [];
 let server: Server | null = null;
 try {
   for (const w of WORKERS) {
@@ -544,6 +674,10 @@ try {
     p99Ms: row.p99Ms,
   };
   for (const ws of workers) ws.terminate();
+  await server.child.stop();
+  server = null;
+  deadline();
+  if (process.env.BENCH_JOBS_SPLIT !== '0') split = await splitRun(redisUrl, redis.child.pid, JOBS);
 } finally {
   await server?.child.stop();
   await redis.child.stop();
@@ -605,6 +739,15 @@ if (many) {
     `| ${many.connectS} | ${many.rssBeforeMiB} → ${many.rssAfterMiB} | ${many.rssPerWorkerKiB} | ${many.jobsPerSec} | ${many.p50Ms} / ${many.p99Ms} |`,
   );
 }
+if (split.length > 0) {
+  console.log(`\n## Where the server's CPU goes, ${JOBS} requests or jobs per phase\n`);
+  console.log('| phase | server CPU µs each (of it system) | redis-server µs each | per second |');
+  console.log('|---|---|---|---|');
+  for (const r of split)
+    console.log(
+      `| ${r.phase} | ${r.serverUs} (${r.serverSystemUs}) | ${r.redisUs} | ${r.perSec} |`,
+    );
+}
 console.log(
   `\nMachine: ${cpus().length} cores, busy ${(machineLoad * 100).toFixed(0)} % on average during the run (all processes, this benchmark's own included); load average ${loadavg()[0]!.toFixed(2)}.`,
 );
@@ -622,6 +765,7 @@ writeFileSync(
       summary,
       rows,
       many,
+      split,
     },
     null,
     2,
