@@ -6,10 +6,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RTCDataChannel, RTCPeerConnection } from 'werift';
+import type { Socket } from 'node:dgram';
 import {
+  ackEverySecondPacket,
   createPeerConnection,
   encryptedHandshakeSeq,
+  enlargeSocketBuffers,
   tuneDtls,
+  tunnelChannel,
   waitOpen,
 } from '../src/engine/werift/peer';
 
@@ -202,5 +206,91 @@ describe('tuneDtls', () => {
     const pc = createPeerConnection([]);
     open.push(pc);
     expect(tuneDtls(pc)).toBe(0);
+  });
+});
+
+describe('enlargeSocketBuffers', () => {
+  /** werift's UDP sockets under a data channel (0.24.x internals). */
+  const sockets = (dc: RTCDataChannel) =>
+    (
+      dc as unknown as {
+        sctp: {
+          dtlsTransport: {
+            iceTransport: {
+              connection: { protocols: { transport: { socket: Socket } }[] };
+            };
+          };
+        };
+      }
+    ).sctp.dtlsTransport.iceTransport.connection.protocols.map((p) => p.transport.socket);
+
+  it("gives the data channel's UDP sockets a receive buffer above the kernel's default, on both ends", async () => {
+    const { dc, answerer } = await pair();
+    const got = new Promise<RTCDataChannel>((r) => answerer.onDataChannel.subscribe(r));
+    await waitOpen(dc, 5000);
+    const remote = await got;
+    for (const channel of [dc, remote]) {
+      const before = sockets(channel).map((s) => s.getRecvBufferSize());
+      expect(before.length).toBeGreaterThan(0);
+      tunnelChannel(channel); // applies it, as the agent and the client do
+      const after = sockets(channel).map((s) => s.getRecvBufferSize());
+      // the kernel caps the size at net.core.rmem_max (and doubles it): above the default either way
+      after.forEach((n, i) => expect(n).toBeGreaterThan(before[i]!));
+      expect(enlargeSocketBuffers(channel)).toBe(before.length);
+    }
+  });
+
+  it('leaves a channel without werift internals alone', () => {
+    expect(enlargeSocketBuffers({} as RTCDataChannel)).toBe(0);
+  });
+});
+
+describe('ackEverySecondPacket', () => {
+  /** Sends `count` messages of `bytes` from `from` to `to`; resolves with how many SACKs `to` sent meanwhile. */
+  async function sacksFor(from: RTCDataChannel, to: RTCDataChannel, count: number, bytes: number) {
+    const sctp = (to as unknown as { sctp: { sctp: { sendSack: () => Promise<void> } } }).sctp.sctp;
+    const sendSack = sctp.sendSack.bind(sctp);
+    let sacks = 0;
+    sctp.sendSack = () => (sacks++, sendSack());
+    let received = 0;
+    let intact = true;
+    const all = new Promise<void>((r) =>
+      to.onMessage.subscribe((m) => {
+        const b = m as Buffer;
+        if (b.length !== bytes || b[0] !== received % 251 || b[bytes - 1] !== received % 251)
+          intact = false;
+        if (++received === count) r();
+      }),
+    );
+    for (let i = 0; i < count; i++) from.send(Buffer.alloc(bytes, i % 251));
+    await all;
+    await new Promise((r) => setTimeout(r, 100)); // the last delayed SACK
+    sctp.sendSack = sendSack;
+    return { sacks, intact };
+  }
+
+  it('acks every second packet instead of every one, and every message still arrives whole', async () => {
+    const { dc, answerer } = await pair();
+    const got = new Promise<RTCDataChannel>((r) => answerer.onDataChannel.subscribe(r));
+    await waitOpen(dc, 5000);
+    const remote = await got;
+    // (with the kernel's default UDP buffers werift drops datagrams even on loopback, and the
+    // retransmissions would blur the count)
+    enlargeSocketBuffers(dc);
+    enlargeSocketBuffers(remote);
+    const packets = 40 * 10; // 12000-byte messages: 10 chunks of 1200 bytes, one per packet
+    const before = await sacksFor(dc, remote, 40, 12000);
+    expect(before.intact).toBe(true);
+    expect(before.sacks).toBeGreaterThanOrEqual(packets * 0.9); // werift: one per packet
+    expect(ackEverySecondPacket(remote)).toBe(true);
+    expect(ackEverySecondPacket(remote)).toBe(false); // once per association
+    const after = await sacksFor(dc, remote, 40, 12000);
+    expect(after.intact).toBe(true);
+    expect(after.sacks).toBeLessThanOrEqual(packets * 0.6);
+    expect(after.sacks).toBeGreaterThanOrEqual(packets * 0.4);
+  });
+
+  it('leaves a channel without werift internals alone', () => {
+    expect(ackEverySecondPacket({} as RTCDataChannel)).toBe(false);
   });
 });
