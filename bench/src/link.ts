@@ -491,6 +491,10 @@ async function chromiumRound(pair: ChromiumPair): Promise<{
 
 // ---------------------------------------------------------------- orchestrator
 
+/** BENCH_LINK_CPU_PROF=dir: each client role writes a V8 CPU profile there. */
+const profArgs = process.env.BENCH_LINK_CPU_PROF
+  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_LINK_CPU_PROF}`]
+  : [];
 const nodeArgs = ['--conditions=peerway-source', '--import', 'tsx', SELF];
 
 async function main(): Promise<void> {
@@ -522,7 +526,8 @@ async function main(): Promise<void> {
   /** Runs a client role in the link's a end; its parsed result. */
   const client = (link: Link, what: string, arg: string, engine = ''): Promise<never> =>
     new Promise((res, rej) => {
-      const p = link.spawn(link.aNs, process.execPath, [...nodeArgs, 'client', what, arg, engine], {
+      const args = [...profArgs, ...nodeArgs, 'client', what, arg, engine];
+      const p = link.spawn(link.aNs, process.execPath, args, {
         cwd: ROOT,
         env: { ...process.env, PEERWAY_LOG_LEVEL: 'warn' },
       });
@@ -771,11 +776,14 @@ async function main(): Promise<void> {
   };
   printTable(results as unknown as Results);
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const out = join(
-    ROOT,
-    'bench/results',
-    `link-${process.env.BENCH_LINK_CUSTOM ? 'custom-' : ''}${date.slice(0, 10)}.json`,
-  );
+  // BENCH_LINK_OUT=path: write there instead (experiments that must not replace a result)
+  const out =
+    process.env.BENCH_LINK_OUT ??
+    join(
+      ROOT,
+      'bench/results',
+      `link-${process.env.BENCH_LINK_CUSTOM ? 'custom-' : ''}${date.slice(0, 10)}.json`,
+    );
   writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
   console.log(`\nwrote ${out}`);
 }
