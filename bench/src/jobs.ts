@@ -16,12 +16,12 @@
  *    a bare Node HTTP server answering the same POST in the same run
  *    (BENCH_JOBS_SPLIT=0 leaves it out).
  *
- * Matching latency at 100,000 waiting jobs is bench/src/jobs-match.ts.
+ * Matching latency at 100,000 waiting jobs is bench/src/jobs-match.ts (bench:jobs-match).
  * Usage: tsx src/jobs.ts [--workers 1,10,100]; BENCH_JOBS (default 2000),
  * BENCH_IN_FLIGHT (submitters' jobs in flight, default 30), BENCH_RUNS
  * (default 3), BENCH_SERVER_PROF=<dir> (the server's CPU profile). Everything on loopback, bounded in count and time.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,7 @@ import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { encodeMessage, type ServerToAgent } from '@peerway/protocol';
 import { generateIdentity, signChallenge } from '@peerway/protocol/node';
+import { Child, machineBusyS, percentile, procCpuS, procUserSys, startRedis } from './machine';
 import { ROOT, stat } from './stack';
 
 const args = new Map<string, string>();
@@ -46,24 +47,8 @@ const MANY_WORKERS = Number(process.env.BENCH_MANY_WORKERS ?? 1000);
 const DEADLINE = Date.now() + 30 * 60_000;
 const WAIT_MS = 120_000;
 
-const ticks = 100; // USER_HZ on Linux
-function procCpuS(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / ticks;
-}
 function procRss(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-}
-/** CPU seconds the whole machine spent busy so far (all cores), to see how loaded the run was. */
-function machineBusyS(): number {
-  const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const n = f.map(Number);
-  return (n[0]! + n[1]! + n[2]! + n[5]! + n[6]! + n[7]!) / ticks;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
 /** Runs `make(i)` for i < n with at most `width` at once. */
@@ -82,47 +67,6 @@ function deadline(): void {
 
 // ---------------------------------------------------------------------------
 // processes
-
-class Child {
-  constructor(readonly proc: ChildProcess) {}
-  get pid(): number {
-    return this.proc.pid!;
-  }
-  async stop(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const done = new Promise((r) => this.proc.once('exit', r));
-    this.proc.kill('SIGTERM');
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
-    await done;
-    clearTimeout(t);
-  }
-}
-
-async function startRedis(dir: string): Promise<{ child: Child; port: number }> {
-  const port = 21000 + Math.floor(Math.random() * 20000);
-  const proc = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const rl = createInterface({ input: proc.stdout! });
-    rl.on('line', (l) => l.includes('Ready to accept connections') && resolve());
-    proc.once('exit', (c) => reject(new Error(`redis-server exited ${c}`)));
-  });
-  return { child: new Child(proc), port };
-}
 
 interface Server {
   child: Child;
@@ -469,12 +413,6 @@ async function connectWorkers(server: Server, n: number): Promise<WebSocket[]> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`only some of ${n} workers were listed`);
-}
-
-/** User and system CPU seconds of a process so far. */
-function procUserSys(pid: number): [number, number] {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return [Number(f[11]) / ticks, Number(f[12]) / ticks];
 }
 
 interface SplitRow {

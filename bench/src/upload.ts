@@ -19,20 +19,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Frame } from 'playwright-core';
+import { machineBusyS } from './machine';
 import { BENCH_ENGINES, ROOT, launchChromium, startBenchStack, stat } from './stack';
 
 const SIZES = (process.env.BENCH_UPLOAD_SIZES_MIB ?? '8,32').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_UPLOAD_ROUNDS ?? 3);
 const TRANSFER_TIMEOUT_MS = 120_000;
 const MIB = 1024 * 1024;
-const ticks = 100; // USER_HZ on Linux
-
-/** CPU seconds the whole machine spent busy so far (all cores). */
-function machineBusyS(): number {
-  const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const n = f.map(Number);
-  return (n[0]! + n[1]! + n[2]! + n[5]! + n[6]! + n[7]!) / ticks;
-}
 
 type Path = 'worker' | 'shim';
 type Dir = 'upload' | 'download';

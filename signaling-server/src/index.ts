@@ -12,6 +12,7 @@ export {
   type RawServerConfig,
 } from './config';
 export { SqliteStore } from './store/sqlite';
+export { RedisStore } from './store/redis';
 export type { Store } from './store/store';
 export { purgeOnce, UNCLAIMED_NODE_TTL_MS } from './nodes/purge';
 export { turnCredentials, iceServersFor, CloseCode } from './ws/index';
