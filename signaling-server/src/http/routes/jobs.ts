@@ -189,9 +189,22 @@ export function jobRoutes(deps: {
         res.end();
       };
       req.on('close', end);
+      // The events of one tick go out in one write (a busy stream of all of
+      // a user's jobs carries several per tick; each was its own write(2)).
+      let corked = false;
+      const uncork = () => {
+        corked = false;
+        res.uncork();
+      };
       return {
         write: (type: string, data: unknown) => {
-          if (!ended) res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+          if (ended) return;
+          if (!corked) {
+            corked = true;
+            res.cork();
+            process.nextTick(uncork);
+          }
+          res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
         },
         end,
         onEnd: (f: () => void) => ends.push(f),
