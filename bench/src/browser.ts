@@ -16,6 +16,7 @@
  * transfers. Writes bench/results/browser-<date>.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadLine, startLoadSample, type RunLoad } from './machine';
 import { join } from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { BENCH_ENGINES, ROOT, launchChromium, startBenchStack, stat } from './stack';
@@ -320,6 +321,7 @@ async function benchEngine(engine: string) {
 }
 
 try {
+  const sample = startLoadSample();
   const results = {
     date: new Date().toISOString(),
     runs: RUNS,
@@ -327,6 +329,7 @@ try {
     bytes: SIZE,
     uploadBytes: UPLOAD,
     engines: [] as Awaited<ReturnType<typeof benchEngine>>[],
+    load: null as RunLoad | null,
   };
   for (const e of BENCH_ENGINES) {
     console.error(`[bench:browser] engine ${e}…`);
@@ -336,18 +339,36 @@ try {
   console.log('\nPeerway browser bench (Chromium, loopback), median (min–max)\n');
   console.log(`| measure | ${results.engines.map((r) => r.engine).join(' | ')} | reference |`);
   console.log(`|---|${results.engines.map(() => '---|').join('')}---|`);
-  const row = (label: string, pick: (r: (typeof results.engines)[0]) => Stat, ref: string, d = 0) =>
-    console.log(`| ${label} | ${results.engines.map((r) => f(pick(r), d)).join(' | ')} | ${ref} |`);
   const r0 = results.engines[0]!;
+  /** A row; with a reference, each engine's median also as a ratio to it (same run). */
+  const row = (
+    label: string,
+    pick: (r: (typeof results.engines)[0]) => Stat,
+    ref: string,
+    d = 0,
+    refOf?: (r: (typeof results.engines)[0]) => Stat,
+  ) =>
+    console.log(
+      `| ${label} | ${results.engines
+        .map((r) => {
+          const base = refOf?.(r).median;
+          return f(pick(r), d) + (base ? ` (${(pick(r).median / base).toFixed(2)}×)` : '');
+        })
+        .join(' | ')} | ${ref} |`,
+    );
   row(
     'cold open to app first byte, ms',
     (r) => r.coldOpenMs.firstByte,
     `direct ${f(r0.coldOpenMs.direct.firstByte, 1)}`,
+    0,
+    (r) => r.coldOpenMs.direct.firstByte,
   );
   row(
     'cold open to app load, ms',
     (r) => r.coldOpenMs.load,
     `direct ${f(r0.coldOpenMs.direct.load, 1)}`,
+    0,
+    (r) => r.coldOpenMs.direct.load,
   );
   for (const [k, label] of [
     ['signalingOpen', '— at: signaling WebSocket open (page script)'],
@@ -378,12 +399,14 @@ try {
     (r) => r.warmGetMs.p50,
     `direct ${f(r0.warmGetMs.direct.p50, 2)}`,
     2,
+    (r) => r.warmGetMs.direct.p50,
   );
   row(
     'warm GET p99, ms (fetch)',
     (r) => r.warmGetMs.p99,
     `direct ${f(r0.warmGetMs.direct.p99, 2)}`,
     2,
+    (r) => r.warmGetMs.direct.p99,
   );
   row('warm GET p50, ms (XHR, via the worker)', (r) => r.warmGetMs.viaWorker.p50, '', 2);
   row('warm GET p99, ms (XHR, via the worker)', (r) => r.warmGetMs.viaWorker.p99, '', 2);
@@ -392,6 +415,7 @@ try {
     (r) => r.throughputMBps.download,
     `direct ${f(r0.throughputMBps.direct.download, 1)}`,
     1,
+    (r) => r.throughputMBps.direct.download,
   );
   row(
     '— Chromium⇄Chromium data channel measured beside it (the ceiling), MB/s',
@@ -419,6 +443,11 @@ try {
     (r) => r.throughputMBps.upload,
     `direct ${f(r0.throughputMBps.direct.upload, 1)}`,
     1,
+    (r) => r.throughputMBps.direct.upload,
+  );
+  results.load = sample.end();
+  console.log(
+    `\nRatios in brackets: Peerway ÷ the reference measured in the same run (for times, > 1 is slower; for rates, < 1 is slower). ${loadLine(results.load)}`,
   );
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   const out = join(ROOT, 'bench/results', `browser-${results.date.slice(0, 10)}.json`);

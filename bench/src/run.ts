@@ -10,6 +10,7 @@
  */
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadLine, startLoadSample } from './machine';
 import { join } from 'node:path';
 import { startBenchStack, stat, ROOT } from './stack';
 import { connectTunnel, type TunnelClient } from '@peerway/node-agent/client';
@@ -35,6 +36,7 @@ async function drain(
 
 async function main() {
   const chunk = Buffer.alloc(256 * 1024, 7);
+  const sample = startLoadSample();
   const stack = await startBenchStack();
   const { server } = stack;
   const upPort = stack.appPort;
@@ -137,6 +139,7 @@ async function main() {
         tunnelUpload: stat(up),
       },
       agentMemory: { idleRssMiB: idleRss / 1048576, perSessionMiB: perSession / 1048576 },
+      load: sample.end(),
     };
     const f = (s: Stat, d = 1) =>
       `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
@@ -148,15 +151,18 @@ async function main() {
       `|   signaling / ICE / DTLS+SCTP, ms | ${f(results.setupMs.signaling)} / ${f(results.setupMs.ice)} / ${f(results.setupMs.dtlsSctp)} | — |`,
     );
     console.log(
-      `| small GET p50 / p99, ms | ${tunnelLat.p50.toFixed(2)} / ${tunnelLat.p99.toFixed(2)} | direct ${directLat.p50.toFixed(2)} / ${directLat.p99.toFixed(2)} |`,
+      `| small GET p50 / p99, ms | ${tunnelLat.p50.toFixed(2)} / ${tunnelLat.p99.toFixed(2)} (${(tunnelLat.p50 / directLat.p50).toFixed(2)}× / ${(tunnelLat.p99 / directLat.p99).toFixed(2)}×) | direct ${directLat.p50.toFixed(2)} / ${directLat.p99.toFixed(2)} |`,
     );
     console.log(
-      `| download 64 MiB, MB/s | ${f(results.throughputMBps.tunnelDownload)} | direct ${f(results.throughputMBps.directDownload)} |`,
+      `| download 64 MiB, MB/s | ${f(results.throughputMBps.tunnelDownload)} (${(results.throughputMBps.tunnelDownload.median / results.throughputMBps.directDownload.median).toFixed(2)}×) | direct ${f(results.throughputMBps.directDownload)} |`,
     );
     console.log(`| upload 64 MiB, MB/s | ${f(results.throughputMBps.tunnelUpload)} | — |`);
     console.log(`| agent idle RSS, MiB | ${results.agentMemory.idleRssMiB.toFixed(1)} | — |`);
     console.log(
       `| agent RSS per session, MiB | ${results.agentMemory.perSessionMiB.toFixed(2)} | — |`,
+    );
+    console.log(
+      `\nRatios in brackets: Peerway ÷ the reference measured in the same run. ${loadLine(results.load)}`,
     );
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
     const out = join(ROOT, 'bench/results', `node-client-${results.date.slice(0, 10)}.json`);
