@@ -12,11 +12,11 @@
  * (default 1000). Bounded: 100,000 jobs, a few minutes.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisStore, SqliteStore } from '@peerway/signaling-server';
 import { JOB_DEFAULTS } from '@peerway/protocol';
-import { machineBusyS, percentile, startRedis } from './machine';
+import { loadLine, percentile, startLoadSample, startRedis } from './machine';
 import { ROOT } from './stack';
 
 const LEASES = Number(process.env.BENCH_MATCH_LEASES ?? 1000);
@@ -91,8 +91,7 @@ interface Row {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'pw-jobs-match-'));
-const busy0 = machineBusyS();
-const wall0 = performance.now();
+const sample = startLoadSample();
 const rows: Row[] = [];
 const redis = await startRedis(dir);
 try {
@@ -126,8 +125,7 @@ try {
   await redis.child.stop();
   rmSync(dir, { recursive: true, force: true });
 }
-const wallS = (performance.now() - wall0) / 1000;
-const busyPct = ((machineBusyS() - busy0) / wallS / cpus().length) * 100;
+const load = sample.end();
 
 const date = new Date().toISOString();
 console.log(
@@ -141,18 +139,9 @@ for (const r of rows)
   console.log(
     `| ${r.store} | ${r.floor.p50} / ${r.floor.p99} | ${SIZES.map((s) => `${r.waiting[s]!.p50} / ${r.waiting[s]!.p99}`).join(' | ')} | ${(r.waiting[SIZES.at(-1)!]!.p99 / r.waiting[SIZES[0]!]!.p99).toFixed(2)} |`,
   );
-console.log(
-  `\nFloor: Redis, a PING round trip; SQLite, reading one job by id. Machine: ${cpus().length} cores, busy ${busyPct.toFixed(0)} % on average (this bench included), load average ${loadavg()[0]!.toFixed(2)}.`,
-);
+console.log(`\nFloor: Redis, a PING round trip; SQLite, reading one job by id. ${loadLine(load)}`);
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
 const out = join(ROOT, `bench/results/jobs-match-${date.slice(0, 10)}.json`);
-writeFileSync(
-  out,
-  JSON.stringify(
-    { date, leases: LEASES, groups: GROUPS, machineBusyPct: +busyPct.toFixed(0), rows },
-    null,
-    2,
-  ),
-);
+writeFileSync(out, JSON.stringify({ date, leases: LEASES, groups: GROUPS, load, rows }, null, 2));
 console.log(`JSON: ${out}`);
 process.exit(0);

@@ -23,7 +23,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, loadavg, cpus } from 'node:os';
+import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
@@ -31,7 +31,15 @@ import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { encodeMessage, type ServerToAgent } from '@peerway/protocol';
 import { generateIdentity, signChallenge } from '@peerway/protocol/node';
-import { Child, machineBusyS, percentile, procCpuS, procUserSys, startRedis } from './machine';
+import {
+  Child,
+  loadLine,
+  percentile,
+  procCpuS,
+  procUserSys,
+  startLoadSample,
+  startRedis,
+} from './machine';
 import { ROOT, stat } from './stack';
 
 const args = new Map<string, string>();
@@ -540,8 +548,7 @@ async function splitRun(redisUrl: string, redisPid: number, n: number): Promise<
 const dir = mkdtempSync(join(tmpdir(), 'pw-jobs-bench-'));
 const redis = await startRedis(dir);
 const redisUrl = `redis://127.0.0.1:${redis.port}/0`;
-const busy0 = machineBusyS();
-const wall0 = performance.now();
+const sample = startLoadSample();
 const rows: E2eRow[] = [];
 let many: Record<string, number> | null = null;
 let split: SplitRow[] = [];
@@ -622,8 +629,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const wallS = (performance.now() - wall0) / 1000;
-const machineLoad = (machineBusyS() - busy0) / wallS / cpus().length;
+const load = sample.end();
 
 const summary = WORKERS.map((w) => {
   const of = (system: E2eRow['system']) => {
@@ -686,9 +692,7 @@ if (split.length > 0) {
       `| ${r.phase} | ${r.serverUs} (${r.serverSystemUs}) | ${r.redisUs} | ${r.perSec} |`,
     );
 }
-console.log(
-  `\nMachine: ${cpus().length} cores, busy ${(machineLoad * 100).toFixed(0)} % on average during the run (all processes, this benchmark's own included); load average ${loadavg()[0]!.toFixed(2)}.`,
-);
+console.log(`\nMachine: ${cpus().length} cores. ${loadLine(load)}`);
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
 const out = join(ROOT, `bench/results/jobs-${new Date().toISOString().slice(0, 10)}.json`);
 writeFileSync(
@@ -699,7 +703,7 @@ writeFileSync(
       jobs: JOBS,
       inFlight: IN_FLIGHT,
       runs: RUNS,
-      machineBusy: +machineLoad.toFixed(2),
+      load,
       summary,
       rows,
       many,

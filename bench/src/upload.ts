@@ -16,10 +16,10 @@
  * and the browser it drives: other work on the machine).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { Frame } from 'playwright-core';
-import { machineBusyS } from './machine';
+import { loadLine, startLoadSample } from './machine';
 import { BENCH_ENGINES, ROOT, launchChromium, startBenchStack, stat } from './stack';
 
 const SIZES = (process.env.BENCH_UPLOAD_SIZES_MIB ?? '8,32').split(',').map(Number);
@@ -96,9 +96,7 @@ interface Row {
 
 const browser = await launchChromium();
 const rows: Row[] = [];
-const load0 = loadavg();
-const busy0 = machineBusyS();
-const t0 = performance.now();
+const sample = startLoadSample();
 try {
   for (const engine of BENCH_ENGINES) {
     console.error(`[bench:upload] engine ${engine}…`);
@@ -143,8 +141,7 @@ try {
 } finally {
   await browser.close();
 }
-const wallS = (performance.now() - t0) / 1000;
-const busyPct = ((machineBusyS() - busy0) / wallS / cpus().length) * 100;
+const load = sample.end();
 
 interface Result {
   date: string;
@@ -167,7 +164,7 @@ const result: Result = {
   date: new Date().toISOString(),
   commit: process.env.BENCH_COMMIT ?? commit,
   machine: `${cpus().length} cores, Chromium (Debian), Node ${process.version}`,
-  load: { loadAverageStart: load0, loadAverageEnd: loadavg(), machineBusyPct: busyPct },
+  load,
   rows,
 };
 if (process.env.BENCH_UPLOAD_BEFORE)
@@ -175,7 +172,7 @@ if (process.env.BENCH_UPLOAD_BEFORE)
 
 const f = (x: Stat) => `${x.median.toFixed(1)} (${x.min.toFixed(1)}–${x.max.toFixed(1)})`;
 console.log(
-  `\nWorker (XHR) vs shim (fetch) in one page, ${result.date.slice(0, 16)}Z; machine busy ${busyPct.toFixed(0)} % over the run (this bench included), load average ${load0[0]!.toFixed(2)} at start; median (min–max) of ${ROUNDS} rounds, MB/s\n`,
+  `\nWorker (XHR) vs shim (fetch) in one page; median (min–max) of ${ROUNDS} rounds, MB/s. ${loadLine(load)}\n`,
 );
 const before = (r: Row) =>
   result.before?.rows.find((b) => b.engine === r.engine && b.mib === r.mib && b.dir === r.dir);
