@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseConfig, purgeOnce, startPeerwayServer } from '@peerway/signaling-server';
 import { ROOT, stat } from './stack';
+import { loadLine, startLoadSample } from './machine';
+
+const loadSample = startLoadSample();
 
 const UNCLAIMED = Number(process.env.BENCH_UNCLAIMED ?? 10_000);
 const CLAIMED = Number(process.env.BENCH_CLAIMED ?? 50);
@@ -81,10 +84,13 @@ try {
   const out = join(ROOT, 'bench/results');
   mkdirSync(out, { recursive: true });
   const file = join(out, `admin-nodes-${new Date().toISOString().slice(0, 10)}.json`);
+  const runLoad = loadSample.end();
+  console.log(`\n${loadLine(runLoad)}`);
   writeFileSync(
     file,
     JSON.stringify(
       {
+        load: runLoad,
         date: new Date().toISOString(),
         claimed: CLAIMED,
         unclaimed: UNCLAIMED,

@@ -16,6 +16,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { BENCH_ENGINES, ROOT, launchChromium, startBenchStack } from './stack';
+import { loadLine, startLoadSample } from './machine';
+
+const loadSample = startLoadSample();
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2)
@@ -112,7 +115,12 @@ try {
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   const date = new Date().toISOString();
   const out = join(ROOT, 'bench/results', `browser-fanout-${date.slice(0, 10)}.json`);
-  writeFileSync(out, JSON.stringify({ date, bytesEach: EACH, rows }, null, 2) + '\n');
+  const runLoad = loadSample.end();
+  console.log(`\n${loadLine(runLoad)}`);
+  writeFileSync(
+    out,
+    JSON.stringify({ load: runLoad, date, bytesEach: EACH, rows }, null, 2) + '\n',
+  );
   console.log(`\nwrote ${out}`);
 } finally {
   await browser.close();

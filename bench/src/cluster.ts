@@ -45,6 +45,9 @@ import {
   type DeployNode,
 } from '../../e2e/support/cluster';
 import { ROOT, stat } from './stack';
+import { loadLine, startLoadSample } from './machine';
+
+const loadSample = startLoadSample();
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 /** Gives up on one measurement after this long (a broken run, not a slow one). */
@@ -404,10 +407,13 @@ try {
   for (const [k, ok] of Object.entries(targets)) console.log(`- ${k}: ${ok ? 'holds' : 'MISSED'}`);
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   const out = join(ROOT, `bench/results/cluster-${new Date().toISOString().slice(0, 10)}.json`);
+  const runLoad = loadSample.end();
+  console.log(`\n${loadLine(runLoad)}`);
   writeFileSync(
     out,
     JSON.stringify(
       {
+        load: runLoad,
         date: new Date().toISOString(),
         runs: RUNS,
         node: process.version,

@@ -9,6 +9,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, stat } from './stack';
+import { loadLine, startLoadSample } from './machine';
+
+const loadSample = startLoadSample();
 
 const RUNS = Number(process.env.BENCH_COLD_RUNS ?? 15);
 
@@ -49,5 +52,10 @@ for (const r of rows)
   );
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
 const out = join(ROOT, `bench/results/cold-start-${new Date().toISOString().slice(0, 10)}.json`);
-writeFileSync(out, JSON.stringify({ runs: RUNS, node: process.version, rows }, null, 2) + '\n');
+const runLoad = loadSample.end();
+console.log(`\n${loadLine(runLoad)}`);
+writeFileSync(
+  out,
+  JSON.stringify({ load: runLoad, runs: RUNS, node: process.version, rows }, null, 2) + '\n',
+);
 console.log(`wrote ${out}`);

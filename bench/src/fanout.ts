@@ -14,6 +14,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectTunnel, type TunnelClient } from '@peerway/node-agent/client';
 import { ROOT, startBenchStack, stat } from './stack';
+import { loadLine, startLoadSample } from './machine';
+
+const loadSample = startLoadSample();
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2)
@@ -163,7 +166,12 @@ async function main(): Promise<void> {
   const dir = join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `fanout-${new Date().toISOString().slice(0, 10)}.json`);
-  writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), results }, null, 2) + '\n');
+  const runLoad = loadSample.end();
+  console.log(`\n${loadLine(runLoad)}`);
+  writeFileSync(
+    file,
+    JSON.stringify({ load: runLoad, at: new Date().toISOString(), results }, null, 2) + '\n',
+  );
   console.log(`\nwrote ${file}`);
 }
 

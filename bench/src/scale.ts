@@ -17,6 +17,9 @@ import WebSocket from 'ws';
 import { encodeMessage, type ServerToAgent, type ServerToClient } from '@peerway/protocol';
 import { generateIdentity, signChallenge } from '@peerway/protocol/node';
 import { ROOT, stat } from './stack';
+import { loadLine, startLoadSample } from './machine';
+
+const loadSample = startLoadSample();
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2)
@@ -242,10 +245,13 @@ async function main(): Promise<void> {
   const dir = join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `scale-${new Date().toISOString().slice(0, 10)}.json`);
+  const runLoad = loadSample.end();
+  console.log(`\n${loadLine(runLoad)}`);
   writeFileSync(
     file,
     JSON.stringify(
       {
+        load: runLoad,
         at: new Date().toISOString(),
         clients: CLIENTS,
         seconds: BROKER_SECONDS,

@@ -14,6 +14,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDeploymentSpec, type DeploymentSpec, type NodeResources } from '@peerway/protocol';
 import { plan, type Allocation, type SchedulerNode } from '@peerway/signaling-server';
+import { loadLine, startLoadSample } from './machine';
+
+const loadSample = startLoadSample();
 
 const NODES = Number(process.env.BENCH_SCHED_NODES ?? 1000);
 const REPLICAS = Number(process.env.BENCH_SCHED_REPLICAS ?? 100);
@@ -161,10 +164,13 @@ console.log(
 const out = join(ROOT, 'bench/results');
 mkdirSync(out, { recursive: true });
 const file = join(out, 'scheduler.json');
+const runLoad = loadSample.end();
+console.log(`\n${loadLine(runLoad)}`);
 writeFileSync(
   file,
   JSON.stringify(
     {
+      load: runLoad,
       date: new Date().toISOString(),
       node: process.version,
       nodes: NODES,

@@ -21,6 +21,9 @@ import {
   type FrameChannel,
 } from '@peerway/protocol';
 import { ROOT, stat } from './stack';
+import { loadLine, startLoadSample } from './machine';
+
+const loadSample = startLoadSample();
 
 const LINK_MBPS = Number(process.env.BENCH_LINK_MBPS ?? 100);
 const RTTS_MS = (process.env.BENCH_RTTS_MS ?? '2,20,50,100').split(',').map(Number);
@@ -151,10 +154,13 @@ for (const r of rows) console.log(`| ${r.rttMs} | ${f(r.initialWindow)} | ${f(r.
 const out = join(ROOT, 'bench/results');
 mkdirSync(out, { recursive: true });
 const file = join(out, `window-${new Date().toISOString().slice(0, 10)}.json`);
+const runLoad = loadSample.end();
+console.log(`\n${loadLine(runLoad)}`);
 writeFileSync(
   file,
   JSON.stringify(
     {
+      load: runLoad,
       date: new Date().toISOString(),
       linkMbps: LINK_MBPS,
       sizeBytes: SIZE,
