@@ -34,6 +34,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { join } from 'node:path';
+import { machineBusyS } from './machine';
 import { ROOT, sendFiller, stat, upstreamApp } from './stack';
 
 const SELF = join(ROOT, 'bench/src/link.ts');
@@ -86,12 +87,6 @@ function procCpuS(pid: number): number {
   } catch {
     return 0;
   }
-}
-/** CPU seconds the whole machine spent busy so far (all cores). */
-function machineBusyS(): number {
-  const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const n = f.map(Number);
-  return (n[0]! + n[1]! + n[2]! + n[5]! + n[6]! + n[7]!) / ticks;
 }
 const selfCpuS = () => {
   const u = process.cpuUsage();
