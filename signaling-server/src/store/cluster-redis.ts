@@ -21,7 +21,7 @@ import type {
   NewDeployment,
   NewDeploymentEvent,
 } from './store';
-import { MAX_DEPLOYMENT_EVENTS, NameTakenError, PlanConflictError, newAllocationId } from './store';
+import { MAX_DEPLOYMENT_EVENTS, NameTakenError, PlanConflictError, newAllocation } from './store';
 import {
   applyReport,
   boundedText,
@@ -291,19 +291,7 @@ export class RedisClusterStore extends RedisJobStore {
   ): Promise<AppliedPlan> {
     const stop = changes.stop ?? [];
     const remove = changes.remove ?? [];
-    const placed = (changes.place ?? []).map((p): AllocationRecord => ({
-      id: newAllocationId(),
-      deployment,
-      nodeId: p.nodeId,
-      state: 'pending',
-      reason: null,
-      resources: { ...p.resources },
-      desired: 'run',
-      createdAt: changes.now,
-      since: changes.now,
-      version: 1,
-      failures: 0,
-    }));
+    const placed = (changes.place ?? []).map((p) => newAllocation(deployment, p, changes.now));
     const r = (await this.redis.eval(
       PUT_ALLOCATIONS,
       3,

@@ -402,7 +402,8 @@ export class RedisJobStore implements JobStore {
   }
 
   async waitingGroups(): Promise<{ submitterId: string; key: string; count: number }[]> {
-    const { groups } = await this.groups('*', Date.now(), false);
+    // a read only: time 0 drops no idle group (the lease's reads do, on the server's clock)
+    const { groups } = await this.groups('*', 0, false);
     if (groups.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const [s, k] of groups) pipe.zcard(`${P}jobq:${s}|${k}`);

@@ -44,7 +44,7 @@ import {
   NameTakenError,
   PlanConflictError,
   newAccessTokenRecord,
-  newAllocationId,
+  newAllocation,
 } from './store';
 import {
   applyReport,
@@ -727,19 +727,7 @@ export class SqliteStore extends SqliteJobStore implements Store {
           "INSERT INTO allocations VALUES (?, ?, ?, 'pending', NULL, ?, ?, ?, 'run', ?, ?, 1, 0)",
         );
         const placed = place.map((p): AllocationRecord => {
-          const a: AllocationRecord = {
-            id: newAllocationId(),
-            deployment,
-            nodeId: p.nodeId,
-            state: 'pending',
-            reason: null,
-            resources: { ...p.resources },
-            desired: 'run',
-            createdAt: changes.now,
-            since: changes.now,
-            version: 1,
-            failures: 0,
-          };
+          const a = newAllocation(deployment, p, changes.now);
           insert.run(
             a.id,
             deployment,

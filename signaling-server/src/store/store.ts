@@ -233,6 +233,27 @@ export function newAllocationId(): string {
   return randomBytes(8).toString('hex');
 }
 
+/** A new allocation of a plan's placement: pending, to run, with a fresh ID (both stores). */
+export function newAllocation(
+  deployment: string,
+  p: { nodeId: string; resources: AllocationRecord['resources'] },
+  now: number,
+): AllocationRecord {
+  return {
+    id: newAllocationId(),
+    deployment,
+    nodeId: p.nodeId,
+    state: 'pending',
+    reason: null,
+    resources: { ...p.resources },
+    desired: 'run',
+    createdAt: now,
+    since: now,
+    version: 1,
+    failures: 0,
+  };
+}
+
 /** The whole store: what is below, and the jobs part (./jobs.ts). */
 export interface Store extends JobStore {
   /** Applies pending schema migrations (versioned, idempotent). */
